@@ -1,0 +1,38 @@
+"""Money: fees and P/L of a system trade, exactly as DESIGN.md defines them.
+
+With stake S (USD margin), leverage L, fee rate f per side, notional N = S·L, side s (+1/−1):
+
+    pnl_usd = N·s·(exit − entry)/entry − f·N·(1 + exit/entry)
+    pnl_pct = pnl_usd / S            (a fraction: 0.05 is +5 % of the stake)
+
+This is quote-currency agnostic: an ETHBTC trade's $ result is its return times the stake.
+A liquidated trade loses its whole margin plus the entry fee: pnl = −S − f·N.
+"""
+
+from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
+
+# 34 significant digits: far beyond any exchange's tick size, so rounding never shows.
+MONEY_CONTEXT = Context(prec=34)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    fees_usd: Decimal
+    pnl_usd: Decimal
+    pnl_pct: Decimal
+
+
+def settle(
+    *, side_sign: int, stake: Decimal, leverage: int, fee_rate: Decimal,
+    entry: Decimal, exit: Decimal, liquidated: bool = False,
+) -> Settlement:
+    with localcontext(MONEY_CONTEXT):
+        notional = stake * leverage
+        if liquidated:
+            fees = fee_rate * notional  # only the entry fee: the position is gone, not sold
+            pnl = -stake - fees
+        else:
+            fees = fee_rate * notional * (1 + exit / entry)
+            pnl = notional * side_sign * (exit - entry) / entry - fees
+        return Settlement(fees_usd=fees, pnl_usd=pnl, pnl_pct=pnl / stake)

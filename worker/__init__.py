@@ -1,0 +1,1 @@
+"""The signalproof worker: signal intake, the trade monitor and the exchange client."""
