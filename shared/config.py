@@ -16,6 +16,7 @@ class Config(BaseSettings):
     # Exchange client tuning. The defaults suit Binance; tests shrink them.
     http_timeout_seconds: float = 10.0
     http_retries: int = 5
+    http_backoff_seconds: float = 0.5  # first retry delay; doubles each retry
     retry_after_cap_seconds: float = 60.0
     monitor_interval_seconds: int = 30
 

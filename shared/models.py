@@ -91,7 +91,7 @@ class Signal(SQLModel, table=True):
     signal_id: str
     time: datetime | None = _utc(default=None)
     received_at: datetime | None = _utc(
-        default=None, sa_column_kwargs={"server_default": sa.func.current_timestamp()}
+        default=None, nullable=False, sa_column_kwargs={"server_default": sa.func.current_timestamp()}
     )
     symbol: str | None = None
     side: str | None = None

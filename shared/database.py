@@ -1,0 +1,100 @@
+"""Engines, transactions and the schema (through Alembic only).
+
+SQLite is the embedded default: WAL so the site reads while the worker writes, a busy timeout
+so two writers wait instead of failing, and `BEGIN IMMEDIATE` so a writer takes the lock up
+front (SQLite cannot upgrade a read lock to a write lock while another writer waits).
+PostgreSQL goes through psycopg 3. Nothing here runs at import time.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from shared.config import sqlite_path
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class SchemaMissing(RuntimeError):
+    """The database has not been created or migrated: run `signalproof db upgrade`."""
+
+
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, read_only=read_only)
+    connect_args: dict[str, Any] = {}
+    if read_only:
+        # Every transaction on this engine is read-only: the server refuses any write.
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_engine(url: str, *, read_only: bool) -> Engine:
+    path = sqlite_path(url)
+    connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if path is not None and read_only:
+        url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+    elif path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args=connect_args)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite's own is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        with session.begin():
+            yield session
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Create or migrate the schema (`signalproof db upgrade`)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def require_schema(engine: Engine) -> None:
+    """Fail with a clear message, not a traceback, when the tables are not there yet."""
+    try:
+        with engine.connect() as connection:
+            present = sa.inspect(connection).has_table("alembic_version")
+    except sa.exc.OperationalError as exc:
+        raise SchemaMissing(f"cannot open the database: {exc.orig}") from exc
+    if not present:
+        raise SchemaMissing("the database has no signalproof schema yet: run `signalproof db upgrade` first")

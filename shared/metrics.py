@@ -1,0 +1,386 @@
+"""Track-record metrics, as pure functions over closed trades (DESIGN.md "Metric definitions").
+
+The worker's `signalproof stats`, the CLI's `--json` and every number on the public site come
+from these functions, so they take plain values (no session, no clock, no Streamlit) and give
+the same answer whatever order the trades arrive in: everything that depends on order first
+goes through `order_closed`.
+
+Money stays `Decimal` end to end, computed in a local 34-digit context (decimal128) so that
+long histories of cent-level P/L neither round nor depend on the caller's context; only the
+Sharpe and Sortino ratios, which need a square root of a statistical estimate anyway, are floats.
+"""
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta, timezone
+from decimal import Context, Decimal, localcontext
+from typing import TypeVar
+
+_CONTEXT = Context(prec=34)
+_ZERO = Decimal(0)
+# Daily returns are annualised over calendar days: crypto trades every day of the year.
+_DAYS_PER_YEAR = 365
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """One closed trade (status CLOSED_* or LIQUIDATED); times are timezone-aware UTC."""
+
+    trade_id: int
+    entry_time: datetime
+    exit_time: datetime
+    pnl_usd: Decimal
+
+    def __post_init__(self) -> None:
+        # A naive time would be silently read as local time by `astimezone`, shifting trades
+        # to the wrong UTC day; better to fail loudly where the value is built.
+        for name in ("entry_time", "exit_time"):
+            if getattr(self, name).tzinfo is None:
+                raise ValueError(f"trade {self.trade_id}: naive {name} (times must be aware UTC)")
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Trades that are not closed, reported next to the closed-trade metrics."""
+
+    open_trades: int = 0
+    pending_trades: int = 0
+    cancelled_trades: int = 0
+    ambiguous_trades: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EquityPoint:
+    """The realized equity right after one exit (or the starting balance, `trade_id` None).
+
+    `drawdown_usd` is the positive distance below the running peak; `drawdown_pct` is that
+    distance as a fraction of the peak (0.25 = 25 %).
+    """
+
+    time: datetime
+    trade_id: int | None
+    equity: Decimal
+    peak: Decimal
+    drawdown_usd: Decimal
+    drawdown_pct: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class DrawDown:
+    """The largest peak-to-trough fall of the equity curve; zeros and no times when none."""
+
+    max_drawdown_usd: Decimal
+    max_drawdown_pct: Decimal
+    peak_time: datetime | None
+    trough_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The headline metrics. Field order is the order of the `stats --json` keys."""
+
+    closed_trades: int
+    wins: int
+    losses: int
+    breakeven: int
+    win_rate: Decimal | None
+    total_pnl_usd: Decimal
+    gross_profit_usd: Decimal
+    gross_loss_usd: Decimal  # sum of the losing trades' P/L: zero or negative
+    profit_factor: Decimal | None
+    expectancy_usd: Decimal | None
+    avg_win_usd: Decimal | None
+    avg_loss_usd: Decimal | None  # negative
+    best_trade_usd: Decimal | None
+    worst_trade_usd: Decimal | None
+    max_drawdown_usd: Decimal
+    max_drawdown_pct: Decimal
+    open_trades: int
+    pending_trades: int
+    cancelled_trades: int
+    ambiguous_trades: int
+    sharpe: float | None
+    sortino: float | None
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The `stats --json` object: Decimals as JSON numbers, None as null, keys in order."""
+        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}
+
+
+def _json_value(value: object) -> object:
+    # JSON has no decimal type; a float keeps the output a plain number for jq and friends.
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def order_closed(trades: Iterable[ClosedTrade]) -> list[ClosedTrade]:
+    """Closed trades in the order their results reach the equity curve.
+
+    DESIGN orders ties by exit time then trade id; the P/L is a last tie-breaker only so that
+    even malformed input with a repeated id cannot make a metric depend on input order.
+    """
+    return sorted(trades, key=lambda t: (t.exit_time, t.trade_id, t.pnl_usd))
+
+
+def equity_curve(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> list[EquityPoint]:
+    """Starting balance plus cumulative realized P/L, one step per exit.
+
+    The first point is the starting balance at the first entry time, so the curve starts when
+    the track record does, not at the first result. No trades, no points.
+
+    >>> from datetime import datetime, timezone
+    >>> t = lambda h: datetime(2024, 1, 1, h, tzinfo=timezone.utc)
+    >>> trades = [ClosedTrade(1, t(0), t(1), Decimal(10)), ClosedTrade(2, t(0), t(2), Decimal(-20)),
+    ...           ClosedTrade(3, t(0), t(3), Decimal(5))]
+    >>> [str(p.equity) for p in equity_curve(trades, Decimal(1000))]
+    ['1000', '1010', '990', '995']
+    >>> [str(p.drawdown_usd) for p in equity_curve(trades, Decimal(1000))]
+    ['0', '0', '20', '15']
+    """
+    ordered = order_closed(trades)
+    if not ordered:
+        return []
+    with localcontext(_CONTEXT):
+        equity = Decimal(starting_balance)
+        # min() over exits too: a bad row with exit before entry must not start the curve late.
+        start = min(min(t.entry_time for t in ordered), ordered[0].exit_time)
+        points = [_point(start, None, equity, equity)]
+        peak = equity
+        for trade in ordered:
+            equity += trade.pnl_usd
+            peak = max(peak, equity)
+            points.append(_point(trade.exit_time, trade.trade_id, equity, peak))
+    return points
+
+
+def _point(time: datetime, trade_id: int | None, equity: Decimal, peak: Decimal) -> EquityPoint:
+    drawdown = peak - equity
+    # With no positive peak there is no bankroll to lose a fraction of; report 0 rather than
+    # divide by zero or print a sign-flipped percentage.
+    pct = drawdown / peak if peak > 0 else _ZERO
+    return EquityPoint(time, trade_id, equity, peak, drawdown, pct)
+
+
+def max_drawdown(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> DrawDown:
+    """The largest fall from a running peak (starting balance included) to a later trough.
+
+    The percentage is of the peak that fall started from (the largest $ fall, not the largest
+    % fall, which can be a different, earlier one). The first of equal falls is reported.
+
+    >>> from datetime import datetime, timezone
+    >>> t = lambda h: datetime(2024, 1, 1, h, tzinfo=timezone.utc)
+    >>> trades = [ClosedTrade(1, t(0), t(1), Decimal(10)), ClosedTrade(2, t(0), t(2), Decimal(-20)),
+    ...           ClosedTrade(3, t(0), t(3), Decimal(5))]
+    >>> dd = max_drawdown(trades, Decimal(1000))
+    >>> dd.max_drawdown_usd, round(dd.max_drawdown_pct, 6), dd.peak_time.hour  # 20 / 1010
+    (Decimal('20'), Decimal('0.019802'), 1)
+    """
+    best = DrawDown(_ZERO, _ZERO, None, None)
+    peak_time: datetime | None = None
+    for point in equity_curve(trades, starting_balance):
+        if point.equity >= point.peak:
+            # The latest time at the peak: a fall starts when equity leaves it for good.
+            peak_time = point.time
+        elif point.drawdown_usd > best.max_drawdown_usd:
+            best = DrawDown(point.drawdown_usd, point.drawdown_pct, peak_time, point.time)
+    return best
+
+
+def daily_returns(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> list[tuple[date, float]]:
+    """One return per UTC day, from the first entry day to the last exit day.
+
+    r_d = P/L closed on day d / equity at the end of day d-1 (the starting balance before the
+    first exit); 0 on days without exits, so quiet days count in the ratios as they should.
+    A day that starts with no positive equity has no meaningful return (the bankroll is gone,
+    and dividing by a negative equity would flip the sign), so it is left out.
+
+    >>> from datetime import datetime, timezone
+    >>> d = lambda day, h: datetime(2024, 1, day, h, tzinfo=timezone.utc)
+    >>> trades = [ClosedTrade(1, d(1, 10), d(2, 12), Decimal(10)),
+    ...           ClosedTrade(2, d(3, 9), d(4, 9), Decimal(-20))]
+    >>> [(day.day, round(r, 6)) for day, r in daily_returns(trades, Decimal(1000))]
+    [(1, 0.0), (2, 0.01), (3, 0.0), (4, -0.019802)]
+    """
+    ordered = order_closed(trades)
+    if not ordered:
+        return []
+    by_day = _sum_by(ordered, lambda t: _utc_day(t.exit_time))
+    first = min(_utc_day(t.entry_time) for t in ordered)
+    last = _utc_day(ordered[-1].exit_time)
+    returns: list[tuple[date, float]] = []
+    with localcontext(_CONTEXT):
+        equity = Decimal(starting_balance)
+        day = min(first, last)
+        while day <= last:
+            pnl = by_day.get(day, _ZERO)
+            if equity > 0:
+                returns.append((day, float(pnl / equity)))
+            equity += pnl
+            day += timedelta(days=1)
+    return returns
+
+
+def sharpe_sortino(returns: Sequence[float]) -> tuple[float | None, float | None]:
+    """Annualised (√365) Sharpe and Sortino ratios of daily returns, risk-free rate 0.
+
+    sharpe = mean / sample std (ddof=1); sortino = mean / sqrt(mean(min(r, 0)²)), the downside
+    deviation over all days. Each is None with fewer than 2 returns or a zero denominator
+    (no variation, or no losing day), where the ratio is undefined rather than infinite.
+
+    >>> sharpe, sortino = sharpe_sortino([0.01, -0.02, 0.03, 0.0])
+    >>> round(sortino, 6) == round(0.005 / 0.01 * 365 ** 0.5, 6)
+    True
+    """
+    if len(returns) < 2:
+        return None, None
+    mean = statistics.fmean(returns)
+    std = statistics.stdev(returns)
+    downside = math.sqrt(math.fsum(min(r, 0.0) ** 2 for r in returns) / len(returns))
+    annual = math.sqrt(_DAYS_PER_YEAR)
+    sharpe = mean / std * annual if std > 0 else None
+    sortino = mean / downside * annual if downside > 0 else None
+    return sharpe, sortino
+
+
+def compute_stats(
+    trades: Iterable[ClosedTrade],
+    *,
+    starting_balance: Decimal,
+    counts: Counts = Counts(),
+    min_trades_for_ratios: int = 30,
+) -> Stats:
+    """All headline metrics of a track record (DESIGN.md "Metric definitions").
+
+    Ratios that need a denominator are None without one: win rate and expectancy without
+    closed trades, profit factor without losses, averages without wins/losses. Sharpe and
+    Sortino are None under `min_trades_for_ratios` closed trades, where they are mostly noise.
+
+    >>> from datetime import datetime, timezone
+    >>> t = lambda h: datetime(2024, 1, 1, h, tzinfo=timezone.utc)
+    >>> s = compute_stats([ClosedTrade(1, t(0), t(1), Decimal(10)),
+    ...                    ClosedTrade(2, t(0), t(2), Decimal(-20)),
+    ...                    ClosedTrade(3, t(0), t(3), Decimal(5))], starting_balance=Decimal(1000))
+    >>> s.wins, s.losses, s.total_pnl_usd, s.profit_factor, s.expectancy_usd, s.max_drawdown_usd
+    (2, 1, Decimal('-5'), Decimal('0.75'), Decimal('-1.666666666666666666666666666666667'), Decimal('20'))
+    """
+    ordered = order_closed(trades)
+    pnls = [t.pnl_usd for t in ordered]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    drawdown = max_drawdown(ordered, starting_balance)
+    sharpe: float | None = None
+    sortino: float | None = None
+    if pnls and len(pnls) >= min_trades_for_ratios:
+        sharpe, sortino = sharpe_sortino([r for _, r in daily_returns(ordered, starting_balance)])
+    with localcontext(_CONTEXT):
+        gross_profit = sum(wins, _ZERO)
+        gross_loss = sum(losses, _ZERO)
+        return Stats(
+            closed_trades=len(pnls),
+            wins=len(wins),
+            losses=len(losses),
+            breakeven=len(pnls) - len(wins) - len(losses),
+            win_rate=Decimal(len(wins)) / len(pnls) if pnls else None,
+            total_pnl_usd=sum(pnls, _ZERO),
+            gross_profit_usd=gross_profit,
+            gross_loss_usd=gross_loss,
+            profit_factor=gross_profit / -gross_loss if losses else None,
+            expectancy_usd=_mean(pnls),
+            avg_win_usd=_mean(wins),
+            avg_loss_usd=_mean(losses),
+            best_trade_usd=max(pnls) if pnls else None,
+            worst_trade_usd=min(pnls) if pnls else None,
+            max_drawdown_usd=drawdown.max_drawdown_usd,
+            max_drawdown_pct=drawdown.max_drawdown_pct,
+            open_trades=counts.open_trades,
+            pending_trades=counts.pending_trades,
+            cancelled_trades=counts.cancelled_trades,
+            ambiguous_trades=counts.ambiguous_trades,
+            sharpe=sharpe,
+            sortino=sortino,
+        )
+
+
+def streaks(trades: Iterable[ClosedTrade]) -> tuple[int, int]:
+    """(longest run of wins, longest run of losses) in exit order; a breakeven ends both.
+
+    >>> from datetime import datetime, timezone
+    >>> t = lambda h: datetime(2024, 1, 1, h, tzinfo=timezone.utc)
+    >>> streaks([ClosedTrade(i, t(0), t(i), Decimal(p)) for i, p in enumerate([1, 2, 0, 3, -1, -1], 1)])
+    (2, 2)
+    """
+    best_win = best_loss = win = loss = 0
+    for trade in order_closed(trades):
+        win = win + 1 if trade.pnl_usd > 0 else 0
+        loss = loss + 1 if trade.pnl_usd < 0 else 0
+        best_win, best_loss = max(best_win, win), max(best_loss, loss)
+    return best_win, best_loss
+
+
+def period_pnl(trades: Iterable[ClosedTrade], since: datetime) -> Decimal:
+    """Realized P/L of the trades that exited at or after `since` (the site's 7d/30d cards).
+
+    `since` is a parameter, not "now minus 7 days", so the caller owns the clock.
+    """
+    with localcontext(_CONTEXT):
+        return sum((t.pnl_usd for t in trades if t.exit_time >= since), _ZERO)
+
+
+def monthly_returns(
+    trades: Iterable[ClosedTrade], starting_balance: Decimal
+) -> list[tuple[int, int, Decimal, Decimal | None]]:
+    """(year, month, P/L, return) per UTC month, from the first entry month to the last exit month.
+
+    return = the month's P/L / equity at the end of the previous month (the starting balance
+    before the first exit); months without exits are 0, so the heatmap has no holes. The
+    return is None when the month starts with no positive equity (see `daily_returns`).
+
+    >>> from datetime import datetime, timezone
+    >>> m = lambda month: datetime(2024, month, 15, tzinfo=timezone.utc)
+    >>> rows = monthly_returns([ClosedTrade(1, m(1), m(1), Decimal(10)),
+    ...                         ClosedTrade(2, m(3), m(3), Decimal(-20))], Decimal(1000))
+    >>> [(y, mo, str(p)) for y, mo, p, _ in rows]
+    [(2024, 1, '10'), (2024, 2, '0'), (2024, 3, '-20')]
+    """
+    ordered = order_closed(trades)
+    if not ordered:
+        return []
+    by_month = _sum_by(ordered, lambda t: _utc_month(t.exit_time))
+    first = min(_utc_month(t.entry_time) for t in ordered)
+    last = _utc_month(ordered[-1].exit_time)
+    rows: list[tuple[int, int, Decimal, Decimal | None]] = []
+    with localcontext(_CONTEXT):
+        equity = Decimal(starting_balance)
+        year, month = min(first, last)
+        while (year, month) <= last:
+            pnl = by_month.get((year, month), _ZERO)
+            rows.append((year, month, pnl, pnl / equity if equity > 0 else None))
+            equity += pnl
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return rows
+
+
+def _utc_day(time: datetime) -> date:
+    return time.astimezone(timezone.utc).date()
+
+
+def _utc_month(time: datetime) -> tuple[int, int]:
+    utc = time.astimezone(timezone.utc)
+    return utc.year, utc.month
+
+
+def _sum_by(trades: Iterable[ClosedTrade], key: Callable[[ClosedTrade], _T]) -> dict[_T, Decimal]:
+    totals: dict[_T, Decimal] = {}
+    with localcontext(_CONTEXT):
+        for trade in trades:
+            k = key(trade)
+            totals[k] = totals.get(k, _ZERO) + trade.pnl_usd
+    return totals
+
+
+def _mean(values: Sequence[Decimal]) -> Decimal | None:
+    with localcontext(_CONTEXT):
+        return sum(values, _ZERO) / len(values) if values else None

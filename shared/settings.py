@@ -1,0 +1,192 @@
+"""Runtime settings: one typed row the owner edits while everything runs.
+
+The worker re-reads the row every tick, so a change applies without a restart. Every change is
+validated here, for the CLI and the settings page alike, and logged as a public event.
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlmodel import Session
+
+from shared import events
+from shared.candles import INTERVALS
+from shared.models import EntryMode, Market, RuntimeSettings
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{5,20}$")
+
+
+class SettingError(ValueError):
+    """A setting key or value the owner should correct; the message says how."""
+
+
+def _decimal(low: Decimal, high: Decimal | None = None, *, low_open: bool = False) -> Callable[[str], Decimal]:
+    def parse(text: str) -> Decimal:
+        try:
+            value = Decimal(text.strip())
+        except InvalidOperation:
+            raise SettingError(f"{text!r} is not a number") from None
+        if not value.is_finite() or (value <= low if low_open else value < low) or (high is not None and value > high):
+            bound = f"{'above' if low_open else 'at least'} {low}" + (f" and at most {high}" if high is not None else "")
+            raise SettingError(f"{text!r} is out of range: must be {bound}")
+        return value.normalize() if value == value.to_integral_value() else value
+    return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"\s*\d+\s*", text):
+            raise SettingError(f"{text!r} is not a whole number")
+        value = int(text)
+        if not low <= value <= high:
+            raise SettingError(f"{value} is out of range: must be {low}–{high}")
+        return value
+    return parse
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise SettingError(f"{text!r} is not true or false")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower() if options[0].islower() else text.strip().upper()
+        if value not in options:
+            raise SettingError(f"{text!r} is not one of {', '.join(options)}")
+        return value
+    return parse
+
+
+def _markets(text: str) -> str:
+    names = [part.strip().upper() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in Market.__members__]
+    if not names or unknown:
+        raise SettingError(f"{text!r}: list one or both of SPOT, FUTURES, separated by commas")
+    return ",".join(dict.fromkeys(names))
+
+
+def _symbols(text: str) -> str:
+    names = [re.sub(r"[/\-_\s]", "", part).upper() for part in text.split(",") if part.strip()]
+    bad = [n for n in names if not SYMBOL_RE.match(n)]
+    if bad:
+        raise SettingError(f"not a symbol: {bad[0]!r} (5–20 letters/digits, e.g. BTCUSDT)")
+    return ",".join(dict.fromkeys(names))
+
+
+def _feed_url(text: str) -> str:
+    value = text.strip()
+    if value and not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value):
+        raise SettingError(f"{text!r} is not an http(s) URL (leave empty to turn the feed off)")
+    return value
+
+
+def _text(max_length: int, *, required: bool) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip()
+        if required and not value:
+            raise SettingError("must not be empty")
+        if len(value) > max_length:
+            raise SettingError(f"too long: at most {max_length} characters")
+        return value
+    return parse
+
+
+# key → (parser, one-line help shown by `settings show` and on the settings page)
+SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "stake_usd": (_decimal(Decimal(0), Decimal(10**9), low_open=True), "margin per system trade, USD"),
+    "entry_mode": (_choice(tuple(m.value for m in EntryMode)), "market, signal or limit"),
+    "take_profit_target": (_integer(1, 100), "which target of a multi-target signal closes the trade"),
+    "fee_rate_spot": (_decimal(Decimal(0), Decimal("0.1")), "fee per side, fraction of notional (spot)"),
+    "fee_rate_futures": (_decimal(Decimal(0), Decimal("0.1")), "fee per side, fraction of notional (futures)"),
+    "slippage_bps": (_decimal(Decimal(0), Decimal(1000)), "basis points applied to fills at market"),
+    "maintenance_margin_rate": (_decimal(Decimal(0), Decimal("0.5")), "for the liquidation price of leveraged trades"),
+    "pending_expiry_hours": (_decimal(Decimal(0), Decimal(24 * 365), low_open=True), "hours a limit entry may wait"),
+    "max_trade_hours": (_decimal(Decimal(0), Decimal(24 * 365)), "0 = never; else close at market after this long"),
+    "candle_interval": (_choice(tuple(INTERVALS)), "kline interval used to resolve trades"),
+    "starting_balance_usd": (_decimal(Decimal(0), Decimal(10**12), low_open=True), "bankroll for % returns and drawdown"),
+    "min_confidence": (_decimal(Decimal(0), Decimal(1)), "signals below are skipped"),
+    "markets": (_markets, "markets traded (SPOT,FUTURES); others skipped"),
+    "symbols_allow": (_symbols, "comma list; when set, only these symbols trade"),
+    "symbols_deny": (_symbols, "comma list of symbols never traded"),
+    "max_open_trades": (_integer(0, 100_000), "0 = unlimited; beyond it signals are skipped"),
+    "one_per_symbol_side": (_boolean, "skip a signal while the same symbol and side is open"),
+    "paused": (_boolean, "kill switch: new signals are skipped while true"),
+    "signal_feed_url": (_feed_url, "optional HTTP feed polled for signals (empty = off)"),
+    "site_title": (_text(100, required=True), "public site title"),
+    "site_description": (_text(1000, required=False), "public site description"),
+}
+
+
+def parse_setting(key: str, text: str) -> Any:
+    if key not in SETTINGS:
+        raise SettingError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+    try:
+        return SETTINGS[key][0](text)
+    except SettingError as exc:
+        raise SettingError(f"{key}: {exc}") from None
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value.normalize() if value == value.to_integral_value() else value, "f")
+    return str(value)
+
+
+def load(session: Session) -> RuntimeSettings:
+    """The settings row, created with the defaults the first time anyone asks."""
+    row = session.get(RuntimeSettings, 1)
+    if row is None:
+        defaults = RuntimeSettings()
+        values = {c.name: getattr(defaults, c.name) for c in RuntimeSettings.__table__.columns}
+        table = RuntimeSettings.__table__
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        session.execute(insert(table).values(values).on_conflict_do_nothing())  # two first readers at once
+        session.flush()
+        row = session.get(RuntimeSettings, 1)
+        assert row is not None
+    return row
+
+
+def as_dict(settings: RuntimeSettings) -> dict[str, str]:
+    return {key: format_value(getattr(settings, key)) for key in SETTINGS}
+
+
+def change(session: Session, changes: Mapping[str, str], *, actor: str, now: datetime) -> list[tuple[str, str, str]]:
+    """Validate every change first (all or nothing), then apply and log each real change."""
+    parsed = {key: parse_setting(key, text) for key, text in changes.items()}
+    row = load(session)
+    session.refresh(row, with_for_update=session.get_bind().dialect.name == "postgresql")
+    applied = []
+    for key, value in parsed.items():
+        old = format_value(getattr(row, key))
+        new = format_value(value)
+        if old == new:
+            continue
+        setattr(row, key, value)
+        applied.append((key, old, new))
+        events.record(session, kind="settings.changed", actor=actor, at=now,
+                      message=f"{key} changed {old or '(empty)'} → {new or '(empty)'}",
+                      data={"key": key, "old": old, "new": new})
+    if applied:
+        row.updated_at = now
+    return applied
+
+
+def symbol_list(text: str) -> set[str]:
+    return {part for part in text.split(",") if part}
+
+

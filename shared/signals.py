@@ -1,0 +1,582 @@
+"""Signals: reading them from files and feeds, and validating them (DESIGN.md "Signals").
+
+Pure: no database, no HTTP, no wall clock — the moment a signal was received is an input.
+All three ways in (file import, HTTP feed, rows a bot inserted directly) end in `validate`,
+which returns either a `ValidSignal` or a `Rejection` with one human-readable reason; it
+never raises on bad data, because a bad row must become a REJECTED row, not a crash.
+"""
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from shared.models import Market, Origin, Side
+
+SIGNAL_FIELDS = (
+    "id", "time", "symbol", "side", "market", "entry", "take_profit",
+    "stop_loss", "leverage", "confidence", "source", "note",
+)  # fmt: skip
+
+FUTURE_TOLERANCE = timedelta(minutes=5)  # bot and server clocks drift; beyond this it is an error
+BACKFILL_AFTER = timedelta(minutes=10)  # older than this when received = not a live call
+MAX_LEVERAGE = 125  # Binance's highest futures leverage
+NOTE_MAX_CHARS = 1000
+ID_MAX_CHARS = 200  # ids and sources are keys shown in tables, not free text
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{5,20}")
+SYMBOL_SEPARATORS = str.maketrans("", "", "/-_")
+# Plain decimal notation only: Decimal() alone would also take "1_000", "Infinity" and
+# non-ASCII digits, none of which a bot means as a price.
+NUMBER_PATTERN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+DATE_ONLY_PATTERN = re.compile(r"[0-9]{4}-?(?:[0-9]{2}-?[0-9]{2}|W[0-9]{2}(?:-?[0-9])?)", re.I)
+# Prices live far inside this range (BTC-quoted alts ~1e-10, BTC ~1e5); the bounds stop a
+# value like 1e999999999 from turning into a gigabyte string when it is stored as text.
+PRICE_MIN_EXPONENT, PRICE_MAX_EXPONENT, MAX_DIGITS = -18, 15, 40
+# Epoch milliseconds for any real signal are ~1.7e12; a 10-digit number is epoch seconds.
+MIN_EPOCH_MS = 100_000_000_000
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the end of datetime
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+SHOWN_CHARS = 40
+
+
+@dataclass(frozen=True)
+class ValidSignal:
+    source: str
+    signal_id: str
+    time: datetime  # timezone-aware UTC
+    symbol: str
+    side: Side
+    market: Market
+    entry: Decimal | None
+    take_profits: tuple[Decimal, ...]  # in the bot's order; never empty
+    stop_loss: Decimal
+    leverage: int
+    confidence: Decimal | None
+    note: str | None
+    origin: Origin
+
+    def take_profit_for(self, target: int) -> Decimal:
+        """The `target`-th take-profit (1-based); the last one when the signal has fewer."""
+        if target < 1:
+            raise ValueError(f"take-profit target numbers start at 1 (got {target})")
+        return self.take_profits[min(target, len(self.take_profits)) - 1]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    source: str | None  # None when the source itself is what is wrong
+    signal_id: str | None  # None when the id is missing or invalid
+    reason: str
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One record of a file or feed body, before validation."""
+
+    line: int  # 1-based line in the file; for a JSON array, the 1-based element index
+    text: str  # the record as it appeared, for error messages and the `raw` column
+    fields: dict[str, object] | None  # known keys only (lower-case); None when unparseable
+    error: str | None  # why the record could not even be parsed (bad JSON, column count)
+
+
+class _Invalid(Exception):
+    """A field broke a rule; carries the reason. Never escapes this module."""
+
+
+def shown(value: object) -> str:
+    """A value quoted for a reason: escaped so control characters and HTML in it stay inert."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except ValueError:  # an int too long for str() (Python's 4300-digit limit)
+        return "(a number too long to show)"
+    cut = text[:SHOWN_CHARS]
+    # A string is quoted like repr (so an empty or space-only value is visible); a number is not.
+    quoted = ascii(cut) if isinstance(value, str) else ascii(cut)[1:-1]
+    quoted = quoted.replace("<", "\\x3c").replace(">", "\\x3e").replace("&", "\\x26")
+    return quoted + ("..." if len(text) > SHOWN_CHARS else "")
+
+
+def _is_missing(value: object) -> bool:
+    # CSV cannot say "null": an empty cell is how a missing value arrives from a file.
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+# --- one function per field, in the order the rules are checked -----------------------
+
+
+def _identifier(value: object, field: str) -> str:
+    """An id or source: text (or a number, as bots often use numeric ids), trimmed."""
+    if _is_missing(value):
+        raise _Invalid(f"{field} is required")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise _Invalid(f"{field} must be text or a number (got {shown(value)})")
+    try:
+        text = value.strip() if isinstance(value, str) else str(value)
+    except ValueError:
+        raise _Invalid(f"{field} is too long") from None
+    if len(text) > ID_MAX_CHARS:
+        raise _Invalid(f"{field} is too long ({len(text)} characters, at most {ID_MAX_CHARS})")
+    # PostgreSQL cannot store NUL, and a key with control characters cannot be displayed.
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise _Invalid(f"{field} must not contain control characters (got {shown(text)})")
+    return text
+
+
+def _epoch_ms(ms: Decimal, original: object) -> datetime:
+    if not ms.is_finite():
+        raise _Invalid(f"time must be finite epoch milliseconds (got {shown(original)})")
+    if ms < MIN_EPOCH_MS:
+        raise _Invalid(
+            f"time {shown(original)} is too small for epoch milliseconds (epoch seconds given?)"
+        )
+    if ms > MAX_EPOCH_MS:
+        raise _Invalid(f"time is out of range (got {shown(original)})")
+    return EPOCH + timedelta(microseconds=int(ms * 1000))
+
+
+def _utc_time(value: object) -> datetime:
+    """ISO 8601 (offset, Z, or naive = UTC), epoch milliseconds, or a datetime (naive = UTC)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, bool) or isinstance(value, date):
+        raise _Invalid(f"time must be a date and time (got {shown(value)})")
+    elif isinstance(value, (int, Decimal)):
+        return _epoch_ms(Decimal(value), value)
+    elif isinstance(value, float):
+        return _epoch_ms(Decimal(str(value)), value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if NUMBER_PATTERN.fullmatch(text):
+            return _epoch_ms(Decimal(text), value)
+        if DATE_ONLY_PATTERN.fullmatch(text):
+            raise _Invalid(f"time needs a time of day, not only a date (got {shown(value)})")
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise _Invalid(
+                "time must be ISO 8601 (e.g. 2024-05-01T12:00:00Z) or epoch milliseconds"
+                f" (got {shown(value)})"
+            ) from None
+    else:
+        raise _Invalid(f"time must be ISO 8601 text or epoch milliseconds (got {shown(value)})")
+    try:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise _Invalid(f"time is out of range (got {shown(value)})") from None
+
+
+def _symbol(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"symbol must be text like BTCUSDT (got {shown(value)})")
+    symbol = value.strip().upper().translate(SYMBOL_SEPARATORS)
+    # ASCII is required of the original: "ı".upper() == "I" would let a look-alike through.
+    if not value.isascii() or not SYMBOL_PATTERN.fullmatch(symbol):
+        raise _Invalid(
+            f"symbol must be 5-20 letters and digits once / - _ are removed (got {shown(value)})"
+        )
+    return symbol
+
+
+SIDES = {"LONG": Side.LONG, "BUY": Side.LONG, "SHORT": Side.SHORT, "SELL": Side.SHORT}
+
+
+def _side(value: object) -> Side:
+    side = SIDES.get(value.strip().upper()) if isinstance(value, str) else None
+    if side is None:
+        raise _Invalid(f"side must be LONG, SHORT, BUY or SELL (got {shown(value)})")
+    return side
+
+
+def _market(value: object) -> Market:
+    if _is_missing(value):
+        return Market.SPOT
+    name = value.strip().upper() if isinstance(value, str) else None
+    if name not in Market.__members__:
+        raise _Invalid(f"market must be SPOT or FUTURES (got {shown(value)})")
+    return Market(name)
+
+
+def _decimal(value: object, field: str) -> Decimal:
+    """An exact decimal: strings go straight to Decimal, never through float."""
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(str(value))  # the shortest repr: 0.1 stays 0.1
+    elif isinstance(value, str) and NUMBER_PATTERN.fullmatch(value.strip()):
+        number = Decimal(value.strip())
+    else:
+        raise _Invalid(f"{field} must be a number (got {shown(value)})")
+    if not number.is_finite():
+        raise _Invalid(f"{field} must be a finite number (got {shown(value)})")
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        raise _Invalid(f"{field} has too many digits (got {shown(value)})")
+    return number
+
+
+def _price(value: object, field: str) -> Decimal:
+    price = _decimal(value, field)
+    if price <= 0:
+        raise _Invalid(f"{field} must be greater than 0 (got {shown(value)})")
+    if not PRICE_MIN_EXPONENT <= price.adjusted() <= PRICE_MAX_EXPONENT:
+        raise _Invalid(f"{field} is out of range (got {shown(value)})")
+    return price
+
+
+def _take_profits(value: object) -> tuple[Decimal, ...]:
+    if _is_missing(value):
+        raise _Invalid("take_profit is required")
+    if isinstance(value, str):
+        targets: list[object] = value.split(";")
+    elif isinstance(value, (list, tuple)):
+        targets = list(value)
+    else:
+        targets = [value]
+    if not targets:
+        raise _Invalid("take_profit is required")
+    prices = []
+    for number, target in enumerate(targets, start=1):
+        field = "take_profit" if len(targets) == 1 else f"take_profit target {number}"
+        if _is_missing(target):
+            raise _Invalid(f"{field} is empty (got {shown(value)})")
+        prices.append(_price(target, field))
+    return tuple(prices)
+
+
+def _check_levels(
+    side: Side, entry: Decimal | None, targets: tuple[Decimal, ...], stop_loss: Decimal
+) -> None:
+    """LONG: stop_loss < entry < first target, every target > stop_loss. SHORT mirrored."""
+
+    def beyond(price: Decimal, level: Decimal) -> bool:  # "above" for a LONG, "below" for a SHORT
+        return price > level if side is Side.LONG else price < level
+
+    toward, away = ("below", "above") if side is Side.LONG else ("above", "below")
+    if entry is not None:
+        if not beyond(entry, stop_loss):
+            raise _Invalid(
+                f"stop_loss must be {toward} entry for a {side}"
+                f" (got entry {entry}, stop_loss {stop_loss})"
+            )
+        if not beyond(targets[0], entry):
+            raise _Invalid(
+                f"take_profit must be {away} entry for a {side}"
+                f" (got entry {entry}, take_profit {targets[0]})"
+            )
+    for number, target in enumerate(targets, start=1):
+        if not beyond(target, stop_loss):
+            name = "take_profit" if len(targets) == 1 else f"take_profit target {number}"
+            raise _Invalid(
+                f"{name} must be {away} stop_loss for a {side}"
+                f" (got {name} {target}, stop_loss {stop_loss})"
+            )
+
+
+def _leverage(value: object, market: Market) -> int:
+    if _is_missing(value):
+        return 1
+    try:
+        number = _decimal(value, "leverage")
+    except _Invalid:
+        number = None
+    if number is None or number != number.to_integral_value() or not 1 <= number <= MAX_LEVERAGE:
+        raise _Invalid(f"leverage must be a whole number 1-{MAX_LEVERAGE} (got {shown(value)})")
+    leverage = int(number)
+    if market is Market.SPOT and leverage != 1:
+        raise _Invalid(f"leverage must be 1 on SPOT (got {leverage})")
+    return leverage
+
+
+def _confidence(value: object) -> Decimal | None:
+    if _is_missing(value):
+        return None
+    confidence = _decimal(value, "confidence")
+    if not 0 <= confidence <= 1:
+        raise _Invalid(f"confidence must be between 0 and 1 (got {shown(value)})")
+    return confidence
+
+
+def _note(value: object) -> str | None:
+    if _is_missing(value):
+        return None
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except ValueError:
+        return None
+    # Kept as plain data (the site escapes it); only NUL goes, which PostgreSQL cannot store.
+    return text.replace("\x00", "")[:NOTE_MAX_CHARS] or None
+
+
+# --- the rules, in their order ---------------------------------------------------------
+
+
+def validate(
+    raw: Mapping[str, object], *, received_at: datetime, default_source: str = "default"
+) -> ValidSignal | Rejection:
+    """Apply every rule of DESIGN.md "Signals"; the first broken one, in a stable order
+    (id, source, time, symbol, side, market, prices, leverage, confidence), is the reason."""
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")  # a caller bug, not bad data
+    try:
+        signal_id = _identifier(raw.get("id"), "id")
+        source = _source(raw.get("source"), default_source)
+        return _validated(raw, signal_id, source, received_at)
+    except _Invalid as problem:
+        # The rejected row is stored under whichever of its keys are themselves valid.
+        return Rejection(
+            source=_valid_or_none(lambda: _source(raw.get("source"), default_source)),
+            signal_id=_valid_or_none(lambda: _identifier(raw.get("id"), "id")),
+            reason=str(problem),
+        )
+
+
+def _source(value: object, default_source: str) -> str:
+    return default_source if _is_missing(value) else _identifier(value, "source")
+
+
+def _valid_or_none(parse: Callable[[], str]) -> str | None:
+    try:
+        return parse()
+    except _Invalid:
+        return None
+
+
+def _validated(
+    raw: Mapping[str, object], signal_id: str, source: str, received_at: datetime
+) -> ValidSignal:
+    if _is_missing(raw.get("time")):
+        raise _Invalid("time is required")
+    time = _utc_time(raw.get("time"))
+    if time - received_at > FUTURE_TOLERANCE:
+        raise _Invalid(
+            f"time is in the future ({time.isoformat()} is more than 5 minutes after it was"
+            f" received at {received_at.astimezone(timezone.utc).isoformat()})"
+        )
+    if _is_missing(raw.get("symbol")):
+        raise _Invalid("symbol is required")
+    symbol = _symbol(raw.get("symbol"))
+    if _is_missing(raw.get("side")):
+        raise _Invalid("side is required")
+    side = _side(raw.get("side"))
+    market = _market(raw.get("market"))
+    entry = None if _is_missing(raw.get("entry")) else _price(raw.get("entry"), "entry")
+    take_profits = _take_profits(raw.get("take_profit"))
+    if _is_missing(raw.get("stop_loss")):
+        raise _Invalid("stop_loss is required")
+    stop_loss = _price(raw.get("stop_loss"), "stop_loss")
+    _check_levels(side, entry, take_profits, stop_loss)
+    return ValidSignal(
+        source=source,
+        signal_id=signal_id,
+        time=time,
+        symbol=symbol,
+        side=side,
+        market=market,
+        entry=entry,
+        take_profits=take_profits,
+        stop_loss=stop_loss,
+        leverage=_leverage(raw.get("leverage"), market),
+        confidence=_confidence(raw.get("confidence")),
+        note=_note(raw.get("note")),
+        origin=Origin.BACKFILL if received_at - time > BACKFILL_AFTER else Origin.LIVE,
+    )
+
+
+# --- the signal table, both directions ---------------------------------------------------
+
+
+def to_row_values(signal: ValidSignal) -> dict[str, object]:
+    """The `signal` table's column values for a valid signal (shared.models.Signal)."""
+    return {
+        "source": signal.source,
+        "signal_id": signal.signal_id,
+        "time": signal.time,
+        "symbol": signal.symbol,
+        "side": signal.side.value,
+        "market": signal.market.value,
+        "entry": signal.entry,
+        "take_profit": ";".join(format(target, "f") for target in signal.take_profits),
+        "stop_loss": signal.stop_loss,
+        "leverage": signal.leverage,
+        "confidence": signal.confidence,
+        "note": signal.note,
+        "origin": signal.origin.value,
+    }
+
+
+def row_to_raw(signal_row: Any) -> dict[str, object]:
+    """The `validate` input for a row of the signal table (a bot may have inserted it)."""
+    raw: dict[str, object] = {"id": getattr(signal_row, "signal_id", None)}
+    for field in SIGNAL_FIELDS[1:]:
+        raw[field] = getattr(signal_row, field, None)
+    return raw
+
+
+# --- reading files and feed bodies ---------------------------------------------------------
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the same line breaks the csv module counts
+
+
+def read_rows(text: str) -> list[RawRow]:
+    """The records of an import file: CSV with a header, JSON lines, or a JSON array."""
+    text = text.removeprefix("\ufeff")
+    first = text.lstrip()[:1]
+    if first in ("[", "{"):
+        return parse_feed_body(text)
+    return _csv_rows(text)
+
+
+def parse_feed_body(body: str) -> list[RawRow]:
+    """The records of an HTTP feed body: a JSON array or JSON lines (or one JSON object)."""
+    body = body.removeprefix("\ufeff")
+    stripped = body.strip()
+    if not stripped:
+        return []
+    if stripped[0] == "[":
+        return _json_array(body)
+    if stripped[0] != "{":
+        # An HTML error page or similar: one problem, not one "invalid JSON" per line of it.
+        return [RawRow(1, stripped[:200], None, f"not JSON (starts with {shown(stripped[:20])})")]
+    whole = _json_value(stripped)
+    if isinstance(whole, dict):  # a single, possibly pretty-printed, object
+        return [_json_record(1, stripped, whole)]
+    return _json_lines(body)
+
+
+class _NotJson:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _json_value(text: str) -> object:
+    try:
+        # parse_float/parse_constant keep numbers exact and leave NaN for the validator to name.
+        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, RecursionError) as error:  # includes the 4300-digit int limit
+        return _NotJson(str(error) or type(error).__name__)
+
+
+def _json_record(line: int, text: str, value: object) -> RawRow:
+    if not isinstance(value, dict):
+        return RawRow(line, text, None, f"not a JSON object (got {type(value).__name__})")
+    fields = {str(key).strip().lower(): item for key, item in value.items()}
+    return RawRow(line, text, {k: v for k, v in fields.items() if k in SIGNAL_FIELDS}, None)
+
+
+def _json_lines(text: str) -> list[RawRow]:
+    rows = []
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+        if not line.strip():
+            continue
+        value = _json_value(line)
+        if isinstance(value, _NotJson):
+            rows.append(RawRow(number, line, None, f"invalid JSON: {value.message}"))
+        else:
+            rows.append(_json_record(number, line, value))
+    return rows
+
+
+def _json_array(text: str) -> list[RawRow]:
+    """Element by element, so each row keeps its own text and a broken element does not
+    hide the ones before it."""
+    decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
+    rows: list[RawRow] = []
+    position = _skip_space(text, text.index("[") + 1)
+    if text.startswith("]", position):
+        return _after_array(text, position, rows)
+    while True:
+        index = len(rows) + 1
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError) as error:
+            return rows + [_broken(index, text[position:], f"invalid JSON array element: {error}")]
+        rows.append(_json_record(index, text[position:end], value))
+        position = _skip_space(text, end)
+        if text.startswith("]", position):
+            return _after_array(text, position, rows)
+        if not text.startswith(",", position):
+            problem = "invalid JSON array: expected , or ] after an element"
+            return rows + [_broken(index + 1, text[position:], problem)]
+        position = _skip_space(text, position + 1)
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _after_array(text: str, closing: int, rows: list[RawRow]) -> list[RawRow]:
+    rest = text[closing + 1 :]
+    if not rest.strip():
+        return rows
+    return rows + [_broken(len(rows) + 1, rest, "text after the end of the JSON array")]
+
+
+def _broken(line: int, text: str, error: str) -> RawRow:
+    return RawRow(line, text.strip()[:200], None, error)  # the rest may be huge: keep a glimpse
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, str, list[str] | None, str | None]]:
+    """(first line, text, cells, error) per CSV record; a record may span quoted line breaks."""
+    lines = _LINE_BREAK.split(text)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells: list[str] | None = next(reader)
+            error = None
+        except StopIteration:
+            return
+        except csv.Error as problem:  # e.g. a field over the csv module's size limit
+            cells, error = None, f"unreadable CSV: {problem}"
+        yield start, "\n".join(lines[start - 1 : reader.line_num]), cells, error
+        if reader.line_num < start:  # the reader cannot move on: stop rather than spin
+            return
+
+
+def _csv_rows(text: str) -> list[RawRow]:
+    rows: list[RawRow] = []
+    header: list[str] | None = None
+    header_line = 0
+    for line, record_text, cells, error in _csv_records(text):
+        if cells is not None and not any(cell.strip() for cell in cells):
+            continue  # a blank line
+        if cells is None:
+            rows.append(_broken(line, record_text, error or "unreadable CSV"))
+        elif header is None and not rows:
+            names = [cell.strip().lower() for cell in cells]
+            if "id" in names and "symbol" in names:
+                header, header_line = names, line
+            else:
+                rows.append(RawRow(line, record_text, None, _no_header(record_text)))
+        elif header is None:
+            reason = f"not read: the file has no usable header (see line {rows[0].line})"
+            rows.append(RawRow(line, record_text, None, reason))
+        elif len(cells) != len(header):
+            reason = (
+                f"expected {len(header)} columns like the header on line {header_line},"
+                f" got {len(cells)}"
+            )
+            rows.append(RawRow(line, record_text, None, reason))
+        else:
+            fields = {name: cell for name, cell in zip(header, cells) if name in SIGNAL_FIELDS}
+            rows.append(RawRow(line, record_text, fields, None))
+    return rows
+
+
+def _no_header(first_line: str) -> str:
+    hint = " (the separator must be ',')" if ";" in first_line and "," not in first_line else ""
+    return (
+        "not a signal file: the first line must be JSON or a CSV header"
+        f" with at least id and symbol columns{hint}"
+    )

@@ -1,0 +1,99 @@
+"""Queries over trades and signals, and the export formats (CLI and site share them).
+
+Functions take a keyword-only `session`; the caller owns the transaction.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from shared import metrics, settings as runtime
+from shared.models import ACTIVE_STATUSES, CLOSED_STATUSES, Signal, Trade, TradeStatus
+
+TRADE_COLUMNS = (
+    "trade_id", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd", "status",
+    "reason", "signal_time", "entry_time", "entry_price", "take_profit", "stop_loss", "exit_time", "exit_price",
+    "fees_usd", "pnl_usd", "pnl_pct", "ambiguous",
+)
+SIGNAL_COLUMNS = ("source", "id", "time", "received_at", "status", "reason", "origin", "symbol", "side", "market")
+
+
+def iso_utc(moment: datetime | None) -> str:
+    """ISO 8601 UTC with `Z`: seconds, or milliseconds/microseconds only when present."""
+    if moment is None:
+        return ""
+    moment = moment.astimezone(timezone.utc)
+    spec = "seconds" if moment.microsecond == 0 else "milliseconds" if moment.microsecond % 1000 == 0 else "microseconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def plain_decimal(value: Decimal | None) -> str:
+    """A decimal as plain text without exponent or trailing zeros ("0.00005123", "100")."""
+    if value is None:
+        return ""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
+    return str(value)
+
+
+def trade_export_row(trade: Trade) -> list[str]:
+    values = {"trade_id": trade.id, **{c: getattr(trade, c) for c in TRADE_COLUMNS if c != "trade_id"}}
+    return [_cell(values[c]) for c in TRADE_COLUMNS]
+
+
+def export_trades(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
+    """Every trade in the export schema, by id, streamed (fine for a million rows)."""
+    statement = select(Trade).order_by(Trade.id).execution_options(yield_per=chunk)
+    for trade in session.exec(statement):
+        yield trade_export_row(trade)
+
+
+def export_signals(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
+    statement = select(Signal).order_by(Signal.id).execution_options(yield_per=chunk)
+    for signal in session.exec(statement):
+        values = {"id": signal.signal_id, **{c: getattr(signal, c) for c in SIGNAL_COLUMNS if c != "id"}}
+        yield [_cell(values[c]) for c in SIGNAL_COLUMNS]
+
+
+def closed_trades(*, session: Session) -> list[metrics.ClosedTrade]:
+    """The closed trades, reduced to what the metrics need (four columns, not whole rows)."""
+    statement = (select(Trade.id, Trade.entry_time, Trade.exit_time, Trade.pnl_usd)
+                 .where(Trade.status.in_(CLOSED_STATUSES)))
+    return [metrics.ClosedTrade(trade_id=i, entry_time=entry or exit_, exit_time=exit_, pnl_usd=pnl)
+            for i, entry, exit_, pnl in session.exec(statement)]
+
+
+def trade_counts(*, session: Session) -> metrics.Counts:
+    by_status = dict(session.exec(select(Trade.status, sa.func.count()).group_by(Trade.status)).all())
+    ambiguous = session.exec(select(sa.func.count()).select_from(Trade).where(Trade.ambiguous)).one()
+    return metrics.Counts(
+        open_trades=by_status.get(TradeStatus.OPEN.value, 0), pending_trades=by_status.get(TradeStatus.PENDING.value, 0),
+        cancelled_trades=by_status.get(TradeStatus.CANCELLED.value, 0), ambiguous_trades=ambiguous,
+    )
+
+
+def headline_stats(*, session: Session) -> metrics.Stats:
+    """The numbers of `signalproof stats` (and the site's headline cards)."""
+    starting = runtime.load(session).starting_balance_usd
+    return metrics.compute_stats(closed_trades(session=session), starting_balance=starting,
+                                 counts=trade_counts(session=session))
+
+
+def active_trades(*, session: Session) -> list[Trade]:
+    return list(session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)).order_by(Trade.id)))

@@ -1,0 +1,215 @@
+"""`signalproof` — the command line (DESIGN.md "CLI"). Configuration is read here, once."""
+
+import argparse
+import csv
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from sqlalchemy.engine import Engine
+
+from shared import settings as runtime
+from shared.clock import utcnow
+from shared.config import Config
+from shared.database import SchemaMissing, make_engine, require_schema, transaction, upgrade
+from shared.signals import read_rows
+from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, headline_stats
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, exit status 2."""
+
+
+def _engine(config: Config) -> Engine:
+    engine = make_engine(config.database_url)
+    require_schema(engine)
+    return engine
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None or path == "-":
+        yield sys.stdout
+        return
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _write_csv(path: str | None, header: Sequence[str], rows: Iterable[list[str]]) -> None:
+    with _output(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(config: Config, _args: argparse.Namespace) -> int:
+    upgrade(config.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_signals_import(config: Config, args: argparse.Namespace) -> int:
+    from worker.intake import store_rows
+
+    try:
+        text = Path(args.path).read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise UserError(f"cannot read {args.path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read {args.path}: not UTF-8 text") from None
+    engine = _engine(config)
+    with transaction(engine) as session:
+        report = store_rows(session, read_rows(text), default_source=args.source or "default",
+                            received_at=utcnow(), actor="import")
+    print(report.summary())
+    for line, reason in report.rejections:
+        print(f"  line {line}: {reason}")
+    return 0
+
+
+def cmd_signals_export(config: Config, args: argparse.Namespace) -> int:
+    with transaction(_engine(config)) as session:
+        _write_csv(args.output, SIGNAL_COLUMNS, export_signals(session=session))
+    return 0
+
+
+def cmd_trades_export(config: Config, args: argparse.Namespace) -> int:
+    with transaction(_engine(config)) as session:
+        _write_csv(args.output, TRADE_COLUMNS, export_trades(session=session))
+    return 0
+
+
+def cmd_stats(config: Config, args: argparse.Namespace) -> int:
+    with transaction(_engine(config)) as session:
+        stats = headline_stats(session=session).to_json_dict()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        width = max(map(len, stats))
+        for key, value in stats.items():
+            print(f"{key:<{width}}  {'—' if value is None else value}")
+    return 0
+
+
+def cmd_settings_show(config: Config, _args: argparse.Namespace) -> int:
+    with transaction(_engine(config)) as session:
+        values = runtime.as_dict(runtime.load(session))
+    width = max(map(len, values))
+    for key, value in values.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_settings_set(config: Config, args: argparse.Namespace) -> int:
+    engine = _engine(config)
+    try:
+        with transaction(engine) as session:
+            applied = runtime.change(session, {args.key: args.value}, actor=f"cli:{getpass.getuser()}", now=utcnow())
+    except runtime.SettingError as exc:
+        raise UserError(str(exc)) from None
+    for key, old, new in applied:
+        print(f"{key}: {old} → {new}")
+    if not applied:
+        print(f"{args.key} unchanged")
+    return 0
+
+
+def cmd_worker(config: Config, args: argparse.Namespace) -> int:
+    from worker.market_data import BinanceClient
+    from worker.service import Worker
+
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+    client = BinanceClient(spot_url=config.spot_api_url, futures_url=config.futures_api_url,
+                           timeout=config.http_timeout_seconds, retries=config.http_retries,
+                           retry_after_cap=config.retry_after_cap_seconds,
+                           backoff_base=config.http_backoff_seconds)
+    worker = Worker(_engine(config), client, http_timeout=config.http_timeout_seconds)
+    if not args.once:
+        worker.run_forever(monitor_seconds=config.monitor_interval_seconds)
+        return 0
+    problems = worker.catch_up()
+    for problem in problems:
+        print(f"not finished: {problem}")
+    return 1 if problems else 0
+
+
+def cmd_hash_password(_config: Config, _args: argparse.Namespace) -> int:
+    from argon2 import PasswordHasher
+
+    password = getpass.getpass("Owner password: ")
+    if len(password) < 8:
+        raise UserError("use at least 8 characters")
+    if getpass.getpass("Again: ") != password:
+        raise UserError("the two passwords differ")
+    print(PasswordHasher().hash(password))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signalproof", description="The honest public track record of a signal bot.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="create or migrate the schema").set_defaults(run=cmd_db_upgrade)
+
+    signals = commands.add_parser("signals", help="import or export signals").add_subparsers(dest="signals_command", required=True)
+    imp = signals.add_parser("import", help="import a CSV or JSON-lines file of signals")
+    imp.add_argument("path")
+    imp.add_argument("--source", help="source name for rows that do not name one (default: 'default')")
+    imp.set_defaults(run=cmd_signals_import)
+    exp = signals.add_parser("export", help="export every signal and what became of it (CSV)")
+    exp.add_argument("--output", help="file to write (default: standard output)")
+    exp.set_defaults(run=cmd_signals_export)
+
+    work = commands.add_parser("worker", help="run the worker service")
+    work.add_argument("--once", action="store_true", help="one full catch-up pass, then exit")
+    work.set_defaults(run=cmd_worker)
+
+    sett = commands.add_parser("settings", help="runtime settings").add_subparsers(dest="settings_command", required=True)
+    sett.add_parser("show", help="print every runtime setting").set_defaults(run=cmd_settings_show)
+    setter = sett.add_parser("set", help="change one runtime setting (validated, logged publicly)")
+    setter.add_argument("key", choices=list(runtime.SETTINGS), metavar="KEY")
+    setter.add_argument("value", metavar="VALUE")
+    setter.set_defaults(run=cmd_settings_set)
+
+    trades = commands.add_parser("trades", help="export trades").add_subparsers(dest="trades_command", required=True)
+    texp = trades.add_parser("export", help="export every trade (CSV, DESIGN.md schema)")
+    texp.add_argument("--output", help="file to write (default: standard output)")
+    texp.set_defaults(run=cmd_trades_export)
+
+    stats = commands.add_parser("stats", help="the headline metrics")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(run=cmd_stats)
+
+    commands.add_parser("hash-password", help="prompt for the owner password, print its argon2 hash").set_defaults(
+        run=cmd_hash_password)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(Config(), args)
+    except (UserError, SchemaMissing) as exc:
+        print(f"signalproof: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `signalproof trades export | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

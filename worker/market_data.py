@@ -1,0 +1,324 @@
+"""Binance public market data: the one module that knows Binance's URLs and JSON shapes.
+
+Everything above it sees `MarketData`: closed `Candle`s, latest prices, and whether a symbol
+is listed. Retries, backoff and rate-limit pauses live here once, in `BinanceClient._get_json`.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+from shared.candles import Candle, interval_length
+from shared.models import Market
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_MS = timedelta(milliseconds=1)
+
+# The most rows one klines request may ask for (Binance's documented maxima).
+PAGE_LIMITS: dict[Market, int] = {Market.SPOT: 1000, Market.FUTURES: 1500}
+_PATHS: dict[Market, str] = {Market.SPOT: "/api/v3", Market.FUTURES: "/fapi/v1"}
+
+INVALID_SYMBOL = -1121  # Binance error code for "Invalid symbol."
+RATE_LIMIT_STATUSES = (429, 418)  # 418 = IP banned for ignoring 429s; both send Retry-After
+MAX_BACKOFF_SECONDS = 10.0
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+
+
+class ExchangeError(Exception):
+    """A transient exchange failure that survived the retries (connection error, timeout,
+    5xx, malformed body, rate-limit that outlasted the cap, other 4xx)."""
+
+
+class UnknownSymbol(Exception):
+    """The exchange says the symbol does not exist (Binance 400 with code -1121 'Invalid symbol.')."""
+
+
+class MalformedBody(ValueError):
+    """A 200 answer whose body is not what Binance documents; retried like a 5xx."""
+
+
+class MarketData(Protocol):
+    def page_limit(self, market: Market) -> int:
+        """The most candles one `klines` call returns (a full page means: there may be more)."""
+        ...
+
+    def klines(
+        self, market: Market, symbol: str, interval: str, start: datetime, now: datetime, limit: int | None = None
+    ) -> list[Candle]:
+        """One request: closed candles with open_time >= start, ascending, at most `limit`."""
+        ...
+
+    def latest_prices(self, market: Market, symbols: Collection[str]) -> dict[str, Decimal]:
+        """One batched request; symbols the exchange does not know are absent from the result."""
+        ...
+
+    def symbol_exists(self, market: Market, symbol: str, now: datetime) -> bool:
+        """True if listed, False if the exchange says "Invalid symbol"."""
+        ...
+
+
+# --- pure parsing: Binance JSON -> our values ---------------------------------------------
+
+
+def to_millis(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: market data times must be timezone-aware UTC")
+    return (moment - EPOCH) // ONE_MS
+
+
+def from_millis(millis: int) -> datetime:
+    # timedelta arithmetic, not fromtimestamp(ms / 1000): a float would round some milliseconds.
+    return EPOCH + millis * ONE_MS
+
+
+def parse_price(value: object) -> Decimal:
+    """A Binance price: a decimal string ("0.00005352"), or a JSON number parsed as Decimal."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise MalformedBody(f"price {value!r} is not a decimal")
+    try:
+        price = Decimal(value) if isinstance(value, str) else Decimal(str(value))
+    except InvalidOperation:
+        raise MalformedBody(f"price {value!r} is not a decimal") from None
+    if not price.is_finite() or price <= 0:
+        raise MalformedBody(f"price {value!r} is not a finite positive number")
+    return price
+
+
+def parse_kline(row: object) -> Candle:
+    """One row `[openTime, "open", "high", "low", "close", ...]` (Binance sends 12 fields)."""
+    if not isinstance(row, list) or len(row) < 5:
+        raise MalformedBody(f"kline row {row!r} is not a list of at least 5 fields")
+    open_ms = row[0]
+    if isinstance(open_ms, bool) or not isinstance(open_ms, int) or open_ms < 0:
+        raise MalformedBody(f"kline open time {open_ms!r} is not epoch milliseconds")
+    open_, high, low, close = (parse_price(value) for value in row[1:5])
+    # The trade rules compare levels with low/high and fill at the open: a candle whose
+    # open or close lies outside its own range is corrupt, never something to trade on.
+    if not low <= min(open_, close) <= max(open_, close) <= high:
+        raise MalformedBody(f"kline {row[:5]!r} is inconsistent (needs low <= open, close <= high)")
+    return Candle(open_time=from_millis(open_ms), open=open_, high=high, low=low, close=close)
+
+
+def parse_klines(body: object) -> list[Candle]:
+    if not isinstance(body, list):
+        raise MalformedBody(f"klines body is a {type(body).__name__}, not a list")
+    candles = [parse_kline(row) for row in body]
+    for earlier, later in zip(candles, candles[1:]):
+        if later.open_time <= earlier.open_time:
+            raise MalformedBody(f"klines not strictly ascending at {later.open_time.isoformat()}")
+    return candles
+
+
+def parse_prices(body: object, wanted: Collection[str]) -> dict[str, Decimal]:
+    """`[{"symbol": "ETHBTC", "price": "0.1044"}, ...]` -> prices of the wanted symbols.
+
+    Entries for symbols nobody asked for are not inspected: a futures answer lists every
+    contract, and one odd entry there must not stop the prices we need.
+    """
+    if not isinstance(body, list):
+        raise MalformedBody(f"ticker body is a {type(body).__name__}, not a list")
+    prices: dict[str, Decimal] = {}
+    for entry in body:
+        if not isinstance(entry, dict) or not isinstance(entry.get("symbol"), str):
+            raise MalformedBody(f"ticker entry {entry!r} has no symbol")
+        if entry["symbol"] in wanted:
+            prices[entry["symbol"]] = parse_price(entry.get("price"))
+    return prices
+
+
+def closed_since(candles: list[Candle], interval: timedelta, start: datetime, now: datetime) -> list[Candle]:
+    """Candles opening at or after `start` that have closed by `now` (the forming one is dropped)."""
+    return [c for c in candles if c.open_time >= start and c.open_time + interval <= now]
+
+
+def retry_after_seconds(header: str | None) -> float:
+    """Binance sends whole seconds; anything unreadable gets a short, safe default."""
+    try:
+        seconds = float(header) if header is not None else DEFAULT_RETRY_AFTER_SECONDS
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return seconds if seconds == seconds and seconds >= 0 else DEFAULT_RETRY_AFTER_SECONDS
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"non-finite JSON number {name}")
+
+
+def decode_json(content: bytes) -> Any:
+    """JSON with every number as an exact Decimal (never a float) and NaN/Infinity refused."""
+    try:
+        return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MalformedBody(f"body is not JSON ({error})") from None
+
+
+def client_error(response: requests.Response, where: str, params: Mapping[str, str]) -> Exception:
+    """The exception for a 4xx other than 429/418: UnknownSymbol for -1121, else ExchangeError."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if response.status_code == 400 and isinstance(body, dict) and body.get("code") == INVALID_SYMBOL:
+        symbol = params.get("symbol") or params.get("symbols")
+        return UnknownSymbol(f"{symbol}: invalid symbol (Binance -1121 at {where})")
+    return ExchangeError(f"{where}: HTTP {response.status_code}: {response.text[:200]}")
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+class BinanceClient:
+    """`MarketData` over Binance's public REST API (spot and USDⓈ-M futures)."""
+
+    def __init__(
+        self,
+        *,
+        spot_url: str,
+        futures_url: str,
+        timeout: float = 10.0,
+        retries: int = 5,
+        retry_after_cap: float = 60.0,
+        backoff_base: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_urls: dict[Market, str] = {Market.SPOT: spot_url.rstrip("/"), Market.FUTURES: futures_url.rstrip("/")}
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_after_cap = retry_after_cap
+        self.backoff_base = backoff_base
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.session = session if session is not None else requests.Session()
+        self.requests_made = 0
+        # host -> monotonic time before which nothing is sent there (after a 429/418).
+        self.paused_until: dict[str, float] = {}
+        # Scheduler jobs may share one client from several threads.
+        self._lock = threading.Lock()
+
+    def page_limit(self, market: Market) -> int:
+        return PAGE_LIMITS[Market(market)]
+
+    def close(self) -> None:
+        """Release pooled connections (the worker calls it on shutdown)."""
+        self.session.close()
+
+    def klines(
+        self, market: Market, symbol: str, interval: str, start: datetime, now: datetime, limit: int | None = None
+    ) -> list[Candle]:
+        length = interval_length(interval)
+        page = self.page_limit(market) if limit is None else limit
+        if not 1 <= page <= self.page_limit(market):
+            raise ValueError(f"limit {limit} outside 1..{self.page_limit(market)} for {market}")
+        params = {"symbol": symbol, "interval": interval, "startTime": str(to_millis(start)), "limit": str(page)}
+        to_millis(now)  # refuse a naive `now` before spending a request
+        candles = self._get_json(self._url(market, "klines"), params, parse_klines)
+        return closed_since(candles, length, start, now)[:page]
+
+    def latest_prices(self, market: Market, symbols: Collection[str]) -> dict[str, Decimal]:
+        wanted = frozenset(symbols)
+        if not wanted:
+            return {}
+        url = self._url(market, "ticker/price")
+        if Market(market) is Market.FUTURES:
+            # The futures ticker has no multi-symbol form: all contracts in one light request.
+            return self._get_json(url, {}, lambda body: parse_prices(body, wanted))
+        try:
+            return self._get_json(url, {"symbols": _symbols_param(wanted)}, lambda body: parse_prices(body, wanted))
+        except UnknownSymbol:
+            # Spot refuses the whole batch if one symbol is unknown (e.g. delisted); only
+            # then do we ask one by one, so that the known symbols still get a price.
+            return self._prices_one_by_one(url, wanted)
+
+    def symbol_exists(self, market: Market, symbol: str, now: datetime) -> bool:
+        # A one-row klines request: it answers -1121 for unknown symbols like exchangeInfo
+        # does, at a fraction of the weight, and works wherever klines are served. Daily
+        # candles: every market serves them, whatever interval it records natively.
+        try:
+            self.klines(market, symbol, "1d", now - timedelta(days=2), now, limit=1)
+        except UnknownSymbol:
+            return False
+        return True
+
+    def _prices_one_by_one(self, url: str, wanted: frozenset[str]) -> dict[str, Decimal]:
+        prices: dict[str, Decimal] = {}
+        for symbol in sorted(wanted):
+            try:
+                prices |= self._get_json(url, {"symbols": _symbols_param({symbol})}, lambda b: parse_prices(b, wanted))
+            except UnknownSymbol:
+                continue
+        return prices
+
+    def _url(self, market: Market, endpoint: str) -> str:
+        market = Market(market)
+        return f"{self.base_urls[market]}{_PATHS[market]}/{endpoint}"
+
+    def _get_json(self, url: str, params: Mapping[str, str], parse: Callable[[Any], T]) -> T:
+        """GET, decode and parse, with every retry, backoff and rate-limit pause in one place.
+
+        Transient failures (connection, timeout, 5xx, malformed 200) back off exponentially;
+        429/418 pause the whole host for Retry-After (capped) so no call hammers it meanwhile.
+        """
+        parts = urlsplit(url)
+        host, where = parts.netloc, f"{parts.netloc}{parts.path}"
+        last_error = "no attempt made"
+        for attempt in range(self.retries + 1):
+            self._wait_for_host(host)
+            with self._lock:
+                self.requests_made += 1
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout)
+            except requests.RequestException as error:
+                last_error = f"{type(error).__name__}: {error}"
+            else:
+                status = response.status_code
+                if status in RATE_LIMIT_STATUSES:
+                    pause = min(retry_after_seconds(response.headers.get("Retry-After")), self.retry_after_cap)
+                    self._pause_host(host, pause)
+                    last_error = f"HTTP {status} (rate limited; host paused {pause:g} s)"
+                    log.warning("%s answered %s: pausing %s for %g s", where, status, host, pause)
+                    continue  # the pause is the wait; no extra backoff on top of it
+                if 400 <= status < 500:
+                    raise client_error(response, where, params)  # our request is wrong: retrying won't help
+                if status != 200:
+                    last_error = f"HTTP {status}: {response.text[:200]}"
+                else:
+                    try:
+                        return parse(decode_json(response.content))
+                    except MalformedBody as error:
+                        last_error = f"malformed body: {error}"
+            if attempt < self.retries:
+                log.info("%s failed (%s); retry %d of %d", where, last_error, attempt + 1, self.retries)
+                self.sleep(min(self.backoff_base * 2**attempt, MAX_BACKOFF_SECONDS))
+        raise ExchangeError(f"{where}: gave up after {self.retries + 1} attempts; last error: {last_error}")
+
+    def _wait_for_host(self, host: str) -> None:
+        # One sleep for the remaining pause (not a polling loop): correct with a real clock,
+        # and it keeps an injected fake sleep from spinning forever.
+        with self._lock:
+            remaining = self.paused_until.get(host, 0.0) - self.monotonic()
+        if remaining > 0:
+            self.sleep(remaining)
+
+    def _pause_host(self, host: str, seconds: float) -> None:
+        with self._lock:
+            until = self.monotonic() + seconds
+            self.paused_until[host] = max(until, self.paused_until.get(host, 0.0))
+
+
+def _symbols_param(symbols: Collection[str]) -> str:
+    # Binance wants a compact JSON array (no spaces); requests URL-encodes it.
+    return json.dumps(sorted(symbols), separators=(",", ":"))
