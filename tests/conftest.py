@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,27 +52,67 @@ def postgres_admin_url() -> str:
     return url  # type: ignore[return-value]
 
 
+class PostgresDatabases:
+    """Creates brand-new databases and drops them afterwards (we never touch any other)."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def create(self) -> str:
+        name = f"signalproof_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return sa.engine.make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as connection:
+            for name in self.created:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
 @pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A brand-new database for this test, dropped afterwards (we never touch any other)."""
-    name = f"signalproof_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+def postgres_databases(postgres_admin_url: str) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(postgres_admin_url)
     try:
-        yield sa.engine.make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+        yield databases
     finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        databases.drop_all()
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: PostgresDatabases) -> str:
+    return postgres_databases.create()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def new_database(database_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes empty, migrated databases of this test's kind (a SQLite file or PostgreSQL)."""
+    count = iter(range(1000))
+
+    def make() -> str:
+        if database_kind == "sqlite":
+            url = f"sqlite:///{tmp_path / f'signalproof-{next(count)}.db'}"
+        else:
+            url = request.getfixturevalue("postgres_databases").create()
+        upgrade(url)
+        return url
+
+    return make
+
+
+@pytest.fixture
+def database_url(new_database: Callable[[], str]) -> str:
     """An empty, migrated database: a SQLite file, then the same test on PostgreSQL."""
-    url = f"sqlite:///{tmp_path / 'signalproof.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    upgrade(url)
-    return url
+    return new_database()
 
 
 @pytest.fixture
@@ -94,6 +134,7 @@ class Cli:
             "SIGNALPROOF_HTTP_TIMEOUT_SECONDS": "0.5",
             "SIGNALPROOF_HTTP_BACKOFF_SECONDS": "0.01",
             "SIGNALPROOF_RETRY_AFTER_CAP_SECONDS": "1",
+            "PYTHONUNBUFFERED": "1",
         }
 
     def command(self, *args: str) -> list[str]:
@@ -114,3 +155,12 @@ class Cli:
 @pytest.fixture
 def cli(database_url: str, exchange: FakeExchange, tmp_path: Path) -> Cli:
     return Cli(database_url, exchange.url, tmp_path)
+
+
+@pytest.fixture
+def another_cli(new_database: Callable[[], str], exchange: FakeExchange, tmp_path: Path) -> Callable[[str], Cli]:
+    """A CLI on a second, empty database of the same kind (for comparing two runs)."""
+    def make(name: str) -> Cli:
+        (tmp_path / name).mkdir()
+        return Cli(new_database(), exchange.url, tmp_path / name)
+    return make

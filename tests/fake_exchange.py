@@ -187,6 +187,7 @@ class FakeExchange:
         self.faults: list[str] = []
         self.random_faults: tuple[str, ...] = FAULTS  # what fault_rate draws from
         self.timeout_seconds = 2.0
+        self.latency_seconds = 0.0  # added to every data answer: widens windows in kill tests
         self.retry_after: str | None = "1"  # the Retry-After header of 429/418; None = omitted
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._random = random.Random(seed)
@@ -266,6 +267,8 @@ class FakeExchange:
         self._stopping.wait(seconds)
 
     def answer(self, market: Market, endpoint: str, params: Mapping[str, str]) -> Reply:
+        if self.latency_seconds and endpoint in ("klines", "ticker/price", "exchangeInfo"):
+            self.wait_out(self.latency_seconds)
         try:
             if endpoint == "klines":
                 return self._klines(market, params)

@@ -92,7 +92,7 @@ class InMemoryMarket:
             self._fail_if_asked(symbol)  # one batched request: one failing symbol fails it all
         return {s: self.prices[(market, s)] for s in symbols if (market, s) in self.prices}
 
-    def symbol_exists(self, market: Market, symbol: str, now: datetime) -> bool:
+    def symbol_exists(self, market: Market, symbol: str, interval: str, now: datetime) -> bool:
         market = Market(market)
         self.calls.append(("symbol_exists", market, symbol))
         self._fail_if_asked(symbol)

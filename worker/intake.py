@@ -182,6 +182,7 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
     last_id = 0
     while True:
         with transaction(engine) as session:
+            interval = runtime.load(session).candle_interval
             rows = list(session.exec(select(Signal).where(Signal.status == SignalStatus.NEW.value, Signal.id > last_id)
                                      .order_by(Signal.id).limit(batch)))
         if not rows:
@@ -190,7 +191,7 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
         checked = [(row, validate(row_to_raw(row), received_at=row.received_at or now, default_source=row.source))
                    for row in rows]
         checked.sort(key=lambda pair: (pair[1].time, pair[0].id) if isinstance(pair[1], ValidSignal) else (now, pair[0].id))
-        _check_symbols([s for _, s in checked if isinstance(s, ValidSignal)], market_data, now, known_symbols)
+        _check_symbols([s for _, s in checked if isinstance(s, ValidSignal)], market_data, interval, now, known_symbols)
         with transaction(engine) as session:
             settings = runtime.load(session)
             open_keys = [(t.symbol, t.side) for t in session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)))]
@@ -202,11 +203,11 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
                     decided += outcome
 
 
-def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, now: datetime,
+def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, interval: str, now: datetime,
                    known: dict[tuple[str, str], bool]) -> None:
     for key in sorted({(s.market.value, s.symbol) for s in signals} - set(known)):
         try:
-            known[key] = market_data.symbol_exists(Market(key[0]), key[1], now)
+            known[key] = market_data.symbol_exists(Market(key[0]), key[1], interval, now)
         except ExchangeError as exc:
             log.warning("cannot check symbol %s %s yet: %s", key[0], key[1], exc)
 

@@ -64,7 +64,7 @@ class MarketData(Protocol):
         """One batched request; symbols the exchange does not know are absent from the result."""
         ...
 
-    def symbol_exists(self, market: Market, symbol: str, now: datetime) -> bool:
+    def symbol_exists(self, market: Market, symbol: str, interval: str, now: datetime) -> bool:
         """True if listed, False if the exchange says "Invalid symbol"."""
         ...
 
@@ -243,12 +243,13 @@ class BinanceClient:
             # then do we ask one by one, so that the known symbols still get a price.
             return self._prices_one_by_one(url, wanted)
 
-    def symbol_exists(self, market: Market, symbol: str, now: datetime) -> bool:
-        # A one-row klines request: it answers -1121 for unknown symbols like exchangeInfo
-        # does, at a fraction of the weight, and works wherever klines are served. Daily
-        # candles: every market serves them, whatever interval it records natively.
+    def symbol_exists(self, market: Market, symbol: str, interval: str, now: datetime) -> bool:
+        # A one-row klines request at the interval the trades will use: it answers -1121 for
+        # unknown symbols like exchangeInfo does, at a fraction of the weight, and works on any
+        # server that serves the candles we need (whatever else it serves).
         try:
-            self.klines(market, symbol, "1d", now - timedelta(days=2), now, limit=1)
+            self._get_json(self._url(market, "klines"), {"symbol": symbol, "interval": interval, "limit": "1"},
+                           parse_klines)
         except UnknownSymbol:
             return False
         return True

@@ -7,14 +7,11 @@ shared.ledger.
 """
 
 import csv
+from collections.abc import Callable
 import io
 import json
-import signal
-import time
 from decimal import Decimal as D
 from pathlib import Path
-
-import pytest
 
 from conftest import Cli
 from fake_exchange import FakeExchange
@@ -108,7 +105,6 @@ def exported_trades(cli: Cli) -> dict[str, dict[str, str]]:
 
 
 def test_scenario_on_real_candles(cli: Cli, tmp_path: Path) -> None:
-    imported = cli("settings", "set", "entry_mode", "market") and None
     (tmp_path / "market.csv").write_text(MARKET_1M)
     first = cli("signals", "import", str(tmp_path / "market.csv")).stdout
     assert first.splitlines()[0] == "accepted 6, rejected 4, duplicate 1", first
@@ -150,49 +146,15 @@ def test_scenario_on_real_candles(cli: Cli, tmp_path: Path) -> None:
     assert (stats["open_trades"], stats["cancelled_trades"], stats["ambiguous_trades"]) == (1, 2, 1)
 
 
-def test_exchange_faults_change_nothing(cli: Cli, exchange: FakeExchange, tmp_path: Path) -> None:
+def test_exchange_faults_change_nothing(cli: Cli, another_cli: Callable[[str], Cli], exchange: FakeExchange,
+                                        tmp_path: Path) -> None:
     """The same scenario with one response in five failing (5xx, 429, timeouts, garbage) ends
     with exactly the trades of the clean run."""
     run_scenario(cli, tmp_path)
     clean = exported_trades(cli)
-    faulty_dir = tmp_path / "faulty"
-    faulty_dir.mkdir()
-    faulty = Cli(cli.env["SIGNALPROOF_DATABASE_URL"] + "", exchange.url, faulty_dir)
-    # a second, fresh database on the same engine kind
-    faulty.env["SIGNALPROOF_DATABASE_URL"] = _sibling_database(cli, faulty_dir)
-    faulty("db", "upgrade")
+    faulty = another_cli("faulty")
     exchange.fault_rate = 0.2
-    run_scenario(faulty, faulty_dir)
+    run_scenario(faulty, faulty.cwd)
     assert len(exchange.requests) > 0
     strip = lambda rows: {k: {c: v for c, v in r.items() if c != "trade_id"} for k, r in rows.items()}  # noqa: E731
     assert strip(exported_trades(faulty)) == strip(clean)
-
-
-def _sibling_database(cli: Cli, where: Path) -> str:
-    url = cli.env["SIGNALPROOF_DATABASE_URL"]
-    if url.startswith("sqlite"):
-        return f"sqlite:///{where / 'faulty.db'}"
-    import sqlalchemy as sa
-    import uuid
-    name = f"signalproof_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(sa.engine.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    _created.append((url, name))
-    return sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-_created: list[tuple[str, str]] = []
-
-
-@pytest.fixture(autouse=True)
-def _drop_sibling_databases() -> object:
-    yield
-    import sqlalchemy as sa
-    while _created:
-        url, name = _created.pop()
-        admin = sa.create_engine(sa.engine.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

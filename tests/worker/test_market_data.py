@@ -347,7 +347,7 @@ def test_an_unknown_symbol_is_said_at_once(client: BinanceClient, exchange: Fake
     (FUTURES, "NOPEUSDT", False),
 ])
 def test_symbol_exists(client: BinanceClient, market: Market, symbol: str, listed: bool) -> None:
-    assert client.symbol_exists(market, symbol, FAR_FUTURE) is listed
+    assert client.symbol_exists(market, symbol, "1m" if market is SPOT else "5m", FAR_FUTURE) is listed
     assert client.requests_made == 1
 
 
@@ -355,11 +355,11 @@ def test_symbol_exists_retries_transient_faults_and_raises_when_they_persist(
     exchange: FakeExchange, clock: FakeClock
 ) -> None:
     exchange.faults = ["503"]
-    assert make_client(exchange, clock).symbol_exists(SPOT, "ETHBTC", FAR_FUTURE) is True
+    assert make_client(exchange, clock).symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE) is True
 
     exchange.faults = ["timeout", "500"]
     with pytest.raises(ExchangeError):
-        make_client(exchange, clock, retries=1).symbol_exists(SPOT, "ETHBTC", FAR_FUTURE)
+        make_client(exchange, clock, retries=1).symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
 
 
 # --- latest prices ------------------------------------------------------------------------
@@ -502,8 +502,8 @@ def test_fake_and_client_agree(market_data: MarketData, market: Market, symbol: 
 
     assert market_data.klines(market, symbol, interval, start, now, limit) == expected[:limit]
     assert market_data.klines(market, symbol, interval, start, start) == []
-    assert market_data.symbol_exists(market, symbol, now) is True
-    assert market_data.symbol_exists(market, "NOPE" + symbol, now) is False
+    assert market_data.symbol_exists(market, symbol, interval, now) is True
+    assert market_data.symbol_exists(market, "NOPE" + symbol, interval, now) is False
     assert market_data.latest_prices(market, [symbol, "NOPE" + symbol]) == {symbol: rows[-1].close}
     with pytest.raises(UnknownSymbol):
         market_data.klines(market, "NOPE" + symbol, interval, start, now)
