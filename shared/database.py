@@ -72,6 +72,33 @@ def transaction(engine: Engine) -> Iterator[Session]:
             yield session
 
 
+def insert_missing(session: Session, table: sa.Table, rows: list[dict[str, Any]],
+                   returning: tuple[sa.Column[Any], ...] = ()) -> list[tuple[Any, ...]]:
+    """INSERT … ON CONFLICT DO NOTHING: safe when two processes create the same row at once."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    columns = sorted({key for row in rows for key in row})
+    statement = insert(table).values([{c: row.get(c) for c in columns} for row in rows]).on_conflict_do_nothing()
+    if returning:
+        return [tuple(r) for r in session.execute(statement.returning(*returning))]
+    session.execute(statement)
+    return []
+
+
+def single_row(session: Session, model: type[Any]) -> Any:
+    """The one row (id = 1) of a settings-like table, created with its defaults if missing."""
+    row = session.get(model, 1)
+    if row is None:
+        defaults = model(id=1)
+        insert_missing(session, model.__table__, [{c.name: getattr(defaults, c.name) for c in model.__table__.columns}])
+        row = session.get(model, 1)
+    return row
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Create or migrate the schema (`signalproof db upgrade`)."""
     from alembic import command

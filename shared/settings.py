@@ -5,6 +5,7 @@ validated here, for the CLI and the settings page alike, and logged as a public 
 """
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -14,9 +15,14 @@ from sqlmodel import Session
 
 from shared import events
 from shared.candles import INTERVALS
+from shared.database import single_row
 from shared.models import EntryMode, Market, RuntimeSettings
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{5,20}$")
+# Far beyond any real stake, fee or rate, and what keeps a value storable: PostgreSQL's
+# NUMERIC refuses absurd scales ("1e-999999") and SQLite stores the digits as text.
+MAX_NUMBER_CHARS = 50
+MAX_DECIMAL_PLACES = 18
 
 
 class SettingError(ValueError):
@@ -25,6 +31,8 @@ class SettingError(ValueError):
 
 def _decimal(low: Decimal, high: Decimal | None = None, *, low_open: bool = False) -> Callable[[str], Decimal]:
     def parse(text: str) -> Decimal:
+        if len(text.strip()) > MAX_NUMBER_CHARS:
+            raise SettingError(f"{text[:20]!r}... is too long for a number")
         try:
             value = Decimal(text.strip())
         except InvalidOperation:
@@ -32,8 +40,17 @@ def _decimal(low: Decimal, high: Decimal | None = None, *, low_open: bool = Fals
         if not value.is_finite() or (value <= low if low_open else value < low) or (high is not None and value > high):
             bound = f"{'above' if low_open else 'at least'} {low}" + (f" and at most {high}" if high is not None else "")
             raise SettingError(f"{text!r} is out of range: must be {bound}")
+        if value and _decimal_places(value) > MAX_DECIMAL_PLACES:
+            raise SettingError(f"{text!r} is too precise: at most {MAX_DECIMAL_PLACES} decimal places")
         return value.normalize() if value == value.to_integral_value() else value
     return parse
+
+
+def _decimal_places(value: Decimal) -> int:
+    """Decimal places of a finite value, not counting trailing zeros (exactly: no rounding)."""
+    _sign, digits, exponent = value.as_tuple()
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(int(exponent) + trailing_zeros))
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -56,9 +73,11 @@ def _boolean(text: str) -> bool:
     raise SettingError(f"{text!r} is not true or false")
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+def _choice(options: tuple[str, ...], *, fold_case: bool = True) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        value = text.strip().lower() if options[0].islower() else text.strip().upper()
+        value = text.strip()
+        if fold_case:
+            value = value.lower() if options[0].islower() else value.upper()
         if value not in options:
             raise SettingError(f"{text!r} is not one of {', '.join(options)}")
         return value
@@ -83,7 +102,7 @@ def _symbols(text: str) -> str:
 
 def _feed_url(text: str) -> str:
     value = text.strip()
-    if value and not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value):
+    if value and (not value.isprintable() or not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value)):
         raise SettingError(f"{text!r} is not an http(s) URL (leave empty to turn the feed off)")
     return value
 
@@ -95,6 +114,9 @@ def _text(max_length: int, *, required: bool) -> Callable[[str], str]:
             raise SettingError("must not be empty")
         if len(value) > max_length:
             raise SettingError(f"too long: at most {max_length} characters")
+        # PostgreSQL cannot store NUL, and other control characters would garble the page.
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\t\r\n" for ch in value):
+            raise SettingError("must not contain control characters")
         return value
     return parse
 
@@ -110,7 +132,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "maintenance_margin_rate": (_decimal(Decimal(0), Decimal("0.5")), "for the liquidation price of leveraged trades"),
     "pending_expiry_hours": (_decimal(Decimal(0), Decimal(24 * 365), low_open=True), "hours a limit entry may wait"),
     "max_trade_hours": (_decimal(Decimal(0), Decimal(24 * 365)), "0 = never; else close at market after this long"),
-    "candle_interval": (_choice(tuple(INTERVALS)), "kline interval used to resolve trades"),
+    # Exact case: Binance's "1M" is a month, not "1m".
+    "candle_interval": (_choice(tuple(INTERVALS), fold_case=False), "kline interval used to resolve trades"),
     "starting_balance_usd": (_decimal(Decimal(0), Decimal(10**12), low_open=True), "bankroll for % returns and drawdown"),
     "min_confidence": (_decimal(Decimal(0), Decimal(1)), "signals below are skipped"),
     "markets": (_markets, "markets traded (SPOT,FUTURES); others skipped"),
@@ -144,21 +167,7 @@ def format_value(value: Any) -> str:
 
 def load(session: Session) -> RuntimeSettings:
     """The settings row, created with the defaults the first time anyone asks."""
-    row = session.get(RuntimeSettings, 1)
-    if row is None:
-        defaults = RuntimeSettings()
-        values = {c.name: getattr(defaults, c.name) for c in RuntimeSettings.__table__.columns}
-        table = RuntimeSettings.__table__
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        session.execute(insert(table).values(values).on_conflict_do_nothing())  # two first readers at once
-        session.flush()
-        row = session.get(RuntimeSettings, 1)
-        assert row is not None
-    return row
+    return single_row(session, RuntimeSettings)
 
 
 def as_dict(settings: RuntimeSettings) -> dict[str, str]:
@@ -172,10 +181,9 @@ def change(session: Session, changes: Mapping[str, str], *, actor: str, now: dat
     session.refresh(row, with_for_update=session.get_bind().dialect.name == "postgresql")
     applied = []
     for key, value in parsed.items():
-        old = format_value(getattr(row, key))
-        new = format_value(value)
-        if old == new:
+        if getattr(row, key) == value:  # by value: "0.0010" is no change from 0.001
             continue
+        old, new = format_value(getattr(row, key)), format_value(value)
         setattr(row, key, value)
         applied.append((key, old, new))
         events.record(session, kind="settings.changed", actor=actor, at=now,

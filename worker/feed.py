@@ -6,9 +6,9 @@ from datetime import datetime
 import requests
 from sqlalchemy.engine import Engine
 
-from shared.database import transaction
+from shared.database import single_row, transaction
 from shared.models import WorkerHeartbeat
-from shared.signals import parse_feed_body
+from shared.signals import parse_feed_body, shown
 from worker.intake import IntakeReport, store_rows
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,9 @@ def poll_feed(engine: Engine, url: str, *, http: requests.Session, now: datetime
             raise ValueError(f"HTTP {response.status_code}")
         if len(response.content) > MAX_FEED_BYTES:
             raise ValueError(f"body larger than {MAX_FEED_BYTES} bytes")
+        body = response.text.removeprefix("\ufeff").strip()
+        if body and body[0] not in "[{":  # an error or login page, not a feed: nothing to store
+            raise ValueError(f"not JSON (starts with {shown(body[:20])})")
         rows = parse_feed_body(response.text)
         with transaction(engine) as session:
             report = store_rows(session, rows, default_source="feed", received_at=now, actor="feed")
@@ -34,9 +37,8 @@ def poll_feed(engine: Engine, url: str, *, http: requests.Session, now: datetime
         error = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("feed %s: %s", url, error)
     with transaction(engine) as session:
-        beat = session.get(WorkerHeartbeat, 1) or WorkerHeartbeat(id=1)
+        beat = single_row(session, WorkerHeartbeat)
         beat.feed_last_poll_at, beat.feed_last_error = now, error
         if report is not None:
             beat.feed_received += report.accepted
-        session.add(beat)
     return report

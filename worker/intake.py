@@ -10,15 +10,15 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlmodel import Session, select
 
 from shared import events, settings as runtime
-from shared.database import transaction
+from shared.database import insert_missing, transaction
 from shared.exits import TradeTerms, open_trade
 from shared.models import (
     ACTIVE_STATUSES, EntryMode, Market, RuntimeSettings, Signal, SignalStatus, Trade, TradeStatus,
@@ -28,6 +28,8 @@ from worker.market_data import ExchangeError, MarketData
 
 log = logging.getLogger(__name__)
 INSERT_BATCH = 500
+# The columns a bot fills when it inserts a signal itself (DESIGN.md "Signals", way 3).
+BOT_COLUMNS = ("time", "symbol", "side", "market", "entry", "take_profit", "stop_loss", "leverage", "confidence", "note")
 
 
 @dataclass
@@ -94,19 +96,9 @@ def store_rows(session: Session, rows: Sequence[RawRow], *, default_source: str,
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING the keys that were new."""
-    if not rows:
-        return set()
+    """Insert what is new; returns the (source, id) keys that were new."""
     table = Signal.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    columns = sorted({key for row in rows for key in row})
-    statement = (insert(table).values([{c: row.get(c) for c in columns} for row in rows])
-                 .on_conflict_do_nothing(index_elements=["source", "signal_id"])
-                 .returning(table.c.source, table.c.signal_id))
-    return {(source, signal_id) for source, signal_id in session.execute(statement)}
+    return set(insert_missing(session, table, rows, returning=(table.c.source, table.c.signal_id)))  # type: ignore[arg-type]
 
 
 # --- NEW signals → trades --------------------------------------------------------------
@@ -144,7 +136,7 @@ def _terms(signal: ValidSignal, settings: RuntimeSettings) -> TradeTerms:
     )
 
 
-def _new_trade(row: Signal, signal: ValidSignal, settings: RuntimeSettings, now: datetime) -> Trade:
+def _new_trade(row: sa.Row[Any], signal: ValidSignal, settings: RuntimeSettings, now: datetime) -> Trade:
     terms = _terms(signal, settings)
     state = open_trade(terms)
     return Trade(
@@ -160,15 +152,58 @@ def _new_trade(row: Signal, signal: ValidSignal, settings: RuntimeSettings, now:
     )
 
 
-def _claim(session: Session, row: Signal, status: SignalStatus, reason: str | None, now: datetime,
+def _claim(session: Session, row: sa.Row[Any], status: SignalStatus, reason: str | None, now: datetime,
            normalised: ValidSignal | None) -> bool:
     """Move a signal out of NEW, guarded so that two workers never both act on it."""
     values: dict[str, Any] = {"status": status.value, "reason": reason, "processed_at": now}
+    if row.raw is None:  # a row a bot inserted by hand: keep what it wrote before rewriting it
+        values["raw"] = json.dumps({name: getattr(row, name) for name in BOT_COLUMNS}, default=str)
+        values.update(_unreadable(row, session.get_bind().dialect, now))
     if normalised is not None:  # rows a bot inserted by hand get their normalised values
         values.update({k: v for k, v in to_row_values(normalised).items() if k not in ("source", "signal_id")})
     result = session.execute(sa.update(Signal).where(Signal.id == row.id, Signal.status == SignalStatus.NEW.value)
                              .values(**values))
     return result.rowcount == 1
+
+
+def _new_rows(session: Session, after_id: int, batch: int) -> list[sa.Row[Any]]:
+    """NEW signals with the bot's columns as stored, not through their column types: SQLite keeps
+    any value in any column, and one its type cannot load ('garbage' in `time`) must end as a
+    REJECTED row, not as an error on every tick."""
+    table = Signal.__table__
+    as_stored = [sa.type_coerce(table.c[name], sa.String()).label(name) for name in (*BOT_COLUMNS, "received_at")]
+    return list(session.execute(
+        sa.select(table.c.id, table.c.source, table.c.signal_id, table.c.raw, *as_stored)
+        .where(table.c.status == SignalStatus.NEW.value, table.c.id > after_id).order_by(table.c.id).limit(batch)))
+
+
+def _received_at(stored: object, now: datetime) -> datetime:
+    """When a row arrived (its server default; text on SQLite); `now` if that cannot be read."""
+    if isinstance(stored, str):
+        try:
+            stored = datetime.fromisoformat(stored)
+        except ValueError:
+            return now
+    if not isinstance(stored, datetime):
+        return now
+    return stored if stored.tzinfo is not None else stored.replace(tzinfo=timezone.utc)
+
+
+def _unreadable(row: sa.Row[Any], dialect: Dialect, now: datetime) -> dict[str, Any]:
+    """Stored values their own column type cannot load back, cleared so the row stays readable
+    (by the export and the site); the bot's values are kept in `raw`. Only SQLite takes such
+    values: PostgreSQL refuses them at the bot's INSERT."""
+    cleared: dict[str, Any] = {}
+    if dialect.name != "sqlite":
+        return cleared
+    for name in (*BOT_COLUMNS, "received_at"):
+        load = Signal.__table__.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
+        try:
+            if load is not None:
+                load(getattr(row, name))
+        except Exception:  # noqa: BLE001 - whatever the type's own loader raises, it cannot read this
+            cleared[name] = now if name == "received_at" else None
+    return cleared
 
 
 def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetime, known_symbols: dict[tuple[str, str], bool],
@@ -183,13 +218,12 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
     while True:
         with transaction(engine) as session:
             interval = runtime.load(session).candle_interval
-            rows = list(session.exec(select(Signal).where(Signal.status == SignalStatus.NEW.value, Signal.id > last_id)
-                                     .order_by(Signal.id).limit(batch)))
+            rows = _new_rows(session, last_id, batch)
         if not rows:
             return decided, left
         last_id = rows[-1].id or last_id
-        checked = [(row, validate(row_to_raw(row), received_at=row.received_at or now, default_source=row.source))
-                   for row in rows]
+        checked = [(row, validate(row_to_raw(row), received_at=_received_at(row.received_at, now),
+                                  default_source=row.source)) for row in rows]
         checked.sort(key=lambda pair: (pair[1].time, pair[0].id) if isinstance(pair[1], ValidSignal) else (now, pair[0].id))
         _check_symbols([s for _, s in checked if isinstance(s, ValidSignal)], market_data, interval, now, known_symbols)
         with transaction(engine) as session:
@@ -212,7 +246,7 @@ def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, inte
             log.warning("cannot check symbol %s %s yet: %s", key[0], key[1], exc)
 
 
-def _decide(session: Session, row: Signal, result: ValidSignal | Rejection, settings: RuntimeSettings,
+def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection, settings: RuntimeSettings,
             open_keys: list[tuple[str, str]], known: dict[tuple[str, str], bool], now: datetime) -> int | None:
     """1 when the signal was decided here, 0 when another worker got there first, None to retry later."""
     ref = f"signal {row.source}/{row.signal_id}"

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from shared import settings as runtime
 from shared.clock import Clock, utcnow
-from shared.database import transaction
+from shared.database import single_row, transaction
 from shared.models import WorkerHeartbeat
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
@@ -70,7 +70,7 @@ class Worker:
              started: bool = False) -> None:
         now = self.clock()
         with transaction(self.engine) as session:
-            row = session.get(WorkerHeartbeat, 1) or WorkerHeartbeat(id=1)
+            row = single_row(session, WorkerHeartbeat)
             row.last_tick_at = now
             if started:
                 row.started_at, row.pid, row.hostname = now, os.getpid(), socket.gethostname()
@@ -80,7 +80,6 @@ class Worker:
                 row.last_error, row.last_error_at = error[:1000], now
             if behind is not None or success:
                 row.behind_seconds = behind
-            session.add(row)
 
     # --- the two ways to run -----------------------------------------------------------
 

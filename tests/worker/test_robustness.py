@@ -91,13 +91,13 @@ def test_killed_and_restarted_worker_records_every_trade_once(
 ) -> None:
     signals, expected = baseline
     other = with_signals(another_cli("killed"), signals)
-    exchange.latency_seconds = 0.02  # a few seconds of paging: room to kill it mid-way
-    for marker, delay in [(None, 1.5), ("signals:", 0.0), ("signals:", 0.3), (None, 2.5)]:
+    exchange.latency_seconds = 0.05  # seconds of paging: room to kill it mid-way
+    interrupted = 0
+    for marker, delay in [("signals:", 0.3), (None, 1.3), (None, 1.6), (None, 2.0)]:
         kill_when(other.popen("worker", "--once"), marker, delay)
+        interrupted += trades_by_signal(other) != expected
+    assert interrupted >= 2, "the kills came too late to interrupt anything"
     exchange.latency_seconds = 0.0
-    interrupted = trades_by_signal(other)
-    assert interrupted != expected, "the kills came too late to interrupt anything"
-    assert any(t["status"] in ("PENDING", "OPEN") for t in interrupted.values())
     other("worker", "--once")
     assert trades_by_signal(other) == expected
     assert all(count == 1 for count in closed_events_per_trade(other.env["SIGNALPROOF_DATABASE_URL"]))
