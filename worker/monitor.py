@@ -92,9 +92,11 @@ def _resolve_group(engine: Engine, market_data: MarketData, key: GroupKey, trade
     while states:
         candles = market_data.klines(Market(market), symbol, interval_name, start=start, now=now)
         report.requests += 1
-        full_page = len(candles) >= market_data.page_limit(Market(market))
+        # More closed candles may follow the last one returned, whatever size of page the server
+        # chose to send; only an empty page or the newest closed candle means "caught up".
+        more = bool(candles) and candles[-1].open_time + 2 * interval <= now
         # Every closed candle opening at or before this instant has now been seen.
-        complete_until = candles[-1].open_time if full_page else now - interval
+        complete_until = candles[-1].open_time if more else now - interval
         updates: list[tuple[Trade, TradeState, TradeState]] = []
         for trade_id, (terms, before, trade) in list(states.items()):
             after = advance(terms, before, candles, complete_until=complete_until)
@@ -106,7 +108,7 @@ def _resolve_group(engine: Engine, market_data: MarketData, key: GroupKey, trade
                 del states[trade_id]
         report.changed += _write(engine, updates, now=now, latest=candles[-1] if candles else None, market=market,
                                  symbol=symbol)
-        if not full_page or (stop is not None and stop.is_set()):
+        if not more or (stop is not None and stop.is_set()):
             return
         start = candles[-1].open_time + interval
 

@@ -57,11 +57,16 @@ def test_one_klines_request_per_symbol_when_caught_up(database_url: str, market:
     assert all(t.status == "OPEN" and t.last_candle_time == T0 + timedelta(hours=2) for t in trades(database_url))
 
 
-def test_paging_when_far_behind(database_url: str, market: InMemoryMarket) -> None:
-    """Four days of 1m candles = 5760 rows: six pages of 1000, then caught up."""
+@pytest.mark.parametrize("server_page,requests", [(None, 6), (700, 9)])
+def test_paging_when_far_behind(database_url: str, market: InMemoryMarket, server_page: int | None,
+                                requests: int) -> None:
+    """Four days of 1m candles = 5760 rows (a few minutes missing): six pages of 1000, or nine
+    when the server sends at most 700 a page; then caught up."""
+    if server_page is not None:
+        market.page_limit = lambda _market: server_page  # type: ignore[method-assign]
     open_trades(database_url, market, [make_row(0)], T0)
     report = monitor_trades(make_engine(database_url), market, now=T0 + timedelta(days=4))
-    assert report.requests == 6
+    assert report.requests == requests
     (trade,) = trades(database_url)
     assert trade.last_candle_time == T0 + timedelta(days=4, minutes=-1)
 
