@@ -48,16 +48,24 @@ def _unidentified_id(text: str) -> str:
     return "unidentified-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL cannot store NUL in text: keep it visible as U+FFFD instead."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _row_values(row: RawRow, *, default_source: str, received_at: datetime) -> tuple[dict[str, Any], str | None]:
     """The `signal` row to insert for one raw record, and the rejection reason if it is invalid."""
-    raw_json = row.text if row.fields is None else json.dumps(row.fields, default=str)
+    raw_json = _storable(row.text) if row.fields is None else json.dumps(row.fields, default=str)
     if row.fields is None:
         reason = row.error or "unreadable row"
         return {"source": default_source, "signal_id": _unidentified_id(row.text), "status": SignalStatus.REJECTED,
                 "reason": reason, "raw": raw_json}, reason
     result = validate(row.fields, received_at=received_at, default_source=default_source)
     if isinstance(result, Rejection):
-        return {"source": result.source or default_source,
+        # Keep what the row said (as text, cut short) so the record shows it, not blanks.
+        said = {key: _storable(str(row.fields[key]))[:40] for key in ("symbol", "side", "market")
+                if row.fields.get(key) is not None}
+        return {**said, "source": result.source or default_source,
                 "signal_id": result.signal_id or _unidentified_id(row.text),
                 "status": SignalStatus.REJECTED, "reason": result.reason, "raw": raw_json}, result.reason
     return {**to_row_values(result), "status": SignalStatus.NEW, "raw": raw_json}, None

@@ -131,7 +131,7 @@ def test_a_json_array_is_stored_with_source_feed(engine: Engine, feed: FeedServe
     assert stored(engine) == [
         ("feed", "f1", "ETHBTC", "NEW", None),
         ("botA", "f2", "ADABTC", "NEW", None),
-        ("feed", "bad", "", "REJECTED", "side must be LONG, SHORT, BUY or SELL (got 'sideways')"),
+        ("feed", "bad", "ETHBTC", "REJECTED", "side must be LONG, SHORT, BUY or SELL (got 'sideways')"),
     ]
     with transaction(engine) as session:
         first = session.exec(select(Signal).where(Signal.signal_id == "f1")).one()

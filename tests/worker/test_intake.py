@@ -189,6 +189,22 @@ def test_rows_without_an_id_are_still_recorded_once(engine: Engine) -> None:
     assert len(events(engine, "signal.rejected")) == 3
 
 
+def test_an_unreadable_line_with_a_nul_byte_is_still_recorded(engine: Engine) -> None:
+    """PostgreSQL text cannot hold NUL; the line is kept with U+FFFD in its place."""
+    report = store(engine, *read_rows("garbage\x00line\n"))
+    assert (report.accepted, report.rejected) == (0, 1)
+    [row] = signals(engine).values()
+    assert (row.status, row.raw) == ("REJECTED", "garbage\ufffdline")
+
+
+def test_a_rejected_row_keeps_what_it_said_even_with_a_nul_byte(engine: Engine) -> None:
+    report = store(engine, *read_rows('{"id": "x", "time": "2018-01-22T00:00:00Z", "symbol": "<b>ETH\\u0000BTC", '
+                                      '"side": "LONG", "take_profit": 1, "stop_loss": 2}\n'))
+    assert (report.accepted, report.rejected) == (0, 1)
+    [row] = signals(engine).values()
+    assert (row.status, row.symbol, row.side) == ("REJECTED", "<b>ETH\ufffdBTC", "LONG")
+
+
 # --- deciding NEW signals: filters from the runtime settings ----------------------------------
 
 # (settings, row overrides, expected status, expected reason)
