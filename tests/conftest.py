@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from sqlalchemy.engine import Engine
+
 from fake_exchange import FakeExchange
-from shared.database import upgrade
+from shared.database import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -113,6 +115,13 @@ def new_database(database_kind: str, request: pytest.FixtureRequest, tmp_path: P
 def database_url(new_database: Callable[[], str]) -> str:
     """An empty, migrated database: a SQLite file, then the same test on PostgreSQL."""
     return new_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

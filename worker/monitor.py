@@ -9,7 +9,7 @@ or a worker killed and restarted, never record a trade twice or lose one.
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from threading import Event as StopFlag

@@ -1,6 +1,5 @@
 """One row per sentence of DESIGN.md "Trade rules". Expected numbers are derived in the ids/comments."""
 
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from shared.database import make_engine, transaction
+from shared.database import transaction
 from shared.models import Signal, WorkerHeartbeat
 from worker.feed import poll_feed
 from worker.intake import IntakeReport
@@ -80,13 +80,6 @@ def feed() -> Iterator[FeedServer]:
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

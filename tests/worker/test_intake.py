@@ -30,13 +30,6 @@ HEADER = ",".join(SIGNAL_FIELDS)
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     """For what only SQLite can hold, and for the fast random tests."""
     url = f"sqlite:///{tmp_path / 'intake.db'}"
