@@ -170,6 +170,11 @@ def load(session: Session) -> RuntimeSettings:
     return single_row(session, RuntimeSettings)
 
 
+def current(session: Session) -> RuntimeSettings:
+    """The settings in force, without writing anything (for read-only connections)."""
+    return session.get(RuntimeSettings, 1) or RuntimeSettings(id=1)
+
+
 def as_dict(settings: RuntimeSettings) -> dict[str, str]:
     return {key: format_value(getattr(settings, key)) for key in SETTINGS}
 

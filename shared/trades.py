@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from shared import metrics, settings as runtime
-from shared.models import ACTIVE_STATUSES, CLOSED_STATUSES, Signal, Trade, TradeStatus
+from shared.exits import TradeState, TradeTerms
+from shared.models import ACTIVE_STATUSES, CLOSED_STATUSES, EntryMode, Side, Signal, Trade, TradeStatus
 
 TRADE_COLUMNS = (
     "trade_id", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd", "status",
@@ -20,6 +21,24 @@ TRADE_COLUMNS = (
     "fees_usd", "pnl_usd", "pnl_pct", "ambiguous",
 )
 SIGNAL_COLUMNS = ("source", "id", "time", "received_at", "status", "reason", "origin", "symbol", "side", "market")
+
+
+def terms_of(trade: Trade) -> TradeTerms:
+    return TradeTerms(
+        side=Side(trade.side), leverage=trade.leverage, stake_usd=trade.stake_usd, fee_rate=trade.fee_rate,
+        entry_mode=EntryMode(trade.entry_mode), slippage_bps=trade.slippage_bps,
+        maintenance_margin_rate=trade.maintenance_margin_rate, pending_expiry_hours=trade.pending_expiry_hours,
+        max_trade_hours=trade.max_trade_hours, signal_time=trade.signal_time, signal_entry=trade.signal_entry,
+        take_profit=trade.take_profit, stop_loss=trade.stop_loss,
+    )
+
+
+def state_of(trade: Trade) -> TradeState:
+    return TradeState(
+        status=TradeStatus(trade.status), entry_time=trade.entry_time, entry_price=trade.entry_price,
+        exit_time=trade.exit_time, exit_price=trade.exit_price, fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd,
+        pnl_pct=trade.pnl_pct, reason=trade.reason, ambiguous=trade.ambiguous, last_candle_time=trade.last_candle_time,
+    )
 
 
 def iso_utc(moment: datetime | None) -> str:
@@ -90,7 +109,7 @@ def trade_counts(*, session: Session) -> metrics.Counts:
 
 def headline_stats(*, session: Session) -> metrics.Stats:
     """The numbers of `signalproof stats` (and the site's headline cards)."""
-    starting = runtime.load(session).starting_balance_usd
+    starting = runtime.current(session).starting_balance_usd
     return metrics.compute_stats(closed_trades(session=session), starting_balance=starting,
                                  counts=trade_counts(session=session))
 

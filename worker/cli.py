@@ -144,6 +144,22 @@ def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+SITE_APP = Path(__file__).resolve().parent.parent / "site" / "streamlit_app.py"
+# The public configuration: no error details or developer toolbar for visitors, no telemetry.
+SITE_OPTIONS = ("--server.headless=true", "--client.showErrorDetails=false", "--client.toolbarMode=viewer",
+                "--browser.gatherUsageStats=false", "--server.runOnSave=false", "--theme.base=light")
+
+
+def cmd_site(config: Config, args: argparse.Namespace) -> int:
+    """`streamlit run site/streamlit_app.py` with the public options (extra ones are passed on)."""
+    import os
+
+    _engine(config)  # fail here, in one line, if the schema is missing
+    command = [sys.executable, "-m", "streamlit", "run", str(SITE_APP), *SITE_OPTIONS, *args.streamlit_args]
+    os.execv(sys.executable, command)  # the site process replaces this one (signals reach Streamlit)
+    return 0
+
+
 def cmd_hash_password(_config: Config, _args: argparse.Namespace) -> int:
     from argon2 import PasswordHasher
 
@@ -192,13 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(run=cmd_stats)
 
+    site = commands.add_parser("site", help="serve the public Streamlit site (extra arguments go to streamlit run)")
+    site.set_defaults(run=cmd_site)  # everything after `site` goes to Streamlit (see main)
+
     commands.add_parser("hash-password", help="prompt for the owner password, print its argon2 hash").set_defaults(
         run=cmd_hash_password)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.run is cmd_site:
+        args.streamlit_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(Config(), args)
     except (UserError, SchemaMissing) as exc:

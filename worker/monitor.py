@@ -22,8 +22,9 @@ from shared import events
 from shared.candles import Candle, interval_length
 from shared.columns import UtcDateTime
 from shared.database import transaction
-from shared.exits import TradeState, TradeTerms, advance
-from shared.models import ACTIVE_STATUSES, EntryMode, LatestPrice, Market, Side, Trade, TradeStatus
+from shared.exits import TradeState, advance
+from shared.models import ACTIVE_STATUSES, LatestPrice, Market, Trade, TradeStatus
+from shared.trades import state_of, terms_of
 from worker.market_data import ExchangeError, MarketData, UnknownSymbol
 
 log = logging.getLogger(__name__)
@@ -37,24 +38,6 @@ class MonitorReport:
     changed: int = 0
     failed: list[str] = field(default_factory=list)  # groups the exchange could not serve
     behind_seconds: float | None = None
-
-
-def terms_of(trade: Trade) -> TradeTerms:
-    return TradeTerms(
-        side=Side(trade.side), leverage=trade.leverage, stake_usd=trade.stake_usd, fee_rate=trade.fee_rate,
-        entry_mode=EntryMode(trade.entry_mode), slippage_bps=trade.slippage_bps,
-        maintenance_margin_rate=trade.maintenance_margin_rate, pending_expiry_hours=trade.pending_expiry_hours,
-        max_trade_hours=trade.max_trade_hours, signal_time=trade.signal_time, signal_entry=trade.signal_entry,
-        take_profit=trade.take_profit, stop_loss=trade.stop_loss,
-    )
-
-
-def state_of(trade: Trade) -> TradeState:
-    return TradeState(
-        status=TradeStatus(trade.status), entry_time=trade.entry_time, entry_price=trade.entry_price,
-        exit_time=trade.exit_time, exit_price=trade.exit_price, fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd,
-        pnl_pct=trade.pnl_pct, reason=trade.reason, ambiguous=trade.ambiguous, last_candle_time=trade.last_candle_time,
-    )
 
 
 def _next_candle_time(trade: Trade, interval: timedelta) -> datetime:

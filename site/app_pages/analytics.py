@@ -1,0 +1,76 @@
+"""Analytics: where the results come from — symbols, sides, exit reasons, months, distributions."""
+
+import streamlit as st
+
+from track_record import charts, loaders, views
+
+URL = loaders.database_url()
+RATIO_MINIMUM = 30
+REASON_NAMES = {"CLOSED_TP": "take-profit", "CLOSED_SL": "stop-loss", "CLOSED_EXPIRED": "expired",
+                "LIQUIDATED": "liquidated", "CLOSED_MANUAL": "closed by the owner", "CANCELLED": "cancelled",
+                "OPEN": "still open", "PENDING": "pending"}
+
+live_only = st.sidebar.toggle("Live signals only", help="Hide trades of signals that were imported after the fact (backfill).")
+snap = loaders.snapshot(URL, loaders.version(URL), live_only)
+stats = snap.stats
+st.title("Analytics", anchor=False)
+
+if stats["closed_trades"] == 0:
+    views.empty("Analytics appear once trades have closed.")
+    st.stop()
+
+row = st.columns(4)
+win_streak, loss_streak = snap.streaks
+row[0].metric("Longest winning streak", f"{win_streak} trades", border=True)
+row[1].metric("Longest losing streak", f"{loss_streak} trades", border=True)
+enough = stats["closed_trades"] >= RATIO_MINIMUM
+row[2].metric("Sharpe (daily, annualised)", views.number(stats["sharpe"]) if enough else "—", border=True,
+              help="mean / standard deviation of daily returns × √365")
+row[3].metric("Sortino (daily, annualised)", views.number(stats["sortino"]) if enough else "—", border=True,
+              help="mean / downside deviation of daily returns × √365")
+if not enough:
+    st.caption(f"Sharpe and Sortino are shown from {RATIO_MINIMUM} closed trades on "
+               f"({stats['closed_trades']} so far): below that they say more about luck than about the signals.")
+st.caption(f"{stats['ambiguous_trades']} trade(s) hit the stop-loss and the take-profit inside the same candle; the "
+           "order inside a candle is unknown, so the stop-loss was recorded (the pessimistic outcome).")
+
+st.subheader("Per symbol", anchor=False)
+left, right = st.columns([3, 2])
+left.dataframe(snap.per_symbol, hide_index=True, width="stretch", column_config={
+    "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
+    "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
+    "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
+    "expectancy_usd": st.column_config.NumberColumn("Expectancy $", format="%.2f"),
+})
+right.altair_chart(charts.bar_by(snap.per_symbol, category="symbol", value="pnl_usd", title="P/L by symbol"),
+                   width="stretch")
+
+st.subheader("Long vs short", anchor=False)
+left, right = st.columns([3, 2])
+left.dataframe(snap.by_side, hide_index=True, width="stretch", column_config={
+    "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
+    "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
+    "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
+    "expectancy_usd": st.column_config.NumberColumn("Expectancy $", format="%.2f"),
+})
+right.altair_chart(charts.bar_by(snap.by_side, category="side", value="pnl_usd", title="P/L by side"), width="stretch")
+
+st.subheader("How trades ended", anchor=False)
+reasons = snap.exit_reasons.assign(reason=lambda f: f["status"].map(REASON_NAMES).fillna(f["status"]))
+st.altair_chart(charts.bar_by(reasons, category="reason", value="trades", title="Trades by outcome", value_format=",d"),
+                width="stretch")
+
+st.subheader("Monthly returns", anchor=False)
+st.altair_chart(charts.monthly_heatmap(snap.monthly), width="stretch")
+st.caption("Return = the month's P/L ÷ equity at the end of the month before (starting balance "
+           f"\\${snap.starting_balance:,.0f}).")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("P/L per trade", anchor=False)
+    st.altair_chart(charts.pnl_histogram(snap.distribution), width="stretch")
+with right:
+    st.subheader("Time in trade", anchor=False)
+    st.altair_chart(charts.duration_histogram(snap.distribution), width="stretch")
+if snap.sample_of > len(snap.distribution):
+    st.caption(f"Distributions drawn from a random sample of {len(snap.distribution):,} of {snap.sample_of:,} closed trades.")

@@ -1,0 +1,73 @@
+"""Methodology: the rules every trade follows, the settings in force, and every change to them."""
+
+import streamlit as st
+
+from shared.config import Config
+from track_record import loaders
+
+URL = loaders.database_url()
+snap = loaders.snapshot(URL, loaders.version(URL), False)
+settings = snap.settings
+config = Config()
+
+st.title("Methodology", anchor=False)
+st.markdown(f"""
+Every signal the bot publishes becomes one **paper trade** with a fixed stake
+(**\\${settings['stake_usd']}** of margin now). Nothing is traded for real, and nothing is
+chosen after the fact: the rules below are applied by the worker to every signal, and the
+settings a trade was opened with stay with it.
+
+**Candles.** Trades are decided on Binance's own klines ({settings['candle_interval']} now) —
+spot from `{config.spot_api_url}`, USDⓈ-M futures from `{config.futures_api_url}`. Only
+**closed** candles decide. A missing candle (an exchange gap) is simply absent; the next one
+decides. The **start candle** is the first candle opening at or after the signal's time.
+
+**Entry** (mode now: **{settings['entry_mode']}**).
+- *market*: at the start candle's open, worsened by the slippage ({settings['slippage_bps']} bps
+  now). If that price is already at or beyond the stop-loss or the take-profit, the trade is
+  cancelled.
+- *signal*: at the signal's own entry price, at the signal's time.
+- *limit*: waits at the signal's entry price; it fills in the first candle that trades through
+  it (at the open if the candle opens beyond it), and is cancelled if not filled within
+  {settings['pending_expiry_hours']} hours. In the fill candle only the stop-loss can close it.
+
+**Exit**, checked candle by candle in this order:
+1. *Expiry*: with a maximum trade time ({settings['max_trade_hours']} h now; 0 = none), the first
+   candle opening after it closes the trade at its open (with slippage).
+2. *Stop-loss or liquidation*: with leverage, the liquidation price
+   entry × (1 ∓ 1/leverage ± {settings['maintenance_margin_rate']}) counts if it is nearer than the
+   stop-loss. A candle that opens through the level fills at its open. Liquidation loses the
+   whole stake plus the entry fee.
+3. *Take-profit*: at exactly the take-profit price (target {settings['take_profit_target']} of a
+   multi-target signal, or its last).
+4. **If one candle reaches both the stop-loss and the take-profit, the stop-loss is recorded**:
+   the order of moves inside a candle cannot be known, so we take the pessimistic outcome and
+   mark the trade "same-candle" ({snap.stats['ambiguous_trades']} so far).
+
+**Money.** With stake S, leverage L, fee rate f per side ({settings['fee_rate_spot']} spot,
+{settings['fee_rate_futures']} futures) and notional N = S·L:
+P/L = N·(exit − entry)/entry (sign flipped for shorts) − f·N·(1 + exit/entry).
+Returns and drawdowns are measured on a notional bankroll of \\${settings['starting_balance_usd']}.
+Open trades are marked to the latest price the worker stored.
+
+**Backfill.** A signal that reaches us more than 10 minutes after its own time is labelled
+*backfill*: its outcome is computed the same way, but it was not published live. The Overview
+and Analytics can show live signals only.
+
+**Signals** that break the format are recorded as *rejected* with the reason; signals the
+settings filter out (pause, markets, symbol lists, confidence, open-trade limits) as *skipped*.
+Nothing is dropped silently, and no setting can edit or delete a recorded signal or trade.
+""")
+
+st.subheader("Settings in force", anchor=False)
+st.dataframe([{"setting": key, "value": value} for key, value in settings.items()], hide_index=True, width="stretch")
+
+st.subheader("Changes to the settings", anchor=False)
+if snap.settings_changes.empty:
+    st.info("No setting has been changed since the start: the defaults above have always applied.", icon=":material/info:")
+else:
+    st.dataframe(snap.settings_changes, hide_index=True, width="stretch", column_config={
+        "time": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        "actor": st.column_config.TextColumn("By"),
+        "label": st.column_config.TextColumn("Change"),
+    })

@@ -1,0 +1,90 @@
+"""Overview: the headline numbers, the equity curve and its drawdown, recent trades."""
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import streamlit as st
+
+from track_record import charts, loaders, views
+
+URL = loaders.database_url()
+MARK_TO_MARKET_GAP = timedelta(days=14)
+live_only = st.sidebar.toggle("Live signals only", help="Hide trades of signals that were imported after the fact (backfill).")
+
+
+@st.fragment(run_every="30s")
+def overview() -> None:
+    version = loaders.version(URL)
+    snap = loaders.snapshot(URL, version, live_only)
+    positions = loaders.positions(URL, version, live_only)
+    stats = snap.stats
+    views.header(snap.title, snap.description)
+    views.freshness(loaders.heartbeat(URL))
+
+    unrealized = float(positions["unrealized_usd"].fillna(0).sum()) if len(positions) else 0.0
+    open_count = int((positions["status"] == "OPEN").sum()) if len(positions) else 0
+    row = st.columns(4)
+    row[0].metric("Total P/L", views.usd(stats["total_pnl_usd"], signed=True),
+                  f"{views.pct(stats['total_pnl_usd'] / snap.starting_balance, signed=True)} of ${snap.starting_balance:,.0f}",
+                  border=True)
+    row[1].metric("Win rate", views.pct(stats["win_rate"]),
+                  f"{stats['wins']} W / {stats['losses']} L / {stats['breakeven']} B", delta_color="off", delta_arrow="off", border=True)
+    row[2].metric("Profit factor", views.number(stats["profit_factor"]),
+                  "no losing trade yet" if stats["profit_factor"] is None and stats["closed_trades"] else None,
+                  delta_color="off", delta_arrow="off", border=True)
+    row[3].metric("Expectancy", views.usd(stats["expectancy_usd"], signed=True), "per closed trade",
+                  delta_color="off", delta_arrow="off", border=True)
+    row = st.columns(4)
+    row[0].metric("Max drawdown", views.usd(-stats["max_drawdown_usd"]) if stats["max_drawdown_usd"] else "$0.00",
+                  f"{views.pct(stats['max_drawdown_pct'])} from the peak", delta_color="off", delta_arrow="off", border=True)
+    row[1].metric("Open trades", f"{open_count}", f"{views.usd(unrealized, signed=True)} unrealized",
+                  delta_color="normal" if unrealized else "off", border=True)
+    row[2].metric("Closed trades", f"{stats['closed_trades']:,}",
+                  f"{stats['pending_trades']} pending · {stats['cancelled_trades']} cancelled", delta_color="off",
+                  delta_arrow="off", border=True)
+    counts = snap.signal_counts
+    row[3].metric("Signals received", f"{counts.get('received', 0):,}",
+                  f"{counts.get('accepted', 0)} traded · {counts.get('rejected', 0)} rejected · "
+                  f"{counts.get('skipped', 0)} skipped", delta_color="off", delta_arrow="off", border=True)
+
+    if stats["closed_trades"] == 0:
+        views.empty("No closed trades yet. The equity curve starts with the first closed trade"
+                    + (f"; {open_count} trade(s) are open right now." if open_count else "."))
+    else:
+        st.subheader("Equity", anchor=False)
+        mark = None
+        now = datetime.now(timezone.utc)
+        # The mark-to-market end point only where it reads as the curve's continuation: after a
+        # long quiet spell (or a backfilled history) it would squash the whole curve into a corner.
+        if len(positions) and now - snap.curve["time"].iloc[-1] < MARK_TO_MARKET_GAP:
+            mark = (now, snap.last_equity + unrealized)
+        end = mark[0] if mark else snap.curve["time"].iloc[-1]
+        changes = snap.settings_changes
+        changes = changes[(pd.to_datetime(changes["time"], utc=True) >= snap.curve["time"].iloc[0])
+                          & (pd.to_datetime(changes["time"], utc=True) <= end)] if len(changes) else changes
+        events = changes[["time", "label"]] if len(changes) else None
+        st.altair_chart(charts.equity_chart(snap.curve, mark_to_market=mark, live_start=snap.live_start, events=events),
+                        width="stretch")
+        st.altair_chart(charts.drawdown_chart(snap.curve), width="stretch")
+
+        st.subheader("Returns", anchor=False)
+        cols = st.columns(len(snap.period_pnl))
+        for col, (name, pnl) in zip(cols, snap.period_pnl.items()):
+            col.metric(name, views.usd(pnl, signed=True), views.pct(pnl / snap.starting_balance, signed=True),
+                       border=True)
+
+        st.subheader("Recent closed trades", anchor=False)
+        recent = snap.recent[["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time", "pnl_usd",
+                              "pnl_pct", "ambiguous"]]
+        st.dataframe(recent, hide_index=True, width="stretch", column_config={
+            "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
+            "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
+            "pnl_pct": st.column_config.NumberColumn("P/L % of stake", format="percent"),
+            "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
+            "exit_time": st.column_config.DatetimeColumn("Exit (UTC)", format="YYYY-MM-DD HH:mm"),
+            "origin": st.column_config.TextColumn("Origin", help="backfill = signal imported after the fact"),
+            "ambiguous": st.column_config.CheckboxColumn("Same-candle", help="stop-loss and take-profit in one candle: stop-loss recorded"),
+        })
+
+
+overview()

@@ -1,0 +1,90 @@
+"""Trades: open positions at the latest price, and the full history with filters and CSV."""
+
+from datetime import datetime, time, timezone
+
+import pandas as pd
+import streamlit as st
+
+from shared.models import Market, Side, TradeStatus
+from track_record import loaders, views
+from track_record.data import HISTORY_ORDER, HistoryFilter
+
+URL = loaders.database_url()
+PAGE_SIZE = 100
+HISTORY_COLUMNS = ["id", "symbol", "side", "market", "leverage", "status", "reason", "origin", "signal_time",
+                   "entry_time", "entry_price", "take_profit", "stop_loss", "exit_time", "exit_price", "fees_usd",
+                   "pnl_usd", "pnl_pct", "ambiguous", "source", "signal_id"]
+
+version = loaders.version(URL)
+st.title("Trades", anchor=False)
+views.freshness(loaders.heartbeat(URL))
+
+st.subheader("Open positions", anchor=False)
+positions = loaders.positions(URL, version, False)
+if positions.empty:
+    views.empty("No open or pending trades right now.")
+else:
+    st.dataframe(positions[["trade_id", "symbol", "side", "market", "leverage", "status", "origin", "entry_time",
+                            "entry_price", "limit_price", "price", "take_profit", "to_tp_pct", "stop_loss", "to_sl_pct",
+                            "unrealized_usd", "age_hours"]],
+                 hide_index=True, width="stretch", column_config={
+                     "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
+                     "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
+                     "entry_price": st.column_config.NumberColumn("Entry", format="%.8g"),
+                     "limit_price": st.column_config.NumberColumn("Limit (pending)", format="%.8g"),
+                     "price": st.column_config.NumberColumn("Latest price", format="%.8g"),
+                     "take_profit": st.column_config.NumberColumn("Take-profit", format="%.8g"),
+                     "stop_loss": st.column_config.NumberColumn("Stop-loss", format="%.8g"),
+                     "to_tp_pct": st.column_config.NumberColumn("To TP", format="percent"),
+                     "to_sl_pct": st.column_config.NumberColumn("To SL", format="percent"),
+                     "unrealized_usd": st.column_config.NumberColumn("Unrealized $", format="%.2f"),
+                     "age_hours": st.column_config.NumberColumn("Age (h)", format="%.1f"),
+                 })
+    st.caption("Unrealized P/L is marked to the latest price the worker stored, fees on both sides included.")
+
+st.subheader("History", anchor=False)
+with st.container(border=True):
+    first, second = st.columns(2)
+    chosen_symbols = first.multiselect("Symbol", loaders.symbols(URL, version))
+    chosen_sides = second.multiselect("Side", [s.value for s in Side])
+    chosen_markets = first.multiselect("Market", [m.value for m in Market])
+    chosen_statuses = second.multiselect("Status", [s.value for s in TradeStatus])
+    period = first.date_input("Signal date (UTC)", value=(), help="From – to, inclusive")
+    live_only = second.toggle("Live signals only", help="Hide signals imported after the fact (backfill)")
+    order = second.selectbox("Order", list(HISTORY_ORDER))
+
+since = until = None
+if isinstance(period, tuple) and len(period) == 2:
+    since = datetime.combine(period[0], time(0), timezone.utc)
+    until = datetime.combine(period[1], time(0), timezone.utc) + pd.Timedelta(days=1)
+flt = HistoryFilter(symbols=tuple(chosen_symbols), sides=tuple(chosen_sides), markets=tuple(chosen_markets),
+                    statuses=tuple(chosen_statuses), since=since, until=until, live_only=live_only)
+_, total = loaders.history(URL, version, flt, order, 0, 1)
+pages = max(1, -(-total // PAGE_SIZE))
+page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1) if pages > 1 else 1
+rows, total = loaders.history(URL, version, flt, order, int(page) - 1, PAGE_SIZE)
+if not rows:
+    views.empty("No trade matches these filters." if total == 0 and any(
+        (flt.symbols, flt.sides, flt.markets, flt.statuses, flt.since, flt.live_only)) else "No trades yet.")
+else:
+    frame = pd.DataFrame(rows)[HISTORY_COLUMNS]
+    for column in ("entry_price", "take_profit", "stop_loss", "exit_price", "fees_usd", "pnl_usd", "pnl_pct"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    st.caption(f"{total:,} trade(s); showing {len(frame)} — sort any column by clicking its header.")
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "id": st.column_config.NumberColumn("Trade", format="%d"),
+        "signal_time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
+        "exit_time": st.column_config.DatetimeColumn("Exit (UTC)", format="YYYY-MM-DD HH:mm"),
+        "entry_price": st.column_config.NumberColumn("Entry", format="%.8g"),
+        "exit_price": st.column_config.NumberColumn("Exit", format="%.8g"),
+        "take_profit": st.column_config.NumberColumn("TP", format="%.8g"),
+        "stop_loss": st.column_config.NumberColumn("SL", format="%.8g"),
+        "fees_usd": st.column_config.NumberColumn("Fees $", format="%.4f"),
+        "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
+        "pnl_pct": st.column_config.NumberColumn("P/L of stake", format="percent"),
+        "origin": st.column_config.TextColumn("Origin", help="backfill = signal imported after the fact"),
+        "ambiguous": st.column_config.CheckboxColumn("Same-candle"),
+    })
+    st.download_button(f"Download {total:,} trade(s) as CSV", data=lambda: loaders.history_csv(URL, flt),
+                       file_name="signalproof-trades.csv", mime="text/csv", on_click="ignore", icon=":material/download:")

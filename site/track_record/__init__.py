@@ -1,0 +1,1 @@
+"""The public site's helpers: data loading, charts and page furniture (no pages here)."""

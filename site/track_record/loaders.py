@@ -1,0 +1,89 @@
+"""Cached access to the database for the public pages: one read-only engine per process, and
+loaders keyed by plain arguments (the URL and the data version), so a rerun re-reads nothing
+unless the worker recorded something new."""
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from shared.config import Config
+from shared.models import Trade
+from track_record import data
+
+
+@st.cache_resource(show_spinner=False)
+def database_url() -> str:
+    return Config().database_url
+
+
+@st.cache_resource(show_spinner=False)
+def engine(url: str) -> Engine:
+    """Read-only: PostgreSQL transactions are READ ONLY, SQLite is opened with mode=ro."""
+    from shared.database import make_engine
+
+    return make_engine(url, read_only=True)
+
+
+def _session(url: str) -> Session:
+    return Session(engine(url))
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def version(url: str) -> tuple[int, str]:
+    with _session(url) as session:
+        return data.data_version(session)
+
+
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Loading the track record…")
+def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> data.Snapshot:
+    # cache_data copies its value on every read: Snapshot holds only small, already reduced frames.
+    with _session(url) as session:
+        return data.build_snapshot(session, now=datetime.now(timezone.utc), live_only=live_only)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def positions(url: str, data_version: tuple[int, str], live_only: bool) -> pd.DataFrame:
+    """Open trades at the latest stored prices (prices move without events: short TTL)."""
+    with _session(url) as session:
+        return data.open_positions(session, datetime.now(timezone.utc), live_only=live_only)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def heartbeat(url: str) -> dict[str, object] | None:
+    with _session(url) as session:
+        row = data.heartbeat(session)
+        return row.model_dump() if row is not None else None
+
+
+@st.cache_data(ttl=60, max_entries=64, show_spinner=False)
+def history(url: str, data_version: tuple[int, str], flt: data.HistoryFilter, order: str, page: int,
+            size: int) -> tuple[list[dict[str, object]], int]:
+    with _session(url) as session:
+        trades, total = data.trade_page(session, flt, order=order, page=page, size=size)
+        return [t.model_dump() for t in trades], total
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
+    with _session(url) as session:
+        return data.symbols(session)
+
+
+def history_csv(url: str, flt: data.HistoryFilter) -> bytes:
+    """The filtered history in the export schema (built only when the visitor clicks download)."""
+    import csv
+    import io
+
+    from shared.trades import TRADE_COLUMNS, trade_export_row
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TRADE_COLUMNS)
+    with _session(url) as session:
+        trade: Trade
+        for trade in data.filtered_trades(session, flt):
+            writer.writerow(trade_export_row(trade))
+    return buffer.getvalue().encode()

@@ -1,0 +1,83 @@
+"""Page furniture shared by the public pages: header, freshness, formatting, empty states.
+
+Text that comes from data (titles, symbols, notes) is shown with `st.text`/dataframes or
+escaped before it reaches Markdown: nothing a bot or an owner typed can become markup.
+"""
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import streamlit as st
+
+STALE_AFTER_SECONDS = 180  # six missed monitor ticks
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def plain(text: str) -> str:
+    """Escape Markdown (and the HTML Streamlit would otherwise escape anyway)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def usd(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    # ASCII "-": st.metric reads a delta's sign from it to pick the arrow and colour.
+    sign = "+" if signed and value > 0 else "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"
+
+
+def pct(value: float | None, *, signed: bool = False, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    sign = "+" if signed and value > 0 else "-" if value < 0 else ""
+    return f"{sign}{abs(value) * 100:.{digits}f}%"
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(0, int((now - moment).total_seconds()))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def header(title: str, description: str) -> None:
+    st.title(plain(title), anchor=False)
+    if description:
+        st.caption(plain(description))
+    st.markdown(":orange-badge[PAPER TRADING] &nbsp; every signal becomes a simulated fixed-stake trade "
+                "on real Binance candles — no real orders are placed.")
+
+
+def freshness(beat: dict[str, object] | None) -> None:
+    """"Worker last update 14 s ago", or a clear warning when it is stale or failing."""
+    now = datetime.now(timezone.utc)
+    if beat is None or beat.get("last_tick_at") is None:
+        st.warning("The worker has not reported yet: trades are not being updated.", icon=":material/warning:")
+        return
+    last_tick = beat["last_tick_at"]
+    last_success = beat.get("last_success_at")
+    assert isinstance(last_tick, datetime)
+    age = (now - last_tick).total_seconds()
+    behind = beat.get("behind_seconds")
+    line = f"Worker last update {ago(last_tick, now)}"
+    if isinstance(behind, float) and behind > STALE_AFTER_SECONDS:
+        line += f" · oldest open trade checked up to {ago(now - timedelta(seconds=behind), now)}"
+    if age > STALE_AFTER_SECONDS:
+        st.warning(f"{line} — the worker looks stopped; open trades are not being updated.", icon=":material/warning:")
+    elif beat.get("last_error") and isinstance(last_success, datetime) and beat.get("last_error_at") and \
+            beat["last_error_at"] > last_success:  # type: ignore[operator]
+        st.warning(f"{line} — its last attempt failed (exchange or database error); it keeps retrying.", icon=":material/warning:")
+    else:
+        st.caption(f":green[:material/check_circle:] {line}")
+
+
+def empty(message: str) -> None:
+    st.info(message, icon=":material/info:")
