@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The worker on the embedded SQLite default (var/signalproof.db), against live Binance data.
+# Worker + public site on the embedded SQLite default (var/signalproof.db), live Binance data.
+# Ctrl-C stops both (the worker gets SIGTERM and finishes its current job).
 run: install
 	$(BIN)/signalproof db upgrade
-	$(BIN)/signalproof worker
+	$(BIN)/signalproof worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	$(BIN)/signalproof site
 
 test: install
 	$(BIN)/python -m pytest

@@ -125,7 +125,8 @@ class Worker:
         jobs = [("signals", self.process_signals, 5), ("feed", self.poll_feed, 30),
                 ("monitor", self.monitor, monitor_seconds), ("prices", self.store_prices, 60)]
         for name, function, seconds in jobs:
-            scheduler.add_job(self._job, "interval", args=(name, function), seconds=seconds, id=name, next_run_time=now)
+            scheduler.add_job(self._job, "interval", args=(name, function), seconds=seconds, id=name, name=name,
+                              next_run_time=now)
 
         def shutdown(signum: int, _frame: object) -> None:
             log.info("%s received: finishing the current job", signal.Signals(signum).name)

@@ -15,15 +15,18 @@ HISTORY_COLUMNS = ["id", "symbol", "side", "market", "leverage", "status", "reas
                    "entry_time", "entry_price", "take_profit", "stop_loss", "exit_time", "exit_price", "fees_usd",
                    "pnl_usd", "pnl_pct", "ambiguous", "source", "signal_id"]
 
-version = loaders.version(URL)
 st.title("Trades", anchor=False)
-views.freshness(loaders.heartbeat(URL))
 
-st.subheader("Open positions", anchor=False)
-positions = loaders.positions(URL, version, False)
-if positions.empty:
-    views.empty("No open or pending trades right now.")
-else:
+
+@st.fragment(run_every="30s")
+def open_positions() -> None:
+    """Refreshes on its own: prices move while the visitor reads."""
+    views.freshness(loaders.heartbeat(URL))
+    st.subheader("Open positions", anchor=False)
+    positions = loaders.positions(URL, loaders.version(URL), False)
+    if positions.empty:
+        views.empty("No open or pending trades right now.")
+        return
     st.dataframe(positions[["trade_id", "symbol", "side", "market", "leverage", "status", "origin", "entry_time",
                             "entry_price", "limit_price", "price", "take_profit", "to_tp_pct", "stop_loss", "to_sl_pct",
                             "unrealized_usd", "age_hours"]],
@@ -42,6 +45,10 @@ else:
                  })
     st.caption("Unrealized P/L is marked to the latest price the worker stored, fees on both sides included.")
 
+
+
+open_positions()
+version = loaders.version(URL)
 st.subheader("History", anchor=False)
 with st.container(border=True):
     first, second = st.columns(2)
