@@ -1,0 +1,325 @@
+"""Chart builders for the public site: plain DataFrames in, Altair charts out.
+
+No Streamlit and no database here, so every chart is tested by serializing it (`to_dict()`
+validates against the Vega-Lite schema) without a browser.
+
+Every builder accepts an empty frame (even one with no columns) and returns a valid chart
+with no marks drawn; the page still decides whether to show a friendly empty state instead.
+
+Large histories are reduced here before they reach the browser: curves are downsampled and
+histograms are binned in pandas, so a chart carries at most a few thousand rows whatever the
+number of trades. Text from the data (symbols, event labels) only ever travels as data
+fields, which Vega renders as text, never as HTML.
+"""
+
+from datetime import datetime
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+GREEN = "#2f9e6e"
+RED = "#d0505c"
+GREY = "#9aa1a9"
+ACCENT = "#3a6ea5"
+INK = "#2b3138"
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+OUTCOMES = ("win", "loss", "flat")
+OUTCOME_COLOURS = (GREEN, RED, GREY)
+
+EQUITY_HEIGHT = 300
+DRAWDOWN_HEIGHT = 140
+# The equity and drawdown charts are shown one above the other; a common minimum y-axis width
+# keeps their plot areas (and so their time axes) aligned despite "$12,345" vs "-12%" labels.
+Y_AXIS_WIDTH = 64
+MAX_BINS = 40
+SHORTEST_DURATION_HOURS = 1 / 60  # a log axis cannot show 0: faster exits count as 1 minute
+
+CURVE_COLUMNS = ("time", "equity", "drawdown_usd", "drawdown_pct", "trade_id")
+
+
+def downsample(curve: pd.DataFrame, max_points: int = 2000) -> pd.DataFrame:
+    """At most `max_points` rows of `curve`, in time order, that still draw the same shape.
+
+    Time is cut into equal buckets (about one per pixel column); each bucket keeps the rows of
+    its lowest and highest equity and of its deepest drawdown, and the first and last rows are
+    always kept. Keeping per-bucket extremes (rather than every n-th row) means the global
+    peak, trough and maximum drawdown survive, so the chart never looks better than the data.
+    """
+    frame = curve.reset_index(drop=True)
+    if len(frame) <= max_points:
+        return frame
+    times = pd.DatetimeIndex(pd.to_datetime(frame["time"], utc=True))
+    if not times.is_monotonic_increasing:
+        order = np.argsort(times.asi8, kind="stable")
+        frame, times = frame.take(order).reset_index(drop=True), times[order]
+    extremes = [("equity", "idxmin"), ("equity", "idxmax")]
+    if "drawdown_pct" in frame:
+        extremes.append(("drawdown_pct", "idxmax"))
+    buckets = max(1, (max_points - 2) // len(extremes))
+    ns = times.asi8 - times.asi8[0]
+    span = max(int(ns[-1]), 1)
+    bucket = np.minimum((ns / span * buckets).astype(np.int64), buckets - 1)
+    keep = [np.array([0, len(frame) - 1])]
+    for column, pick in extremes:
+        keep.append(getattr(frame[column].groupby(bucket, sort=False), pick)().to_numpy())
+    rows = np.unique(np.concatenate(keep))
+    return frame.take(rows).reset_index(drop=True)
+
+
+def equity_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] | None = None,
+                 live_start: datetime | None = None, events: pd.DataFrame | None = None) -> alt.LayerChart:
+    """Realized equity as a step line, plus optional mark-to-market end, live-start rule and events.
+
+    Equity only changes when a trade closes, so the line steps after each close instead of
+    sloping between closes (a slope would invent intermediate P/L that never happened).
+    """
+    points = _curve_points(curve)
+    marks = _events_frame(events) if events is not None else _events_frame(pd.DataFrame())
+    now = (_utc(mark_to_market[0]), float(mark_to_market[1])) if mark_to_market is not None else None
+    start = _utc(live_start) if live_start is not None else None
+    # One x encoding for every layer: layers with different explicit domains would merge badly.
+    x = _time_x([*_ends(points), *([now[0]] if now else []), *([start] if start else []), *marks["time"]])
+    layers: list[alt.Chart] = [
+        alt.Chart(points[["time", "equity", "when", "trade"]]).mark_line(
+            interpolate="step-after", color=ACCENT, strokeWidth=1.8, point="transparent",
+        ).encode(
+            x=x, y=_equity_y(),
+            tooltip=[alt.Tooltip("when:N", title="time"), alt.Tooltip("equity:Q", title="equity", format="$,.2f"),
+                     alt.Tooltip("trade:N", title="trade")],
+        )
+    ]
+    if now is not None:
+        layers += _mark_to_market_layers(points, now, x)
+    if start is not None:
+        layers += _live_start_layers(start, x)
+    if len(marks):
+        layers.append(_events_layer(marks, x))
+    return alt.layer(*layers).properties(width="container", height=EQUITY_HEIGHT)
+
+
+def drawdown_chart(curve: pd.DataFrame, *, until: datetime | None = None) -> alt.Chart:
+    """Underwater chart: how far below its previous peak the realized equity was, in percent.
+
+    Pass the mark-to-market time as `until` when the equity chart has one, so both charts
+    span the same time range and read as a pair.
+    """
+    points = _curve_points(curve).assign(underwater=lambda f: -f["drawdown_pct"].astype(float))
+    ends = [*_ends(points), *([_utc(until)] if until is not None else [])]
+    return alt.Chart(points[["time", "underwater", "drawdown_pct", "drawdown_usd", "when"]]).mark_area(
+        interpolate="step-after", color=RED, opacity=0.35, line={"color": RED, "strokeWidth": 1},
+        point="transparent",
+    ).encode(
+        x=_time_x(ends),
+        y=alt.Y("underwater:Q", title="drawdown",
+                axis=alt.Axis(format=".0%", minExtent=Y_AXIS_WIDTH, maxExtent=Y_AXIS_WIDTH)),
+        tooltip=[alt.Tooltip("when:N", title="time"),
+                 alt.Tooltip("drawdown_pct:Q", title="below peak", format=".2%"),
+                 alt.Tooltip("drawdown_usd:Q", title="below peak ($)", format="$,.2f")],
+    ).properties(width="container", height=DRAWDOWN_HEIGHT)
+
+
+def monthly_heatmap(monthly: pd.DataFrame) -> alt.Chart:
+    """Months across, years down; colour is the month's P/L sign and size, text its return."""
+    frame = _with_columns(monthly, ("year", "month", "pnl_usd", "return_pct"))
+    cells = pd.DataFrame({
+        "year": frame["year"].astype("Int64").astype(str),
+        "month": [MONTHS[int(m) - 1] for m in frame["month"]],
+        "pnl_usd": frame["pnl_usd"].astype(float),
+        # Formatted here, not in Vega: a missing return (no bankroll yet) must read as blank, not "NaN%".
+        "label": [_signed_percent(r) for r in frame["return_pct"]],
+    })
+    base = alt.Chart(cells).encode(
+        x=alt.X("month:O", sort=list(MONTHS), scale=alt.Scale(domain=list(MONTHS)), title=None,
+                axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("year:O", sort="ascending", title=None),
+        tooltip=[alt.Tooltip("year:O"), alt.Tooltip("month:O"), alt.Tooltip("pnl_usd:Q", title="P/L", format="$,.2f"),
+                 alt.Tooltip("label:N", title="return")],
+    )
+    # The colour domain is symmetric so that equal gains and losses get equally strong colours.
+    reach = float(cells["pnl_usd"].abs().max()) if len(cells) else 0.0
+    reach = reach if reach > 0 else 1.0
+    rects = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color("pnl_usd:Q", title="P/L ($)", legend=alt.Legend(format="$,.0f"),
+                        scale=alt.Scale(domain=[-reach, reach], domainMid=0, range=[RED, "#f4f4f2", GREEN])),
+    )
+    text = base.mark_text(fontSize=11, color=INK).encode(text="label:N")
+    return (rects + text).properties(width="container", height=alt.Step(28))
+
+
+def pnl_histogram(trades: pd.DataFrame) -> alt.Chart:
+    """How closed-trade P/L is distributed; bars are stacked by win, loss and flat."""
+    pnl = _with_columns(trades, ("pnl_usd",))["pnl_usd"].astype(float).dropna().to_numpy()
+    step = _nice_step(float(pnl.max() - pnl.min()) / MAX_BINS if len(pnl) else 1.0)
+    # Bins are multiples of `step`, so 0 is always an edge and no bar mixes wins with losses.
+    index = np.floor(pnl / step).astype(np.int64)
+    # Integer outcome codes (0 win, 1 loss, 2 flat) group a million rows far faster than strings.
+    code = np.where(pnl > 0, 0, np.where(pnl < 0, 1, 2))
+    bins = (pd.DataFrame({"index": index, "code": code}).groupby(["index", "code"]).size()
+            .rename("trades").reset_index())
+    bins = bins.assign(start=bins["index"] * step, end=(bins["index"] + 1) * step,
+                       outcome=[OUTCOMES[c] for c in bins["code"]])
+    bins["range"] = [f"{_money(a)} to {_money(b)}" for a, b in zip(bins["start"], bins["end"])]
+    return alt.Chart(bins[["start", "end", "outcome", "trades", "range"]]).mark_bar().encode(
+        x=alt.X("start:Q", bin="binned", title="P/L per trade ($)", axis=alt.Axis(format="$,.0f")),
+        x2="end:Q",
+        y=alt.Y("trades:Q", stack=True, title="trades"),
+        color=_outcome_colour(),
+        tooltip=[alt.Tooltip("range:N", title="P/L"), alt.Tooltip("outcome:N"), alt.Tooltip("trades:Q", format=",d")],
+    ).properties(width="container", height=220)
+
+
+def duration_histogram(trades: pd.DataFrame) -> alt.Chart:
+    """How long trades stayed open, on a log axis (minutes to weeks all stay readable)."""
+    hours = _with_columns(trades, ("duration_hours",))["duration_hours"].astype(float).dropna().to_numpy()
+    logs = np.log10(np.maximum(hours, SHORTEST_DURATION_HOURS))
+    step = _nice_step(float(logs.max() - logs.min()) / MAX_BINS if len(logs) else 1.0)
+    # Small float error must not push an exact edge (e.g. 1 minute) into the bin below it.
+    index = np.floor(logs / step + 1e-9).astype(np.int64)
+    bins = pd.Series(index, dtype="int64").value_counts().rename("trades").rename_axis("index").reset_index()
+    bins = bins.assign(start=10.0 ** (bins["index"] * step), end=10.0 ** ((bins["index"] + 1) * step))
+    bins["range"] = [f"{_duration(a)} to {_duration(b)}" for a, b in zip(bins["start"], bins["end"])]
+    return alt.Chart(bins[["start", "end", "trades", "range"]]).mark_bar(color=ACCENT).encode(
+        x=alt.X("start:Q", scale=alt.Scale(type="log"), title="hours in trade", axis=alt.Axis(format="~g")),
+        x2="end:Q",
+        y=alt.Y("trades:Q", title="trades"),
+        tooltip=[alt.Tooltip("range:N", title="time in trade"), alt.Tooltip("trades:Q", format=",d")],
+    ).properties(width="container", height=220)
+
+
+def bar_by(frame: pd.DataFrame, *, category: str, value: str, title: str, value_format: str = "$,.2f",
+           colour_by_sign: bool = True) -> alt.Chart:
+    """Horizontal bars of `value` per `category`, largest first.
+
+    Colour follows the sign (green gain, red loss, grey zero); pass `colour_by_sign=False` for
+    counts, where green would wrongly suggest profit.
+    """
+    data = _with_columns(frame, (category, value))[[category, value]]
+    if colour_by_sign:
+        field = alt.datum[value]
+        colour = alt.when(field > 0).then(alt.value(GREEN)).when(field < 0).then(alt.value(RED)).otherwise(alt.value(GREY))
+    else:
+        colour = alt.value(ACCENT)
+    return alt.Chart(data, title=title).mark_bar().encode(
+        x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=value_format)),
+        y=alt.Y(f"{category}:N", sort="-x", title=None),
+        color=colour,
+        tooltip=[alt.Tooltip(f"{category}:N"), alt.Tooltip(f"{value}:Q", format=value_format)],
+    ).properties(width="container", height=alt.Step(24))
+
+
+def _curve_points(curve: pd.DataFrame) -> pd.DataFrame:
+    """The downsampled curve with UTC times and the text the tooltips show."""
+    points = downsample(_with_columns(curve, CURVE_COLUMNS))
+    points = points.assign(time=pd.to_datetime(points["time"], utc=True))
+    trade_ids = points["trade_id"].astype("Int64")
+    points["when"] = points["time"].dt.strftime("%Y-%m-%d %H:%M UTC")
+    points["trade"] = ["starting balance" if pd.isna(t) else f"#{t}" for t in trade_ids]
+    return points
+
+
+def _mark_to_market_layers(points: pd.DataFrame, now: tuple[pd.Timestamp, float], x: alt.X) -> list[alt.Chart]:
+    time, equity = now
+    point = pd.DataFrame({"time": [time], "equity": [equity], "when": [time.strftime("%Y-%m-%d %H:%M UTC")],
+                          "label": ["now (mark-to-market)"]})
+    segment = pd.concat([points[["time", "equity"]].tail(1), point[["time", "equity"]]], ignore_index=True)
+    tooltip = [alt.Tooltip("when:N", title="time"),
+               alt.Tooltip("equity:Q", title="equity incl. open trades", format="$,.2f")]
+    return [
+        alt.Chart(segment).mark_line(color=ACCENT, strokeDash=[5, 4], strokeWidth=1.5).encode(x=x, y=_equity_y()),
+        alt.Chart(point).mark_point(filled=True, size=60, color=ACCENT).encode(x=x, y=_equity_y(), tooltip=tooltip),
+        alt.Chart(point).mark_text(align="right", dx=-8, dy=-12, color=INK).encode(x=x, y=_equity_y(), text="label:N"),
+    ]
+
+
+def _live_start_layers(start: pd.Timestamp, x: alt.X) -> list[alt.Chart]:
+    marker = pd.DataFrame({"time": [start], "label": ["live tracking starts"],
+                           "note": ["trades before this were backfilled"]})
+    return [
+        alt.Chart(marker).mark_rule(color=GREY, strokeDash=[2, 3])
+        .encode(x=x, tooltip=[alt.Tooltip("label:N", title="marker"), alt.Tooltip("note:N", title="note")]),
+        alt.Chart(marker).mark_text(align="left", baseline="top", dx=4, color=GREY)
+        .encode(x=x, y=alt.value(4), text="label:N"),
+    ]
+
+
+def _events_frame(events: pd.DataFrame) -> pd.DataFrame:
+    marks = _with_columns(events, ("time", "label"))[["time", "label"]].copy()
+    marks["time"] = pd.to_datetime(marks["time"], utc=True)
+    marks["when"] = marks["time"].dt.strftime("%Y-%m-%d %H:%M UTC")
+    return marks
+
+
+def _events_layer(marks: pd.DataFrame, x: alt.X) -> alt.Chart:
+    """Short ticks along the bottom edge: visible without crowding the curve, hoverable for the label."""
+    return alt.Chart(marks).mark_rule(color=GREY, strokeWidth=3).encode(
+        x=x, y=alt.value("height"), y2=alt.value(alt.expr("height - 12")),
+        tooltip=[alt.Tooltip("when:N", title="time"), alt.Tooltip("label:N", title="change")],
+    )
+
+
+def _ends(points: pd.DataFrame) -> list[pd.Timestamp]:
+    return list(points["time"].iloc[[0, -1]]) if len(points) else []
+
+
+def _time_x(ends: list[pd.Timestamp]) -> alt.X:
+    """A UTC time axis; with a fixed domain so stacked charts with the same `ends` line up exactly."""
+    scale = alt.Scale(type="utc")
+    ends = [end for end in ends if pd.notna(end)]
+    if ends and min(ends) < max(ends):
+        # ISO strings with an offset: unambiguous, and unlike epoch milliseconds they survive
+        # Streamlit's renderer (a numeric domain there squashes the whole line to one edge).
+        scale = alt.Scale(type="utc", nice=False, domain=[min(ends).isoformat(), max(ends).isoformat()])
+    return alt.X("time:T", title="time (UTC)", scale=scale)
+
+
+def _equity_y() -> alt.Y:
+    return alt.Y("equity:Q", title="equity", scale=alt.Scale(zero=False),
+                 axis=alt.Axis(format="$,.0f", minExtent=Y_AXIS_WIDTH, maxExtent=Y_AXIS_WIDTH))
+
+
+def _outcome_colour() -> alt.Color:
+    return alt.Color("outcome:N", title=None, sort=list(OUTCOMES),
+                     scale=alt.Scale(domain=list(OUTCOMES), range=list(OUTCOME_COLOURS)))
+
+
+def _with_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """`frame` with every expected column present, so an empty `pd.DataFrame()` is still drawable."""
+    missing = [c for c in columns if c not in frame.columns]
+    return frame.assign(**{c: pd.Series(dtype=float, index=frame.index) for c in missing}) if missing else frame
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    """A naive time is taken to be UTC already (the codebase stores UTC everywhere)."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^k that is at least `raw` (bins people can read)."""
+    if not np.isfinite(raw) or raw <= 0:
+        return 1.0
+    magnitude = 10.0 ** np.floor(np.log10(raw))
+    return float(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-12)))
+
+
+def _signed_percent(value: float | None) -> str:
+    return "" if value is None or pd.isna(value) else f"{float(value):+.1%}"
+
+
+def _money(value: float) -> str:
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+
+
+def _duration(hours: float) -> str:
+    if hours < 1:
+        return f"{_two_digits(hours * 60)} min"
+    if hours < 48:
+        return f"{_two_digits(hours)} h"
+    return f"{_two_digits(hours / 24)} d"
+
+
+def _two_digits(value: float) -> str:
+    """Two significant digits without scientific notation (150, not 1.5e+02): bin edges are approximate."""
+    return f"{float(f'{value:.2g}'):g}"
