@@ -191,12 +191,23 @@ def change(session: Session, changes: Mapping[str, str], *, actor: str, now: dat
         old, new = format_value(getattr(row, key)), format_value(value)
         setattr(row, key, value)
         applied.append((key, old, new))
+        # The event log is public: values go in as the public may see them.
+        old, new = public_value(key, old), public_value(key, new)
         events.record(session, kind="settings.changed", actor=actor, at=now,
                       message=f"{key} changed {old or '(empty)'} → {new or '(empty)'}",
                       data={"key": key, "old": old, "new": new})
     if applied:
         row.updated_at = now
     return applied
+
+
+def public_value(key: str, value: str) -> str:
+    """A setting as the public sees it: a feed URL may carry a token, so only its host is shown."""
+    if key == "signal_feed_url" and value:
+        from urllib.parse import urlsplit
+
+        return f"set ({urlsplit(value).hostname or 'unknown host'})"
+    return value
 
 
 def symbol_list(text: str) -> set[str]:

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from shared import metrics, settings as runtime
 from shared.exits import TradeState, TradeTerms
-from shared.models import ACTIVE_STATUSES, CLOSED_STATUSES, EntryMode, Side, Signal, Trade, TradeStatus
+from shared.models import ACTIVE_STATUSES, CLOSED_STATUSES, EntryMode, Origin, Side, Signal, Trade, TradeStatus
 
 TRADE_COLUMNS = (
     "trade_id", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd", "status",
@@ -98,9 +98,19 @@ def closed_trades(*, session: Session) -> list[metrics.ClosedTrade]:
             for i, entry, exit_, pnl in session.exec(statement)]
 
 
-def trade_counts(*, session: Session) -> metrics.Counts:
-    by_status = dict(session.exec(select(Trade.status, sa.func.count()).group_by(Trade.status)).all())
-    ambiguous = session.exec(select(sa.func.count()).select_from(Trade).where(Trade.ambiguous)).one()
+def status_counts(*, session: Session, live_only: bool = False) -> dict[str, int]:
+    statement = select(Trade.status, sa.func.count()).group_by(Trade.status)
+    if live_only:
+        statement = statement.where(Trade.origin == Origin.LIVE.value)
+    return dict(session.exec(statement).all())
+
+
+def trade_counts(*, session: Session, live_only: bool = False) -> metrics.Counts:
+    by_status = status_counts(session=session, live_only=live_only)
+    ambiguous_query = select(sa.func.count()).select_from(Trade).where(Trade.ambiguous)
+    if live_only:
+        ambiguous_query = ambiguous_query.where(Trade.origin == Origin.LIVE.value)
+    ambiguous = session.exec(ambiguous_query).one()
     return metrics.Counts(
         open_trades=by_status.get(TradeStatus.OPEN.value, 0), pending_trades=by_status.get(TradeStatus.PENDING.value, 0),
         cancelled_trades=by_status.get(TradeStatus.CANCELLED.value, 0), ambiguous_trades=ambiguous,

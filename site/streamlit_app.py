@@ -1,6 +1,10 @@
 """signalproof's public site: one entry point, pages that are only UI (see app_pages/)."""
 
+import sqlalchemy as sa
 import streamlit as st
+
+from shared.database import SchemaMissing, require_schema
+from track_record import loaders
 
 st.set_page_config(page_title="signalproof — track record", page_icon=":material/query_stats:", layout="wide")
 
@@ -10,4 +14,13 @@ pages = [
     st.Page("app_pages/analytics.py", title="Analytics", icon=":material/analytics:"),
     st.Page("app_pages/methodology.py", title="Methodology", icon=":material/rule:"),
 ]
-st.navigation(pages).run()
+navigation = st.navigation(pages)
+try:
+    require_schema(loaders.engine(loaders.database_url()))
+except (SchemaMissing, sa.exc.OperationalError):
+    # Never a traceback for visitors: say what is wrong, not how it failed.
+    st.error("The track record is not available right now (its database cannot be read). "
+             "If you run this site: check SIGNALPROOF_DATABASE_URL and run `signalproof db upgrade`.",
+             icon=":material/error:")
+    st.stop()
+navigation.run()

@@ -21,8 +21,8 @@ if stats["closed_trades"] == 0:
 
 row = st.columns(4)
 win_streak, loss_streak = snap.streaks
-row[0].metric("Longest winning streak", f"{win_streak} trades", border=True)
-row[1].metric("Longest losing streak", f"{loss_streak} trades", border=True)
+row[0].metric("Longest winning streak", f"{win_streak} trade{'' if win_streak == 1 else 's'}", border=True)
+row[1].metric("Longest losing streak", f"{loss_streak} trade{'' if loss_streak == 1 else 's'}", border=True)
 enough = stats["closed_trades"] >= RATIO_MINIMUM
 row[2].metric("Sharpe (daily, annualised)", views.number(stats["sharpe"]) if enough else "—", border=True,
               help="mean / standard deviation of daily returns × √365")

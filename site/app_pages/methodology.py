@@ -3,11 +3,11 @@
 import streamlit as st
 
 from shared.config import Config
-from track_record import loaders
+from track_record import loaders, views
 
 URL = loaders.database_url()
 snap = loaders.snapshot(URL, loaders.version(URL), False)
-settings = snap.settings
+settings = {key: views.plain(value) for key, value in snap.settings.items()}  # into Markdown: escaped
 config = Config()
 
 st.title("Methodology", anchor=False)
@@ -60,7 +60,7 @@ Nothing is dropped silently, and no setting can edit or delete a recorded signal
 """)
 
 st.subheader("Settings in force", anchor=False)
-st.dataframe([{"setting": key, "value": value} for key, value in settings.items()], hide_index=True, width="stretch")
+st.dataframe([{"setting": key, "value": value} for key, value in snap.settings.items()], hide_index=True, width="stretch")
 
 st.subheader("Changes to the settings", anchor=False)
 if snap.settings_changes.empty:

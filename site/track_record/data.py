@@ -21,7 +21,7 @@ from shared.exits import unrealized_pnl
 from shared.models import (
     ACTIVE_STATUSES, CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, Trade, TradeStatus, WorkerHeartbeat,
 )
-from shared.trades import state_of, terms_of, trade_counts
+from shared.trades import state_of, status_counts, terms_of, trade_counts
 
 SAMPLE_SIZE = 20_000  # distributions are drawn from at most this many trades
 CURVE_POINTS = 2_000
@@ -155,7 +155,7 @@ def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) 
     starting = settings.starting_balance_usd
     closed = _closed_frame(session, live_only=live_only)
     closed_trades = _as_closed_trades(closed)
-    counts = trade_counts(session=session)
+    counts = trade_counts(session=session, live_only=live_only)
     stats = metrics.compute_stats(closed_trades, starting_balance=starting, counts=counts)
     curve = _curve_frame(metrics.equity_curve(closed_trades, starting))
 
@@ -166,8 +166,8 @@ def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) 
     period_pnl["all time"] = float(stats.total_pnl_usd)
 
     recent = closed.sort_values(["exit_time", "trade_id"], ascending=False).head(10)
-    status_counts = dict(session.exec(select(Signal.status, sa.func.count()).group_by(Signal.status)).all())
-    all_status = dict(session.exec(select(Trade.status, sa.func.count()).group_by(Trade.status)).all())
+    signals_by_status = dict(session.exec(select(Signal.status, sa.func.count()).group_by(Signal.status)).all())
+    all_status = status_counts(session=session, live_only=live_only)
     reasons = pd.DataFrame(sorted(all_status.items()), columns=["status", "trades"])
 
     sample = closed if len(closed) <= SAMPLE_SIZE else closed.iloc[sorted(random.Random(0).sample(range(len(closed)), SAMPLE_SIZE))]
@@ -179,13 +179,13 @@ def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) 
     monthly = pd.DataFrame([(y, m, float(p), _float(r)) for y, m, p, r in metrics.monthly_returns(closed_trades, starting)],
                            columns=["year", "month", "pnl_usd", "return_pct"])
     return Snapshot(
-        title=settings.site_title, description=settings.site_description, settings=runtime.as_dict(settings),
+        title=settings.site_title, description=settings.site_description, settings={k: runtime.public_value(k, v) for k, v in runtime.as_dict(settings).items()},
         starting_balance=float(starting), stats=stats.to_json_dict(), curve=curve,
         last_equity=float(starting + stats.total_pnl_usd),
         live_start=live_start, period_pnl=period_pnl,
         recent=recent.rename(columns={"pnl": "pnl_usd"}).assign(pnl_usd=lambda f: f["pnl_usd"].astype(float),
                                                                pnl_pct=lambda f: f["pnl_pct"].astype(float)),
-        signal_counts={"received": sum(status_counts.values()), **{k.lower(): v for k, v in status_counts.items()}},
+        signal_counts={"received": sum(signals_by_status.values()), **{k.lower(): v for k, v in signals_by_status.items()}},
         settings_changes=_settings_changes(session),
         per_symbol=_group_stats(closed, "symbol", starting), by_side=_group_stats(closed, "side", starting),
         exit_reasons=reasons, monthly=monthly, distribution=distribution, sample_of=len(closed),
