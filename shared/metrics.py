@@ -116,13 +116,54 @@ def _json_value(value: object) -> object:
     return float(value) if isinstance(value, Decimal) else value
 
 
-def order_closed(trades: Iterable[ClosedTrade]) -> list[ClosedTrade]:
+class OrderedTrades(list[ClosedTrade]):
+    """A list already in `order_closed` order: the functions below do not sort it again
+    (sorting a million trades costs seconds, and a page needs several metrics of one list)."""
+
+
+def order_closed(trades: Iterable[ClosedTrade]) -> OrderedTrades:
     """Closed trades in the order their results reach the equity curve.
 
     DESIGN orders ties by exit time then trade id; the P/L is a last tie-breaker only so that
     even malformed input with a repeated id cannot make a metric depend on input order.
     """
-    return sorted(trades, key=lambda t: (t.exit_time, t.trade_id, t.pnl_usd))
+    if isinstance(trades, OrderedTrades):
+        return trades
+    return OrderedTrades(sorted(trades, key=lambda t: (t.exit_time, t.trade_id, t.pnl_usd)))
+
+
+@dataclass(frozen=True)
+class EquityColumns:
+    """The equity curve as parallel columns (cheap for a million trades; see equity_curve)."""
+
+    time: list[datetime]
+    trade_id: list[int | None]
+    equity: list[Decimal]
+    peak: list[Decimal]
+
+
+def equity_columns(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> EquityColumns:
+    """Starting balance plus cumulative realized P/L, one step per exit (columns)."""
+    ordered = order_closed(trades)
+    columns = EquityColumns([], [], [], [])
+    if not ordered:
+        return columns
+    with localcontext(_CONTEXT):
+        equity = peak = Decimal(starting_balance)
+        # min() over exits too: a bad row with exit before entry must not start the curve late.
+        columns.time.append(min(min(t.entry_time for t in ordered), ordered[0].exit_time))
+        columns.trade_id.append(None)
+        columns.equity.append(equity)
+        columns.peak.append(peak)
+        for trade in ordered:
+            equity += trade.pnl_usd
+            if equity > peak:
+                peak = equity
+            columns.time.append(trade.exit_time)
+            columns.trade_id.append(trade.trade_id)
+            columns.equity.append(equity)
+            columns.peak.append(peak)
+    return columns
 
 
 def equity_curve(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> list[EquityPoint]:
@@ -140,20 +181,9 @@ def equity_curve(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> li
     >>> [str(p.drawdown_usd) for p in equity_curve(trades, Decimal(1000))]
     ['0', '0', '20', '15']
     """
-    ordered = order_closed(trades)
-    if not ordered:
-        return []
+    columns = equity_columns(trades, starting_balance)
     with localcontext(_CONTEXT):
-        equity = Decimal(starting_balance)
-        # min() over exits too: a bad row with exit before entry must not start the curve late.
-        start = min(min(t.entry_time for t in ordered), ordered[0].exit_time)
-        points = [_point(start, None, equity, equity)]
-        peak = equity
-        for trade in ordered:
-            equity += trade.pnl_usd
-            peak = max(peak, equity)
-            points.append(_point(trade.exit_time, trade.trade_id, equity, peak))
-    return points
+        return [_point(*row) for row in zip(columns.time, columns.trade_id, columns.equity, columns.peak)]
 
 
 def _point(time: datetime, trade_id: int | None, equity: Decimal, peak: Decimal) -> EquityPoint:
@@ -178,14 +208,22 @@ def max_drawdown(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> Dr
     >>> dd.max_drawdown_usd, round(dd.max_drawdown_pct, 6), dd.peak_time.hour  # 20 / 1010
     (Decimal('20'), Decimal('0.019802'), 1)
     """
+    ordered = order_closed(trades)
     best = DrawDown(_ZERO, _ZERO, None, None)
-    peak_time: datetime | None = None
-    for point in equity_curve(trades, starting_balance):
-        if point.equity >= point.peak:
-            # The latest time at the peak: a fall starts when equity leaves it for good.
-            peak_time = point.time
-        elif point.drawdown_usd > best.max_drawdown_usd:
-            best = DrawDown(point.drawdown_usd, point.drawdown_pct, peak_time, point.time)
+    if not ordered:
+        return best
+    # The same walk as equity_curve, without building a point per trade.
+    with localcontext(_CONTEXT):
+        equity = peak = Decimal(starting_balance)
+        peak_time: datetime | None = min(min(t.entry_time for t in ordered), ordered[0].exit_time)
+        for trade in ordered:
+            equity += trade.pnl_usd
+            if equity >= peak:
+                # The latest time at the peak: a fall starts when equity leaves it for good.
+                peak, peak_time = equity, trade.exit_time
+            elif peak - equity > best.max_drawdown_usd:
+                drawdown = peak - equity
+                best = DrawDown(drawdown, drawdown / peak if peak > 0 else _ZERO, peak_time, trade.exit_time)
     return best
 
 
@@ -245,6 +283,51 @@ def sharpe_sortino(returns: Sequence[float]) -> tuple[float | None, float | None
     return sharpe, sortino
 
 
+@dataclass(frozen=True)
+class Summary:
+    """The order-free part of the metrics (what a per-symbol or per-side table needs)."""
+
+    closed_trades: int
+    wins: int
+    losses: int
+    breakeven: int
+    win_rate: Decimal | None
+    total_pnl_usd: Decimal
+    gross_profit_usd: Decimal
+    gross_loss_usd: Decimal
+    profit_factor: Decimal | None
+    expectancy_usd: Decimal | None
+    avg_win_usd: Decimal | None
+    avg_loss_usd: Decimal | None
+    best_trade_usd: Decimal | None
+    worst_trade_usd: Decimal | None
+
+
+def summarize(pnls: Sequence[Decimal]) -> Summary:
+    """Counts, sums and means of closed trades' P/L (DESIGN.md "Metric definitions")."""
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    with localcontext(_CONTEXT):
+        gross_profit = sum(wins, _ZERO)
+        gross_loss = sum(losses, _ZERO)
+        return Summary(
+            closed_trades=len(pnls),
+            wins=len(wins),
+            losses=len(losses),
+            breakeven=len(pnls) - len(wins) - len(losses),
+            win_rate=Decimal(len(wins)) / len(pnls) if pnls else None,
+            total_pnl_usd=sum(pnls, _ZERO),
+            gross_profit_usd=gross_profit,
+            gross_loss_usd=gross_loss,
+            profit_factor=gross_profit / -gross_loss if losses else None,
+            expectancy_usd=_mean(pnls),
+            avg_win_usd=_mean(wins),
+            avg_loss_usd=_mean(losses),
+            best_trade_usd=max(pnls) if pnls else None,
+            worst_trade_usd=min(pnls) if pnls else None,
+        )
+
+
 def compute_stats(
     trades: Iterable[ClosedTrade],
     *,
@@ -267,32 +350,28 @@ def compute_stats(
     (2, 1, Decimal('-5'), Decimal('0.75'), Decimal('-1.666666666666666666666666666666667'), Decimal('20'))
     """
     ordered = order_closed(trades)
-    pnls = [t.pnl_usd for t in ordered]
-    wins = [p for p in pnls if p > 0]
-    losses = [p for p in pnls if p < 0]
+    summary = summarize([t.pnl_usd for t in ordered])
     drawdown = max_drawdown(ordered, starting_balance)
     sharpe: float | None = None
     sortino: float | None = None
-    if pnls and len(pnls) >= min_trades_for_ratios:
+    if ordered and len(ordered) >= min_trades_for_ratios:
         sharpe, sortino = sharpe_sortino([r for _, r in daily_returns(ordered, starting_balance)])
     with localcontext(_CONTEXT):
-        gross_profit = sum(wins, _ZERO)
-        gross_loss = sum(losses, _ZERO)
         return Stats(
-            closed_trades=len(pnls),
-            wins=len(wins),
-            losses=len(losses),
-            breakeven=len(pnls) - len(wins) - len(losses),
-            win_rate=Decimal(len(wins)) / len(pnls) if pnls else None,
-            total_pnl_usd=sum(pnls, _ZERO),
-            gross_profit_usd=gross_profit,
-            gross_loss_usd=gross_loss,
-            profit_factor=gross_profit / -gross_loss if losses else None,
-            expectancy_usd=_mean(pnls),
-            avg_win_usd=_mean(wins),
-            avg_loss_usd=_mean(losses),
-            best_trade_usd=max(pnls) if pnls else None,
-            worst_trade_usd=min(pnls) if pnls else None,
+            closed_trades=summary.closed_trades,
+            wins=summary.wins,
+            losses=summary.losses,
+            breakeven=summary.breakeven,
+            win_rate=summary.win_rate,
+            total_pnl_usd=summary.total_pnl_usd,
+            gross_profit_usd=summary.gross_profit_usd,
+            gross_loss_usd=summary.gross_loss_usd,
+            profit_factor=summary.profit_factor,
+            expectancy_usd=summary.expectancy_usd,
+            avg_win_usd=summary.avg_win_usd,
+            avg_loss_usd=summary.avg_loss_usd,
+            best_trade_usd=summary.best_trade_usd,
+            worst_trade_usd=summary.worst_trade_usd,
             max_drawdown_usd=drawdown.max_drawdown_usd,
             max_drawdown_pct=drawdown.max_drawdown_pct,
             open_trades=counts.open_trades,

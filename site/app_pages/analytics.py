@@ -56,9 +56,13 @@ left.dataframe(snap.by_side, hide_index=True, width="stretch", column_config={
 right.altair_chart(charts.bar_by(snap.by_side, category="side", value="pnl_usd", title="P/L by side"), width="stretch")
 
 st.subheader("How trades ended", anchor=False)
-reasons = snap.exit_reasons.assign(reason=lambda f: f["status"].map(REASON_NAMES).fillna(f["status"]))
-st.altair_chart(charts.bar_by(reasons, category="reason", value="trades", title="Trades by outcome", value_format=",d"),
-                width="stretch")
+ended = snap.exit_reasons[~snap.exit_reasons["status"].isin(["OPEN", "PENDING"])]
+if ended.empty:
+    views.empty("No trade has ended yet.")
+else:
+    reasons = ended.assign(reason=lambda f: f["status"].map(REASON_NAMES).fillna(f["status"]))
+    st.altair_chart(charts.bar_by(reasons, category="reason", value="trades", title="Trades by outcome",
+                                  value_format=",d", colour_by_sign=False), width="stretch")
 
 st.subheader("Monthly returns", anchor=False)
 st.altair_chart(charts.monthly_heatmap(snap.monthly), width="stretch")

@@ -18,7 +18,7 @@ chosen after the fact: the rules below are applied by the worker to every signal
 settings a trade was opened with stay with it.
 
 **Candles.** Trades are decided on Binance's own klines ({settings['candle_interval']} now) —
-spot from `{config.spot_api_url}`, USDⓈ-M futures from `{config.futures_api_url}`. Only
+spot from `{config.spot_api_url}`, USDS-M futures from `{config.futures_api_url}`. Only
 **closed** candles decide. A missing candle (an exchange gap) is simply absent; the next one
 decides. The **start candle** is the first candle opening at or after the signal's time.
 
@@ -60,7 +60,8 @@ Nothing is dropped silently, and no setting can edit or delete a recorded signal
 """)
 
 st.subheader("Settings in force", anchor=False)
-st.dataframe([{"setting": key, "value": value} for key, value in snap.settings.items()], hide_index=True, width="stretch")
+st.dataframe([{"setting": key, "value": value} for key, value in snap.settings.items()], hide_index=True, width="stretch",
+             height="content")  # every row visible: no scrolling inside the table
 
 st.subheader("Changes to the settings", anchor=False)
 if snap.settings_changes.empty:

@@ -43,9 +43,11 @@ def overview() -> None:
                   f"{stats['pending_trades']} pending · {stats['cancelled_trades']} cancelled", delta_color="off",
                   delta_arrow="off", border=True)
     counts = snap.signal_counts
-    row[3].metric("Signals received", f"{counts.get('received', 0):,}",
-                  f"{counts.get('accepted', 0)} traded · {counts.get('rejected', 0)} rejected · "
-                  f"{counts.get('skipped', 0)} skipped", delta_color="off", delta_arrow="off", border=True)
+    row[3].metric("Signals: traded / rejected / skipped", f"{counts.get('received', 0):,}",
+                  f"{counts.get('accepted', 0):,} / {counts.get('rejected', 0):,} / {counts.get('skipped', 0):,}",
+                  delta_color="off", delta_arrow="off", border=True,
+                  help="Signals received; rejected = invalid (with a reason), skipped = filtered by a setting. "
+                       "Every one is listed, with its reason, in the signal export.")
 
     if stats["closed_trades"] == 0:
         views.empty("No closed trades yet. The equity curve starts with the first closed trade"
@@ -71,13 +73,14 @@ def overview() -> None:
         cols = st.columns(len(snap.period_pnl))
         for col, (name, pnl) in zip(cols, snap.period_pnl.items()):
             col.metric(name, views.usd(pnl, signed=True), views.pct(pnl / snap.starting_balance, signed=True),
-                       border=True)
+                       delta_color="normal" if pnl else "off", delta_arrow="auto" if pnl else "off", border=True)
 
         st.subheader("Recent closed trades", anchor=False)
         recent = snap.recent[["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time", "pnl_usd",
                               "pnl_pct", "ambiguous"]]
         st.dataframe(recent, hide_index=True, width="stretch", column_config={
             "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
+            "symbol": "Symbol", "side": "Side", "status": "Status",
             "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
             "pnl_pct": st.column_config.NumberColumn("P/L % of stake", format="percent"),
             "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),

@@ -32,6 +32,8 @@ def open_positions() -> None:
                             "unrealized_usd", "age_hours"]],
                  hide_index=True, width="stretch", column_config={
                      "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
+                     "symbol": "Symbol", "side": "Side", "market": "Market", "leverage": "Leverage",
+                     "status": "Status", "origin": "Origin",
                      "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
                      "entry_price": st.column_config.NumberColumn("Entry", format="%.8g"),
                      "limit_price": st.column_config.NumberColumn("Limit (pending)", format="%.8g"),
@@ -75,11 +77,14 @@ if not rows:
         (flt.symbols, flt.sides, flt.markets, flt.statuses, flt.since, flt.live_only)) else "No trades yet.")
 else:
     frame = pd.DataFrame(rows)[HISTORY_COLUMNS]
+    frame["reason"] = frame["reason"].fillna("")  # an empty cell, not the word "None"
     for column in ("entry_price", "take_profit", "stop_loss", "exit_price", "fees_usd", "pnl_usd", "pnl_pct"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     st.caption(f"{total:,} trade(s); showing {len(frame)} — sort any column by clicking its header.")
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
         "id": st.column_config.NumberColumn("Trade", format="%d"),
+        "symbol": "Symbol", "side": "Side", "market": "Market", "leverage": "Leverage", "status": "Status",
+        "reason": "Reason", "source": "Source", "signal_id": "Signal id",
         "signal_time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
         "exit_time": st.column_config.DatetimeColumn("Exit (UTC)", format="YYYY-MM-DD HH:mm"),

@@ -112,7 +112,8 @@ def drawdown_chart(curve: pd.DataFrame, *, until: datetime | None = None) -> alt
         point="transparent",
     ).encode(
         x=_time_x(ends),
-        y=alt.Y("underwater:Q", title="drawdown",
+        # stack=None: trades closing in the same minute must not add up (areas stack by default)
+        y=alt.Y("underwater:Q", title="drawdown", stack=None,
                 axis=alt.Axis(format=".0%", minExtent=Y_AXIS_WIDTH, maxExtent=Y_AXIS_WIDTH)),
         tooltip=[alt.Tooltip("when:N", title="time"),
                  alt.Tooltip("drawdown_pct:Q", title="below peak", format=".2%"),
@@ -184,6 +185,7 @@ def duration_histogram(trades: pd.DataFrame) -> alt.Chart:
         x=alt.X("start:Q", scale=alt.Scale(type="log"), title="hours in trade", axis=alt.Axis(format="~g")),
         x2="end:Q",
         y=alt.Y("trades:Q", title="trades"),
+        y2=alt.datum(0),  # with x and x2 given, bars need both y ends or they draw as dashes
         tooltip=[alt.Tooltip("range:N", title="time in trade"), alt.Tooltip("trades:Q", format=",d")],
     ).properties(width="container", height=220)
 

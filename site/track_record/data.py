@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -65,31 +66,47 @@ def heartbeat(session: Session) -> WorkerHeartbeat | None:
     return session.get(WorkerHeartbeat, 1)
 
 
-def _closed_frame(session: Session, *, live_only: bool) -> pd.DataFrame:
-    columns = (Trade.id, Trade.symbol, Trade.side, Trade.market, Trade.status, Trade.origin, Trade.entry_time,
-               Trade.exit_time, Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous)
-    statement = select(*columns).where(Trade.status.in_(CLOSED_STATUSES))
+@dataclass(frozen=True)
+class _Closed:
+    """The closed trades, reduced to what the snapshot needs, in equity-curve order."""
+
+    trades: metrics.OrderedTrades
+    symbols: list[str]  # per trade, in the same order
+    sides: list[str]
+
+
+def _closed(session: Session, *, live_only: bool) -> _Closed:
+    trade = Trade.__table__.c
+    columns = [trade.id, trade.symbol, trade.side, trade.entry_time, trade.exit_time, trade.pnl_usd]
+    if session.get_bind().dialect.name == "postgresql":
+        # psycopg already returns aware datetimes and Decimals: skip the per-value Python
+        # conversion our column types do for SQLite (a million rows × three columns).
+        columns[3:] = [sa.type_coerce(trade.entry_time, sa.DateTime(timezone=True)),
+                       sa.type_coerce(trade.exit_time, sa.DateTime(timezone=True)),
+                       sa.type_coerce(trade.pnl_usd, sa.Numeric(asdecimal=True))]
+    statement = sa.select(*columns).where(trade.status.in_(CLOSED_STATUSES)).order_by(trade.exit_time, trade.id)
     if live_only:
-        statement = statement.where(Trade.origin == Origin.LIVE.value)
-    rows = session.exec(statement).all()
-    frame = pd.DataFrame(rows, columns=["trade_id", "symbol", "side", "market", "status", "origin", "entry_time",
-                                        "exit_time", "pnl", "pnl_pct", "ambiguous"])
-    frame["entry_time"] = frame["entry_time"].fillna(frame["exit_time"])
-    return frame
+        statement = statement.where(trade.origin == Origin.LIVE.value)
+    rows = session.connection().execute(statement).all()  # Core rows: no ORM bookkeeping per row
+    # The database already sorted them; order_closed keeps the metrics' own tie rule authoritative.
+    ordered = metrics.order_closed(metrics.ClosedTrade(i, entry or exit_, exit_, pnl)
+                                   for i, _, _, entry, exit_, pnl in rows)
+    by_id = {row[0]: row for row in rows}
+    return _Closed(ordered, [by_id[t.trade_id][1] for t in ordered], [by_id[t.trade_id][2] for t in ordered])
 
 
-def _as_closed_trades(frame: pd.DataFrame) -> list[metrics.ClosedTrade]:
-    return [metrics.ClosedTrade(int(i), entry, exit_, pnl)
-            for i, entry, exit_, pnl in zip(frame["trade_id"], frame["entry_time"], frame["exit_time"], frame["pnl"])]
-
-
-def _curve_frame(points: list[metrics.EquityPoint]) -> pd.DataFrame:
+def _curve_frame(columns: metrics.EquityColumns) -> pd.DataFrame:
+    equity = np.array(columns.equity, dtype=float)
+    peak = np.array(columns.peak, dtype=float)
+    drawdown = peak - equity
     frame = pd.DataFrame({
-        "time": pd.to_datetime([p.time for p in points], utc=True),
-        "equity": [float(p.equity) for p in points],
-        "drawdown_usd": [float(p.drawdown_usd) for p in points],
-        "drawdown_pct": [float(p.drawdown_pct) for p in points],
-        "trade_id": pd.array([p.trade_id for p in points], dtype="Int64"),
+        # epoch seconds first: pandas parses a million datetime objects one by one, slowly
+        "time": pd.to_datetime(np.array([t.timestamp() for t in columns.time]), unit="s", utc=True),
+        "equity": equity,
+        "drawdown_usd": drawdown,
+        # as metrics.EquityPoint: no fraction of a peak that is not positive
+        "drawdown_pct": np.divide(drawdown, peak, out=np.zeros_like(drawdown), where=peak > 0),
+        "trade_id": pd.array(columns.trade_id, dtype="Int64"),
     })
     return _downsample(frame)
 
@@ -102,16 +119,39 @@ def _downsample(curve: pd.DataFrame) -> pd.DataFrame:
     return downsample(curve, CURVE_POINTS)
 
 
-def _group_stats(frame: pd.DataFrame, by: str, starting_balance: Decimal) -> pd.DataFrame:
+def _group_stats(closed: _Closed, keys: list[str], by: str) -> pd.DataFrame:
+    groups: dict[str, list[Decimal]] = {}
+    for key, trade in zip(keys, closed.trades):
+        groups.setdefault(key, []).append(trade.pnl_usd)
     rows = []
-    for key, group in frame.groupby(by, sort=True):
-        stats = metrics.compute_stats(_as_closed_trades(group), starting_balance=starting_balance,
-                                      min_trades_for_ratios=10**12)
-        rows.append({by: key, "trades": stats.closed_trades, "wins": stats.wins, "losses": stats.losses,
-                     "win_rate": _float(stats.win_rate), "pnl_usd": float(stats.total_pnl_usd),
-                     "profit_factor": _float(stats.profit_factor), "expectancy_usd": _float(stats.expectancy_usd)})
+    for key, pnls in sorted(groups.items()):
+        summary = metrics.summarize(pnls)
+        rows.append({by: key, "trades": summary.closed_trades, "wins": summary.wins, "losses": summary.losses,
+                     "win_rate": _float(summary.win_rate), "pnl_usd": float(summary.total_pnl_usd),
+                     "profit_factor": _float(summary.profit_factor),
+                     "expectancy_usd": _float(summary.expectancy_usd)})
     return pd.DataFrame(rows, columns=[by, "trades", "wins", "losses", "win_rate", "pnl_usd", "profit_factor",
                                        "expectancy_usd"])
+
+
+def _recent(session: Session, *, live_only: bool, limit: int = 10) -> pd.DataFrame:
+    statement = (select(Trade.id, Trade.symbol, Trade.side, Trade.status, Trade.origin, Trade.entry_time,
+                        Trade.exit_time, Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous)
+                 .where(Trade.status.in_(CLOSED_STATUSES)).order_by(Trade.exit_time.desc(), Trade.id.desc()).limit(limit))
+    if live_only:
+        statement = statement.where(Trade.origin == Origin.LIVE.value)
+    frame = pd.DataFrame(session.exec(statement).all(),
+                         columns=["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time",
+                                  "pnl_usd", "pnl_pct", "ambiguous"])
+    return frame.astype({"pnl_usd": float, "pnl_pct": float})
+
+
+def _distribution(trades: metrics.OrderedTrades) -> pd.DataFrame:
+    sample = trades if len(trades) <= SAMPLE_SIZE else [
+        trades[i] for i in sorted(random.Random(0).sample(range(len(trades)), SAMPLE_SIZE))]
+    return pd.DataFrame({"pnl_usd": [float(t.pnl_usd) for t in sample],
+                         "duration_hours": [(t.exit_time - t.entry_time).total_seconds() / 3600 for t in sample]},
+                        columns=["pnl_usd", "duration_hours"])
 
 
 def _float(value: Decimal | None) -> float | None:
@@ -141,7 +181,12 @@ def open_positions(session: Session, now: datetime, *, live_only: bool = False) 
             "age_hours": (now - (trade.entry_time or trade.signal_time)).total_seconds() / 3600,
             "limit_price": _float(trade.signal_entry) if entry is not None and trade.status == TradeStatus.PENDING else None,
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    numeric = ["entry_price", "take_profit", "stop_loss", "price", "to_tp_pct", "to_sl_pct", "unrealized_usd",
+               "limit_price"]
+    if len(frame):  # None → NaN: an empty cell on the page, not the word "None"
+        frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
+    return frame
 
 
 def _settings_changes(session: Session) -> pd.DataFrame:
@@ -153,44 +198,34 @@ def _settings_changes(session: Session) -> pd.DataFrame:
 def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) -> Snapshot:
     settings = runtime.current(session)
     starting = settings.starting_balance_usd
-    closed = _closed_frame(session, live_only=live_only)
-    closed_trades = _as_closed_trades(closed)
-    counts = trade_counts(session=session, live_only=live_only)
-    stats = metrics.compute_stats(closed_trades, starting_balance=starting, counts=counts)
-    curve = _curve_frame(metrics.equity_curve(closed_trades, starting))
+    closed = _closed(session, live_only=live_only)
+    trades = closed.trades  # sorted once; every metric below reuses the order
+    stats = metrics.compute_stats(trades, starting_balance=starting,
+                                  counts=trade_counts(session=session, live_only=live_only))
 
     live_start = session.exec(select(sa.func.min(Trade.signal_time)).where(Trade.origin == Origin.LIVE.value)).one()
     live_start = pd.Timestamp(live_start).tz_convert("UTC").to_pydatetime() if live_start is not None else None
     periods = {"7 days": now - timedelta(days=7), "30 days": now - timedelta(days=30)}
-    period_pnl = {name: float(metrics.period_pnl(closed_trades, since)) for name, since in periods.items()}
+    period_pnl = {name: float(metrics.period_pnl(trades, since)) for name, since in periods.items()}
     period_pnl["all time"] = float(stats.total_pnl_usd)
-
-    recent = closed.sort_values(["exit_time", "trade_id"], ascending=False).head(10)
     signals_by_status = dict(session.exec(select(Signal.status, sa.func.count()).group_by(Signal.status)).all())
-    all_status = status_counts(session=session, live_only=live_only)
-    reasons = pd.DataFrame(sorted(all_status.items()), columns=["status", "trades"])
-
-    sample = closed if len(closed) <= SAMPLE_SIZE else closed.iloc[sorted(random.Random(0).sample(range(len(closed)), SAMPLE_SIZE))]
-    distribution = pd.DataFrame({
-        "pnl_usd": sample["pnl"].astype(float),
-        "duration_hours": (pd.to_datetime(sample["exit_time"], utc=True) - pd.to_datetime(sample["entry_time"], utc=True))
-        .dt.total_seconds() / 3600,
-    })
-    monthly = pd.DataFrame([(y, m, float(p), _float(r)) for y, m, p, r in metrics.monthly_returns(closed_trades, starting)],
+    outcomes = status_counts(session=session, live_only=live_only)
+    monthly = pd.DataFrame([(y, m, float(p), _float(r)) for y, m, p, r in metrics.monthly_returns(trades, starting)],
                            columns=["year", "month", "pnl_usd", "return_pct"])
     return Snapshot(
-        title=settings.site_title, description=settings.site_description, settings={k: runtime.public_value(k, v) for k, v in runtime.as_dict(settings).items()},
-        starting_balance=float(starting), stats=stats.to_json_dict(), curve=curve,
-        last_equity=float(starting + stats.total_pnl_usd),
-        live_start=live_start, period_pnl=period_pnl,
-        recent=recent.rename(columns={"pnl": "pnl_usd"}).assign(pnl_usd=lambda f: f["pnl_usd"].astype(float),
-                                                               pnl_pct=lambda f: f["pnl_pct"].astype(float)),
-        signal_counts={"received": sum(signals_by_status.values()), **{k.lower(): v for k, v in signals_by_status.items()}},
+        title=settings.site_title, description=settings.site_description,
+        settings={k: runtime.public_value(k, v) for k, v in runtime.as_dict(settings).items()},
+        starting_balance=float(starting), stats=stats.to_json_dict(),
+        curve=_curve_frame(metrics.equity_columns(trades, starting)),
+        last_equity=float(starting + stats.total_pnl_usd), live_start=live_start, period_pnl=period_pnl,
+        recent=_recent(session, live_only=live_only),
+        signal_counts={"received": sum(signals_by_status.values()),
+                       **{k.lower(): v for k, v in signals_by_status.items()}},
         settings_changes=_settings_changes(session),
-        per_symbol=_group_stats(closed, "symbol", starting), by_side=_group_stats(closed, "side", starting),
-        exit_reasons=reasons, monthly=monthly, distribution=distribution, sample_of=len(closed),
-        streaks=metrics.streaks(closed_trades),
-        first_trade=closed["entry_time"].min() if len(closed) else None,
+        per_symbol=_group_stats(closed, closed.symbols, "symbol"), by_side=_group_stats(closed, closed.sides, "side"),
+        exit_reasons=pd.DataFrame(sorted(outcomes.items()), columns=["status", "trades"]), monthly=monthly,
+        distribution=_distribution(trades), sample_of=len(trades), streaks=metrics.streaks(trades),
+        first_trade=min((t.entry_time for t in trades), default=None),
     )
 
 

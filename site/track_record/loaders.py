@@ -2,6 +2,9 @@
 loaders keyed by plain arguments (the URL and the data version), so a rerun re-reads nothing
 unless the worker recorded something new."""
 
+import logging
+import threading
+import time
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -37,11 +40,66 @@ def version(url: str) -> tuple[int, str]:
         return data.data_version(session)
 
 
-@st.cache_data(ttl=300, max_entries=4, show_spinner="Loading the track record…")
-def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> data.Snapshot:
-    # cache_data copies its value on every read: Snapshot holds only small, already reduced frames.
+MAX_SNAPSHOT_AGE_SECONDS = 300
+
+
+class SnapshotStore:
+    """The newest finished snapshot per (database, live-only), rebuilt in the background.
+
+    A snapshot of a million trades takes seconds to build. When the data version moves on, the
+    visitor gets the previous snapshot at once while one thread builds the new one (stale for
+    one refresh, never blocked); only the very first load of a process waits.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # key → (data version, built at (monotonic), snapshot)
+        self.ready: dict[tuple[str, bool], tuple[tuple[int, str], float, data.Snapshot]] = {}
+        self.building: set[tuple[str, bool]] = set()
+
+    def get(self, url: str, data_version: tuple[int, str], live_only: bool) -> data.Snapshot:
+        key = (url, live_only)
+        with self.lock:
+            current = self.ready.get(key)
+            if current is not None:
+                version, built_at, snap = current
+                # New data, or old enough that "last 7 days" has moved: refresh behind the scenes.
+                stale = version != data_version or time.monotonic() - built_at > MAX_SNAPSHOT_AGE_SECONDS
+                if stale and key not in self.building:
+                    self.building.add(key)
+                    threading.Thread(target=self._rebuild, args=(key, data_version), daemon=True).start()
+                return snap
+        snap = _build(url, live_only)
+        with self.lock:
+            self.ready[key] = (data_version, time.monotonic(), snap)
+        return snap
+
+    def _rebuild(self, key: tuple[str, bool], data_version: tuple[int, str]) -> None:
+        try:
+            snap = _build(*key)
+            with self.lock:
+                self.ready[key] = (data_version, time.monotonic(), snap)
+        except Exception:  # the previous snapshot stays; the next page run tries again
+            logging.getLogger(__name__).exception("rebuilding the snapshot failed")
+        finally:
+            with self.lock:
+                self.building.discard(key)
+
+
+def _build(url: str, live_only: bool) -> data.Snapshot:
     with _session(url) as session:
         return data.build_snapshot(session, now=datetime.now(timezone.utc), live_only=live_only)
+
+
+@st.cache_resource(show_spinner=False)
+def _store() -> SnapshotStore:
+    return SnapshotStore()
+
+
+def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> data.Snapshot:
+    """What the Overview, Analytics and Methodology show (small, already reduced frames)."""
+    with st.spinner("Loading the track record…", show_time=True):
+        return _store().get(url, data_version, live_only)
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import streamlit as st
 
 STALE_AFTER_SECONDS = 180  # six missed monitor ticks
+BEHIND_WARNING_SECONDS = 24 * 3600
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 
@@ -70,7 +71,10 @@ def freshness(beat: dict[str, object] | None) -> None:
     line = f"Worker last update {ago(last_tick, now)}"
     if isinstance(behind, float) and behind > STALE_AFTER_SECONDS:
         line += f" · oldest open trade checked up to {ago(now - timedelta(seconds=behind), now)}"
-    if age > STALE_AFTER_SECONDS:
+    if isinstance(behind, float) and behind > BEHIND_WARNING_SECONDS:
+        st.warning(f"{line} — some open trades have no recent candles (the exchange returned none), so they "
+                   "cannot be updated.", icon=":material/warning:")
+    elif age > STALE_AFTER_SECONDS:
         st.warning(f"{line} — the worker looks stopped; open trades are not being updated.", icon=":material/warning:")
     elif beat.get("last_error") and isinstance(last_success, datetime) and beat.get("last_error_at") and \
             beat["last_error_at"] > last_success:  # type: ignore[operator]
