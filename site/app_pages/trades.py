@@ -27,9 +27,11 @@ def open_positions() -> None:
     if positions.empty:
         views.empty("No open or pending trades right now.")
         return
-    st.dataframe(positions[["trade_id", "symbol", "side", "market", "leverage", "status", "origin", "entry_time",
-                            "entry_price", "limit_price", "price", "take_profit", "to_tp_pct", "stop_loss", "to_sl_pct",
-                            "unrealized_usd", "age_hours"]],
+    columns = ["trade_id", "symbol", "side", "market", "leverage", "status", "origin", "entry_time", "entry_price",
+               "limit_price", "price", "take_profit", "to_tp_pct", "stop_loss", "to_sl_pct", "unrealized_usd", "age_hours"]
+    if positions["limit_price"].isna().all():
+        columns.remove("limit_price")  # only pending limit orders have one
+    st.dataframe(positions[columns],
                  hide_index=True, width="stretch", column_config={
                      "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
                      "symbol": "Symbol", "side": "Side", "market": "Market", "leverage": "Leverage",
