@@ -79,9 +79,9 @@ class DrawDown:
     trough_time: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """The headline metrics. Field order is the order of the `stats --json` keys."""
+@dataclass(frozen=True)
+class Summary:
+    """The order-free part of the metrics (what a per-symbol or per-side table needs)."""
 
     closed_trades: int
     wins: int
@@ -90,13 +90,19 @@ class Stats:
     win_rate: Decimal | None
     total_pnl_usd: Decimal
     gross_profit_usd: Decimal
-    gross_loss_usd: Decimal  # sum of the losing trades' P/L: zero or negative
+    gross_loss_usd: Decimal
     profit_factor: Decimal | None
     expectancy_usd: Decimal | None
     avg_win_usd: Decimal | None
-    avg_loss_usd: Decimal | None  # negative
+    avg_loss_usd: Decimal | None
     best_trade_usd: Decimal | None
     worst_trade_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class Stats(Summary):
+    """The headline metrics. Field order (Summary's, then these) is the `stats --json` key order."""
+
     max_drawdown_usd: Decimal
     max_drawdown_pct: Decimal
     open_trades: int
@@ -283,26 +289,6 @@ def sharpe_sortino(returns: Sequence[float]) -> tuple[float | None, float | None
     return sharpe, sortino
 
 
-@dataclass(frozen=True)
-class Summary:
-    """The order-free part of the metrics (what a per-symbol or per-side table needs)."""
-
-    closed_trades: int
-    wins: int
-    losses: int
-    breakeven: int
-    win_rate: Decimal | None
-    total_pnl_usd: Decimal
-    gross_profit_usd: Decimal
-    gross_loss_usd: Decimal
-    profit_factor: Decimal | None
-    expectancy_usd: Decimal | None
-    avg_win_usd: Decimal | None
-    avg_loss_usd: Decimal | None
-    best_trade_usd: Decimal | None
-    worst_trade_usd: Decimal | None
-
-
 def summarize(pnls: Sequence[Decimal]) -> Summary:
     """Counts, sums and means of closed trades' P/L (DESIGN.md "Metric definitions")."""
     wins = [p for p in pnls if p > 0]
@@ -358,20 +344,7 @@ def compute_stats(
         sharpe, sortino = sharpe_sortino([r for _, r in daily_returns(ordered, starting_balance)])
     with localcontext(_CONTEXT):
         return Stats(
-            closed_trades=summary.closed_trades,
-            wins=summary.wins,
-            losses=summary.losses,
-            breakeven=summary.breakeven,
-            win_rate=summary.win_rate,
-            total_pnl_usd=summary.total_pnl_usd,
-            gross_profit_usd=summary.gross_profit_usd,
-            gross_loss_usd=summary.gross_loss_usd,
-            profit_factor=summary.profit_factor,
-            expectancy_usd=summary.expectancy_usd,
-            avg_win_usd=summary.avg_win_usd,
-            avg_loss_usd=summary.avg_loss_usd,
-            best_trade_usd=summary.best_trade_usd,
-            worst_trade_usd=summary.worst_trade_usd,
+            **vars(summary),
             max_drawdown_usd=drawdown.max_drawdown_usd,
             max_drawdown_pct=drawdown.max_drawdown_pct,
             open_trades=counts.open_trades,

@@ -1,5 +1,6 @@
 """Analytics: where the results come from — symbols, sides, exit reasons, months, distributions."""
 
+import pandas as pd
 import streamlit as st
 
 from track_record import charts, loaders, views
@@ -34,26 +35,22 @@ if not enough:
 st.caption(f"{stats['ambiguous_trades']} trade(s) hit the stop-loss and the take-profit inside the same candle; the "
            "order inside a candle is unknown, so the stop-loss was recorded (the pessimistic outcome).")
 
-st.subheader("Per symbol", anchor=False)
-left, right = st.columns([3, 2])
-left.dataframe(snap.per_symbol, hide_index=True, width="stretch", column_config={
-    "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
-    "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
-    "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
-    "expectancy_usd": st.column_config.NumberColumn("Expectancy $", format="%.2f"),
-})
-right.altair_chart(charts.bar_by(snap.per_symbol, category="symbol", value="pnl_usd", title="P/L by symbol"),
-                   width="stretch")
 
-st.subheader("Long vs short", anchor=False)
-left, right = st.columns([3, 2])
-left.dataframe(snap.by_side, hide_index=True, width="stretch", column_config={
-    "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
-    "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
-    "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
-    "expectancy_usd": st.column_config.NumberColumn("Expectancy $", format="%.2f"),
-})
-right.altair_chart(charts.bar_by(snap.by_side, category="side", value="pnl_usd", title="P/L by side"), width="stretch")
+
+def breakdown(title: str, frame: pd.DataFrame, category: str, chart_title: str) -> None:
+    st.subheader(title, anchor=False)
+    left, right = st.columns([3, 2])
+    left.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
+        "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
+        "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
+        "expectancy_usd": st.column_config.NumberColumn("Expectancy $", format="%.2f"),
+    })
+    right.altair_chart(charts.bar_by(frame, category=category, value="pnl_usd", title=chart_title), width="stretch")
+
+
+breakdown("Per symbol", snap.per_symbol, "symbol", "P/L by symbol")
+breakdown("Long vs short", snap.by_side, "side", "P/L by side")
 
 st.subheader("How trades ended", anchor=False)
 ended = snap.exit_reasons[~snap.exit_reasons["status"].isin(["OPEN", "PENDING"])]

@@ -78,16 +78,7 @@ def overview() -> None:
         st.subheader("Recent closed trades", anchor=False)
         recent = snap.recent[["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time", "pnl_usd",
                               "pnl_pct", "ambiguous"]]
-        st.dataframe(recent, hide_index=True, width="stretch", column_config={
-            "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
-            "symbol": "Symbol", "side": "Side", "status": "Status",
-            "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
-            "pnl_pct": st.column_config.NumberColumn("P/L % of stake", format="percent"),
-            "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
-            "exit_time": st.column_config.DatetimeColumn("Exit (UTC)", format="YYYY-MM-DD HH:mm"),
-            "origin": st.column_config.TextColumn("Origin", help="backfill = signal imported after the fact"),
-            "ambiguous": st.column_config.CheckboxColumn("Same-candle", help="stop-loss and take-profit in one candle: stop-loss recorded"),
-        })
+        st.dataframe(recent, hide_index=True, width="stretch", column_config=views.trade_columns(recent.columns))
 
 
 overview()

@@ -32,21 +32,7 @@ def open_positions() -> None:
     if positions["limit_price"].isna().all():
         columns.remove("limit_price")  # only pending limit orders have one
     st.dataframe(positions[columns],
-                 hide_index=True, width="stretch", column_config={
-                     "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
-                     "symbol": "Symbol", "side": "Side", "market": "Market", "leverage": "Leverage",
-                     "status": "Status", "origin": "Origin",
-                     "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
-                     "entry_price": st.column_config.NumberColumn("Entry", format="%.8g"),
-                     "limit_price": st.column_config.NumberColumn("Limit (pending)", format="%.8g"),
-                     "price": st.column_config.NumberColumn("Latest price", format="%.8g"),
-                     "take_profit": st.column_config.NumberColumn("Take-profit", format="%.8g"),
-                     "stop_loss": st.column_config.NumberColumn("Stop-loss", format="%.8g"),
-                     "to_tp_pct": st.column_config.NumberColumn("To TP", format="percent"),
-                     "to_sl_pct": st.column_config.NumberColumn("To SL", format="percent"),
-                     "unrealized_usd": st.column_config.NumberColumn("Unrealized $", format="%.2f"),
-                     "age_hours": st.column_config.NumberColumn("Age (h)", format="%.1f"),
-                 })
+                 hide_index=True, width="stretch", column_config=views.trade_columns(positions[columns].columns))
     st.caption("Unrealized P/L is marked to the latest price the worker stored, fees on both sides included.")
 
 
@@ -83,22 +69,6 @@ else:
     for column in ("entry_price", "take_profit", "stop_loss", "exit_price", "fees_usd", "pnl_usd", "pnl_pct"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     st.caption(f"{total:,} trade(s); showing {len(frame)} — sort any column by clicking its header.")
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "id": st.column_config.NumberColumn("Trade", format="%d"),
-        "symbol": "Symbol", "side": "Side", "market": "Market", "leverage": "Leverage", "status": "Status",
-        "reason": "Reason", "source": "Source", "signal_id": "Signal id",
-        "signal_time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
-        "exit_time": st.column_config.DatetimeColumn("Exit (UTC)", format="YYYY-MM-DD HH:mm"),
-        "entry_price": st.column_config.NumberColumn("Entry", format="%.8g"),
-        "exit_price": st.column_config.NumberColumn("Exit", format="%.8g"),
-        "take_profit": st.column_config.NumberColumn("TP", format="%.8g"),
-        "stop_loss": st.column_config.NumberColumn("SL", format="%.8g"),
-        "fees_usd": st.column_config.NumberColumn("Fees $", format="%.4f"),
-        "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
-        "pnl_pct": st.column_config.NumberColumn("P/L of stake", format="percent"),
-        "origin": st.column_config.TextColumn("Origin", help="backfill = signal imported after the fact"),
-        "ambiguous": st.column_config.CheckboxColumn("Same-candle"),
-    })
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=views.trade_columns(frame.columns))
     st.download_button(f"Download {total:,} trade(s) as CSV", data=lambda: loaders.history_csv(URL, flt),
                        file_name="signalproof-trades.csv", mime="text/csv", on_click="ignore", icon=":material/download:")

@@ -7,6 +7,7 @@ escaped before it reaches Markdown: nothing a bot or an owner typed can become m
 import re
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import streamlit as st
 
 STALE_AFTER_SECONDS = 180  # six missed monitor ticks
@@ -85,3 +86,33 @@ def freshness(beat: dict[str, object] | None) -> None:
 
 def empty(message: str) -> None:
     st.info(message, icon=":material/info:")
+
+
+def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
+    """Labels and formats for the trade tables (Overview, Trades), for the columns present."""
+    config: dict[str, object] = {
+        "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
+        "id": st.column_config.NumberColumn("Trade", format="%d"),
+        "symbol": "Symbol", "side": "Side", "market": "Market", "leverage": "Leverage", "status": "Status",
+        "reason": "Reason", "source": "Source", "signal_id": "Signal id",
+        "origin": st.column_config.TextColumn("Origin", help="backfill = signal imported after the fact"),
+        "signal_time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
+        "exit_time": st.column_config.DatetimeColumn("Exit (UTC)", format="YYYY-MM-DD HH:mm"),
+        "entry_price": st.column_config.NumberColumn("Entry", format="%.8g"),
+        "exit_price": st.column_config.NumberColumn("Exit", format="%.8g"),
+        "limit_price": st.column_config.NumberColumn("Limit (pending)", format="%.8g"),
+        "price": st.column_config.NumberColumn("Latest price", format="%.8g"),
+        "take_profit": st.column_config.NumberColumn("Take-profit", format="%.8g"),
+        "stop_loss": st.column_config.NumberColumn("Stop-loss", format="%.8g"),
+        "to_tp_pct": st.column_config.NumberColumn("To TP", format="percent"),
+        "to_sl_pct": st.column_config.NumberColumn("To SL", format="percent"),
+        "fees_usd": st.column_config.NumberColumn("Fees $", format="%.4f"),
+        "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
+        "pnl_pct": st.column_config.NumberColumn("P/L of stake", format="percent"),
+        "unrealized_usd": st.column_config.NumberColumn("Unrealized $", format="%.2f"),
+        "age_hours": st.column_config.NumberColumn("Age (h)", format="%.1f"),
+        "ambiguous": st.column_config.CheckboxColumn(
+            "Same-candle", help="stop-loss and take-profit in one candle: stop-loss recorded"),
+    }
+    return {name: config[name] for name in columns if name in config}
