@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from shared import metrics, settings as runtime
 from shared.exits import TradeState, TradeTerms
-from shared.models import ACTIVE_STATUSES, CLOSED_STATUSES, EntryMode, Origin, Side, Signal, Trade, TradeStatus
+from shared.models import CLOSED_STATUSES, EntryMode, Origin, Side, Signal, Trade, TradeStatus
 
 TRADE_COLUMNS = (
     "trade_id", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd", "status",
@@ -122,7 +122,3 @@ def headline_stats(*, session: Session) -> metrics.Stats:
     starting = runtime.current(session).starting_balance_usd
     return metrics.compute_stats(closed_trades(session=session), starting_balance=starting,
                                  counts=trade_counts(session=session))
-
-
-def active_trades(*, session: Session) -> list[Trade]:
-    return list(session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)).order_by(Trade.id)))

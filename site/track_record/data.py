@@ -7,7 +7,7 @@ trade history is paged in SQL (`trade_page`), never loaded whole.
 """
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -51,8 +51,6 @@ class Snapshot:
     distribution: pd.DataFrame  # pnl_usd, duration_hours (a sample)
     sample_of: int
     streaks: tuple[int, int]
-    first_trade: datetime | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def data_version(session: Session) -> tuple[int, str]:
@@ -225,7 +223,6 @@ def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) 
         per_symbol=_group_stats(closed, closed.symbols, "symbol"), by_side=_group_stats(closed, closed.sides, "side"),
         exit_reasons=pd.DataFrame(sorted(outcomes.items()), columns=["status", "trades"]), monthly=monthly,
         distribution=_distribution(trades), sample_of=len(trades), streaks=metrics.streaks(trades),
-        first_trade=min((t.entry_time for t in trades), default=None),
     )
 
 
