@@ -67,7 +67,7 @@ def overview() -> None:
         events = changes[["time", "label"]] if len(changes) else None
         st.altair_chart(charts.equity_chart(snap.curve, mark_to_market=mark, live_start=snap.live_start, events=events),
                         width="stretch")
-        st.altair_chart(charts.drawdown_chart(snap.curve), width="stretch")
+        st.altair_chart(charts.drawdown_chart(snap.curve, until=mark[0] if mark else None), width="stretch")
 
         st.subheader("Returns", anchor=False)
         cols = st.columns(len(snap.period_pnl))

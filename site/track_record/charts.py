@@ -58,9 +58,9 @@ def downsample(curve: pd.DataFrame, max_points: int = 2000) -> pd.DataFrame:
     if "drawdown_pct" in frame:
         extremes.append(("drawdown_pct", "idxmax"))
     buckets = max(1, (max_points - 2) // len(extremes))
-    ns = times.asi8 - times.asi8[0]
-    span = max(int(ns[-1]), 1)
-    bucket = np.minimum((ns / span * buckets).astype(np.int64), buckets - 1)
+    offsets = times.asi8 - times.asi8[0]  # in the column's own unit (ns or us): only ratios matter
+    span = max(int(offsets[-1]), 1)
+    bucket = np.minimum((offsets / span * buckets).astype(np.int64), buckets - 1)
     keep = [np.array([0, len(frame) - 1])]
     for column, pick in extremes:
         keep.append(getattr(frame[column].groupby(bucket, sort=False), pick)().to_numpy())
@@ -200,7 +200,8 @@ def bar_by(frame: pd.DataFrame, *, category: str, value: str, title: str, value_
     data = _with_columns(frame, (category, value))[[category, value]]
     if colour_by_sign:
         field = alt.datum[value]
-        colour = alt.when(field > 0).then(alt.value(GREEN)).when(field < 0).then(alt.value(RED)).otherwise(alt.value(GREY))
+        colour = (alt.when(field > 0).then(alt.value(GREEN)).when(field < 0).then(alt.value(RED))
+                  .otherwise(alt.value(GREY)))
     else:
         colour = alt.value(ACCENT)
     return alt.Chart(data, title=title).mark_bar().encode(

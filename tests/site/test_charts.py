@@ -1,7 +1,7 @@
 """Chart builders: serialized specs (validated by `to_dict()`), never a browser."""
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import altair as alt
@@ -11,7 +11,6 @@ import pytest
 
 from track_record import charts
 
-UTC = timezone.utc
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -78,7 +77,8 @@ def test_equity_optional_layers_appear_only_when_given() -> None:
     dashed = layers(full)[1]
     assert dashed["mark"]["strokeDash"]
     segment = data_of(full, dashed)
-    assert segment[-1]["equity"] == 1234.5 and segment[0]["equity"] == pytest.approx(make_curve()["equity"].iloc[-1])
+    assert segment[0]["equity"] == pytest.approx(make_curve()["equity"].iloc[-1])
+    assert segment[-1]["equity"] == 1234.5
     assert data_of(full, layers(full)[-1])[0]["label"] == "stake changed 100 → 250"
     # Every layer shares one x domain that reaches the mark-to-market time.
     domains = {tuple(layer["encoding"]["x"]["scale"]["domain"]) for layer in layers(full)}
@@ -109,6 +109,7 @@ def test_drawdown_chart_is_a_red_step_area_below_zero() -> None:
     assert spec["mark"]["color"] == charts.RED
     assert spec["encoding"]["y"]["axis"]["format"].endswith("%")
     assert spec["height"] == charts.DRAWDOWN_HEIGHT
+    assert spec["encoding"]["y"]["stack"] is None  # rows sharing a close time must not add up
     values = [r["underwater"] for r in data_of(spec, spec)]
     assert values == pytest.approx(list(-curve["drawdown_pct"]))
     assert max(values) <= 0
@@ -174,6 +175,7 @@ def test_duration_histogram_is_binned_on_a_log_axis() -> None:
     assert spec["mark"]["type"] == "bar"
     assert spec["encoding"]["x"]["title"] == "hours in trade"
     assert spec["encoding"]["x"]["scale"]["type"] == "log"
+    assert spec["encoding"]["y2"] == {"datum": 0}  # bars from 0, not dashes (x and x2 are both given)
     rows = data_of(spec, spec)
     assert sum(r["trades"] for r in rows) == len(trades)
     assert len(rows) <= charts.MAX_BINS + 1
