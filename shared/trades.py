@@ -3,10 +3,11 @@
 Functions take a keyword-only `session`; the caller owns the transaction.
 """
 
-from collections.abc import Iterator
+import csv
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -39,6 +40,13 @@ def state_of(trade: Trade) -> TradeState:
         exit_time=trade.exit_time, exit_price=trade.exit_price, fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd,
         pnl_pct=trade.pnl_pct, reason=trade.reason, ambiguous=trade.ambiguous, last_candle_time=trade.last_candle_time,
     )
+
+
+def write_csv(handle: IO[str], header: Sequence[str], rows: Iterable[list[str]]) -> None:
+    """The export CSV format, one place for the CLI and the site's download."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
 
 
 def iso_utc(moment: datetime | None) -> str:

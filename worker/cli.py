@@ -1,7 +1,6 @@
 """`signalproof` — the command line (DESIGN.md "CLI"). Configuration is read here, once."""
 
 import argparse
-import csv
 import getpass
 import json
 import logging
@@ -18,7 +17,7 @@ from shared.clock import utcnow
 from shared.config import Config
 from shared.database import SchemaMissing, make_engine, require_schema, transaction, upgrade
 from shared.signals import read_rows
-from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, headline_stats
+from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, headline_stats, write_csv
 
 
 class UserError(Exception):
@@ -45,9 +44,7 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 
 def _write_csv(path: str | None, header: Sequence[str], rows: Iterable[list[str]]) -> None:
     with _output(path) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        write_csv(handle, header, rows)
 
 
 # --- commands ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from shared.config import Config
-from shared.models import Trade
 from track_record import data
 
 
@@ -132,16 +131,11 @@ def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
 
 def history_csv(url: str, flt: data.HistoryFilter) -> bytes:
     """The filtered history in the export schema (built only when the visitor clicks download)."""
-    import csv
     import io
 
-    from shared.trades import TRADE_COLUMNS, trade_export_row
+    from shared.trades import TRADE_COLUMNS, trade_export_row, write_csv
 
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(TRADE_COLUMNS)
     with _session(url) as session:
-        trade: Trade
-        for trade in data.filtered_trades(session, flt):
-            writer.writerow(trade_export_row(trade))
+        write_csv(buffer, TRADE_COLUMNS, (trade_export_row(t) for t in data.filtered_trades(session, flt)))
     return buffer.getvalue().encode()
