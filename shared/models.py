@@ -224,3 +224,17 @@ class LatestPrice(SQLModel, table=True):
     symbol: str = Field(primary_key=True)
     price: Decimal = _money()
     updated_at: datetime = _utc()
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed owner logins, so the settings page slows guessing down even across restarts.
+
+    One row for the whole site (not per visitor address): a guesser behind many addresses is
+    slowed down just the same. The owner can always log in once the current wait is over.
+    """
+
+    __tablename__ = "login_throttle"
+
+    id: int = Field(default=1, primary_key=True)
+    failures: int = 0  # consecutive failures since the last successful login
+    last_failure_at: datetime | None = _utc(default=None)

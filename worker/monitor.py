@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from shared import events
 from shared.candles import Candle, interval_length
 from shared.columns import UtcDateTime
 from shared.database import transaction
 from shared.exits import TradeState, advance
-from shared.models import ACTIVE_STATUSES, LatestPrice, Market, Trade, TradeStatus
+from shared.models import ACTIVE_STATUSES, LatestPrice, Market, Trade
+from shared.decisions import save_decision, save_progress
 from shared.trades import state_of, terms_of
 from worker.market_data import ExchangeError, MarketData, UnknownSymbol
 
@@ -103,53 +103,12 @@ def _write(engine: Engine, updates: list[tuple[Trade, TradeState, TradeState]], 
     with transaction(engine) as session:
         for trade, before, after in updates:
             if after.status is before.status:
-                _save_progress(session, trade, after)
-            elif _save_decision(session, trade, before, after, now=now):
+                save_progress(session, trade, after)
+            elif save_decision(session, trade, before, after, now=now):
                 changed += 1
         if latest is not None:
             _store_price(session, market, symbol, latest.close, latest.open_time, now=now)
     return changed
-
-
-def _guard(trade: Trade) -> sa.ColumnElement[bool]:
-    return sa.and_(Trade.id == trade.id, Trade.status == trade.status, Trade.version == trade.version)
-
-
-def _save_progress(session: Session, trade: Trade, after: TradeState) -> None:
-    session.execute(sa.update(Trade).where(_guard(trade)).values(last_candle_time=after.last_candle_time))
-
-
-def _save_decision(session: Session, trade: Trade, before: TradeState, after: TradeState, *, now: datetime) -> bool:
-    result = session.execute(sa.update(Trade).where(_guard(trade)).values(
-        status=after.status.value, reason=after.reason, entry_time=after.entry_time, entry_price=after.entry_price,
-        exit_time=after.exit_time, exit_price=after.exit_price, fees_usd=after.fees_usd, pnl_usd=after.pnl_usd,
-        pnl_pct=after.pnl_pct, ambiguous=after.ambiguous, last_candle_time=after.last_candle_time,
-        updated_at=now, version=trade.version + 1,
-    ))
-    if result.rowcount != 1:
-        return False  # another worker recorded this change first
-    trade.status, trade.version = after.status.value, trade.version + 1
-    events.record(session, kind=_event_kind(before, after), at=now, trade_id=trade.id,
-                  message=describe(trade, after), data={"status": after.status.value, "ambiguous": after.ambiguous})
-    return True
-
-
-def _event_kind(before: TradeState, after: TradeState) -> str:
-    if after.status is TradeStatus.CANCELLED:
-        return "trade.cancelled"
-    if after.status is TradeStatus.OPEN:
-        return "trade.filled"
-    return "trade.closed"
-
-
-def describe(trade: Trade, state: TradeState) -> str:
-    what = f"trade {trade.id} {trade.side} {trade.symbol}"
-    if state.status is TradeStatus.OPEN:
-        return f"{what} opened at {state.entry_price}"
-    if state.status is TradeStatus.CANCELLED:
-        return f"{what} cancelled: {state.reason}"
-    flag = " (stop-loss and take-profit in one candle: stop-loss recorded)" if state.ambiguous else ""
-    return f"{what} {state.status.value} at {state.exit_price}, P/L ${state.pnl_usd:.2f}{flag}"
 
 
 def _store_price(session: Session, market: str, symbol: str, price: Decimal, at: datetime, *, now: datetime) -> None:

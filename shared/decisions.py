@@ -1,0 +1,60 @@
+"""Recording what happens to a trade: guarded updates, each decision with its event.
+
+The worker (candle by candle) and the owner (close or cancel on the settings page) write
+trades only through here. Every write is `WHERE id = … AND status = … AND version = …`, so
+two writers never both record a change: the second one's update matches no row.
+"""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from shared import events
+from shared.exits import TradeState
+from shared.models import Trade, TradeStatus
+
+
+def _guard(trade: Trade) -> sa.ColumnElement[bool]:
+    return sa.and_(Trade.id == trade.id, Trade.status == trade.status, Trade.version == trade.version)
+
+
+def save_progress(session: Session, trade: Trade, after: TradeState) -> None:
+    """Remember the last candle checked (no decision: status and version stay)."""
+    session.execute(sa.update(Trade).where(_guard(trade)).values(last_candle_time=after.last_candle_time))
+
+
+def save_decision(session: Session, trade: Trade, before: TradeState, after: TradeState, *, now: datetime,
+                  actor: str = "worker") -> bool:
+    """Write a change of status and its event; False if another writer changed the trade first."""
+    version = trade.version  # read first: the update below may refresh `trade` when it is in this session
+    result = session.execute(sa.update(Trade).where(_guard(trade)).values(
+        status=after.status.value, reason=after.reason, entry_time=after.entry_time, entry_price=after.entry_price,
+        exit_time=after.exit_time, exit_price=after.exit_price, fees_usd=after.fees_usd, pnl_usd=after.pnl_usd,
+        pnl_pct=after.pnl_pct, ambiguous=after.ambiguous, last_candle_time=after.last_candle_time,
+        updated_at=now, version=version + 1,
+    ))
+    if result.rowcount != 1:
+        return False
+    trade.status, trade.version = after.status.value, version + 1
+    events.record(session, kind=_event_kind(after), at=now, actor=actor, trade_id=trade.id,
+                  message=describe(trade, after), data={"status": after.status.value, "ambiguous": after.ambiguous})
+    return True
+
+
+def _event_kind(after: TradeState) -> str:
+    if after.status is TradeStatus.CANCELLED:
+        return "trade.cancelled"
+    if after.status is TradeStatus.OPEN:
+        return "trade.filled"
+    return "trade.closed"
+
+
+def describe(trade: Trade, state: TradeState) -> str:
+    what = f"trade {trade.id} {trade.side} {trade.symbol}"
+    if state.status is TradeStatus.OPEN:
+        return f"{what} opened at {state.entry_price}"
+    if state.status is TradeStatus.CANCELLED:
+        return f"{what} cancelled: {state.reason}"
+    flag = " (stop-loss and take-profit in one candle: stop-loss recorded)" if state.ambiguous else ""
+    return f"{what} {state.status.value} at {state.exit_price}, P/L ${state.pnl_usd:.2f}{flag}"
