@@ -8,12 +8,16 @@ from track_record import loaders
 
 st.set_page_config(page_title="signalproof — track record", page_icon=":material/query_stats:", layout="wide")
 
-pages = [
-    st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
-    st.Page("app_pages/trades.py", title="Trades", icon=":material/receipt_long:"),
-    st.Page("app_pages/analytics.py", title="Analytics", icon=":material/analytics:"),
-    st.Page("app_pages/methodology.py", title="Methodology", icon=":material/rule:"),
-]
+pages = {
+    "Track record": [
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+        st.Page("app_pages/trades.py", title="Trades", icon=":material/receipt_long:"),
+        st.Page("app_pages/analytics.py", title="Analytics", icon=":material/analytics:"),
+        st.Page("app_pages/methodology.py", title="Methodology", icon=":material/rule:"),
+    ],
+    # Behind a password (see app_pages/settings.py); the only page that can write.
+    "Owner": [st.Page("app_pages/settings.py", title="Settings", icon=":material/lock:")],
+}
 navigation = st.navigation(pages)
 try:
     require_schema(loaders.engine(loaders.database_url()))

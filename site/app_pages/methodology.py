@@ -54,6 +54,10 @@ Open trades are marked to the latest price the worker stored.
 *backfill*: its outcome is computed the same way, but it was not published live. The Overview
 and Analytics can show live signals only.
 
+**The owner** can pause auto-trading (new signals are then skipped, open trades run on), close
+an open trade by hand at the latest stored price (*closed manually*) or cancel a pending one.
+Each of these, like every settings change, is listed below with its time.
+
 **Signals** that break the format are recorded as *rejected* with the reason; signals the
 settings filter out (pause, markets, symbol lists, confidence, open-trade limits) as *skipped*.
 Nothing is dropped silently, and no setting can edit or delete a recorded signal or trade.
@@ -63,9 +67,12 @@ st.subheader("Settings in force", anchor=False)
 st.dataframe([{"setting": key, "value": value} for key, value in snap.settings.items()], hide_index=True, width="stretch",
              height="content")  # every row visible: no scrolling inside the table
 
-st.subheader("Changes to the settings", anchor=False)
+st.subheader("Changes and owner actions", anchor=False)
+st.caption("Every change of a setting (stake, fees, filters, the pause switch…) and every trade the owner closed or "
+           "cancelled by hand, as recorded when it happened. The equity curve on the Overview marks them too.")
 if snap.settings_changes.empty:
-    st.info("No setting has been changed since the start: the defaults above have always applied.", icon=":material/info:")
+    st.info("No setting has been changed and no owner action taken since the start: the defaults above have always "
+            "applied.", icon=":material/info:")
 else:
     st.dataframe(snap.settings_changes, hide_index=True, width="stretch", column_config={
         "time": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from shared import metrics, settings as runtime
 from shared.exits import unrealized_pnl
+from shared.owner import OWNER
 from shared.models import (
     ACTIVE_STATUSES, CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, Trade, TradeStatus, WorkerHeartbeat,
 )
@@ -187,9 +188,12 @@ def open_positions(session: Session, now: datetime, *, live_only: bool = False) 
     return frame
 
 
-def _settings_changes(session: Session) -> pd.DataFrame:
-    events = session.exec(select(Event.at, Event.actor, Event.message).where(Event.kind == "settings.changed")
-                          .order_by(Event.id.desc()).limit(500)).all()
+def public_changes(session: Session, *, limit: int = 500) -> pd.DataFrame:
+    """The public log of changes, newest first: every settings change (from the settings page
+    or the CLI) and every owner action (pause/resume, manual close or cancel)."""
+    changes = sa.or_(Event.kind == "settings.changed", Event.actor == OWNER)
+    events = session.exec(select(Event.at, Event.actor, Event.message).where(changes)
+                          .order_by(Event.id.desc()).limit(limit)).all()
     return pd.DataFrame(events, columns=["time", "actor", "label"])
 
 
@@ -219,7 +223,7 @@ def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) 
         recent=_recent(session, live_only=live_only),
         signal_counts={"received": sum(signals_by_status.values()),
                        **{k.lower(): v for k, v in signals_by_status.items()}},
-        settings_changes=_settings_changes(session),
+        settings_changes=public_changes(session),
         per_symbol=_group_stats(closed, closed.symbols, "symbol"), by_side=_group_stats(closed, closed.sides, "side"),
         exit_reasons=pd.DataFrame(sorted(outcomes.items()), columns=["status", "trades"]), monthly=monthly,
         distribution=_distribution(trades), sample_of=len(trades), streaks=metrics.streaks(trades),

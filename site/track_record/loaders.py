@@ -29,6 +29,15 @@ def engine(url: str) -> Engine:
     return make_engine(url, read_only=True)
 
 
+@st.cache_resource(show_spinner=False)
+def owner_engine(url: str) -> Engine:
+    """Read-write, for the settings page only: its login throttle and, after login, the owner's
+    changes. No public page calls this; they all go through the read-only `engine`."""
+    from shared.database import make_engine
+
+    return make_engine(url)
+
+
 def _session(url: str) -> Session:
     return Session(engine(url))
 

@@ -401,7 +401,8 @@ def test_methodology_without_changes_says_the_defaults_always_applied(app: App) 
     at = ok(app("methodology"))
     assert frame_with(at, "setting").set_index("setting").loc["stake_usd", "value"] == "100"
     assert [i.value for i in at.info] == [
-        "No setting has been changed since the start: the defaults above have always applied."]
+        "No setting has been changed and no owner action taken since the start: the defaults above have always "
+        "applied."]
 
 
 # --- hostile data -------------------------------------------------------------------------------
