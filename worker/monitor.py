@@ -9,6 +9,7 @@ or a worker killed and restarted, never record a trade twice or lose one.
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,8 +47,13 @@ def _next_candle_time(trade: Trade, interval: timedelta) -> datetime:
     return trade.signal_time
 
 
-def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, stop: StopFlag | None = None) -> MonitorReport:
-    """One pass over all active trades, as far as closed candles allow."""
+def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, stop: StopFlag | None = None,
+                   progress: Callable[[], None] | None = None) -> MonitorReport:
+    """One pass over all active trades, as far as closed candles allow.
+
+    `progress` is called after each (market, symbol) group, served or refused by the exchange:
+    a long pass through an exchange outage is still a worker at work (the systemd watchdog).
+    """
     report = MonitorReport()
     with transaction(engine) as session:
         active = list(session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES))))
@@ -62,6 +68,8 @@ def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, st
         except (ExchangeError, UnknownSymbol) as exc:
             log.warning("%s %s: %s (trades unchanged, will retry)", key[0], key[1], exc)
             report.failed.append(f"{key[0]} {key[1]}: {exc}")
+        if progress is not None:
+            progress()
     report.behind_seconds = behind_seconds(engine, now=now)
     return report
 

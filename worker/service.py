@@ -2,6 +2,15 @@
 
 Each tick reads as the narrative: load settings → take new signals → open trades → fetch
 candles → decide exits → write. Jobs are plain methods that tests call directly.
+
+A *tick* is one job run. It succeeds when the job returns without an exception AND the
+heartbeat write after it commits: the worker is not hung and the database accepts its writes.
+Only then does `worker_heartbeat.last_tick_at` move on. An exchange outage is not a failed tick
+(the monitor keeps the trades unchanged, records the error and retries; restarting the worker
+would not fix the exchange); an exception, or a database that refuses the write, is.
+`last_tick_at` is what the site's "worker last update", `signalproof worker --check` and the
+systemd watchdog all judge the worker by; `last_success_at` additionally says the exchange
+served every trade in the last monitor pass.
 """
 
 import logging
@@ -9,6 +18,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -23,21 +33,32 @@ from shared.database import single_row, transaction
 from shared.models import WorkerHeartbeat
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
-from worker.market_data import MarketData
+from worker.market_data import ExchangeError, MarketData
 from worker.monitor import MonitorReport, monitor_trades, store_prices
+from worker.notify import Systemd
 
 log = logging.getLogger("signalproof.worker")
 
+# `worker --check`: the heartbeat is stale after this many monitor intervals (but never under a
+# minute). Ticks come every few seconds (the signals job runs every 5 s); the margin covers a
+# long monitor pass. SIGNALPROOF_WORKER_STALE_AFTER_SECONDS overrides it.
+STALE_AFTER_MONITOR_INTERVALS = 3
+MIN_STALE_AFTER_SECONDS = 60.0
+
 
 class Worker:
-    def __init__(self, engine: Engine, market_data: MarketData, *, clock: Clock = utcnow, http_timeout: float = 10.0) -> None:
+    def __init__(self, engine: Engine, market_data: MarketData, *, clock: Clock = utcnow, http_timeout: float = 10.0,
+                 systemd: Systemd = Systemd()) -> None:
         self.engine = engine
         self.market_data = market_data
         self.clock = clock
         self.http_timeout = http_timeout
+        self.systemd = systemd
         self.known_symbols: dict[tuple[str, str], bool] = {}
         self.stop = threading.Event()
         self.http = requests.Session()
+        self.last_tick: float | None = None  # time.monotonic() of the last successful tick
+        self.last_progress: float | None = None  # … and of the last symbol a monitor pass finished
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -56,30 +77,62 @@ class Worker:
             poll_feed(self.engine, url, http=self.http, now=self.clock(), timeout=self.http_timeout)
 
     def monitor(self) -> MonitorReport:
-        report = monitor_trades(self.engine, self.market_data, now=self.clock(), stop=self.stop)
+        report = monitor_trades(self.engine, self.market_data, now=self.clock(), stop=self.stop,
+                                progress=self._working)
         if report.changed or report.failed:
             log.info("monitor: %d trade(s) changed, %d request(s), %d symbol(s) failed",
                      report.changed, report.requests, len(report.failed))
-        self.beat(error="; ".join(report.failed) or None, behind=report.behind_seconds, success=not report.failed)
         return report
 
     def store_prices(self) -> None:
-        store_prices(self.engine, self.market_data, now=self.clock())
+        try:
+            store_prices(self.engine, self.market_data, now=self.clock())
+        except ExchangeError as exc:  # like the monitor: an exchange outage is not a failed tick
+            log.warning("latest prices: %s (will retry)", exc)
 
-    def beat(self, *, error: str | None = None, behind: float | None = None, success: bool = True,
-             started: bool = False) -> None:
+    # --- the heartbeat row -----------------------------------------------------------------
+
+    def record_start(self) -> None:
+        """Who runs, since when. Writing it proves the database accepts writes: the first tick."""
+        self.record_tick(started=True)
+
+    def record_tick(self, report: MonitorReport | None = None, *, started: bool = False) -> None:
+        """A successful tick (see the module docstring); a monitor report adds the exchange's status."""
         now = self.clock()
         with transaction(self.engine) as session:
             row = single_row(session, WorkerHeartbeat)
             row.last_tick_at = now
             if started:
                 row.started_at, row.pid, row.hostname = now, os.getpid(), socket.gethostname()
-            if success:
-                row.last_success_at = now
-            if error:
-                row.last_error, row.last_error_at = error[:1000], now
-            if behind is not None or success:
-                row.behind_seconds = behind
+            if report is not None:
+                row.behind_seconds = report.behind_seconds
+                if report.failed:
+                    row.last_error, row.last_error_at = "; ".join(report.failed)[:1000], now
+                else:
+                    row.last_success_at = now
+        self.last_tick = time.monotonic()
+
+    def record_failure(self, error: str) -> None:
+        """A failed tick: the error is kept, `last_tick_at` is not moved (so it goes stale)."""
+        with transaction(self.engine) as session:
+            row = single_row(session, WorkerHeartbeat)
+            row.last_error, row.last_error_at = error[:1000], self.clock()
+
+    def _working(self) -> None:
+        """A long monitor pass finished one more symbol (even one the exchange refused)."""
+        self.last_progress = time.monotonic()
+
+    def ticked_within(self, seconds: float) -> bool:
+        """Whether the last successful tick, or progress inside a running monitor pass, is
+        younger than `seconds`. A pass retrying through an exchange outage symbol by symbol is
+        alive; a hung job or a database that refuses writes is not."""
+        latest = max((t for t in (self.last_tick, self.last_progress) if t is not None), default=None)
+        return latest is not None and time.monotonic() - latest < seconds
+
+    def watchdog(self, interval: float) -> None:
+        """Tell systemd the worker is alive, only while its ticks succeed; silence gets it restarted."""
+        if self.ticked_within(interval):
+            self.systemd.notify("WATCHDOG=1")
 
     # --- the two ways to run -----------------------------------------------------------
 
@@ -89,12 +142,13 @@ class Worker:
         An exchange failure that outlives the client's own retries leaves the work for the next
         round; problems still left after `max_rounds` are returned (and the exit status says so).
         """
-        self.beat(started=True)
+        self.record_start()
         self.poll_feed()
         problems: list[str] = []
         for _ in range(max_rounds):
             waiting = self.process_signals()
             report = self.monitor()
+            self.record_tick(report)
             problems = report.failed + ([f"{waiting} signal(s) whose symbol could not be checked"] if waiting else [])
             if not problems:
                 break
@@ -104,20 +158,29 @@ class Worker:
             log.warning("latest prices: %s", exc)
         return problems
 
-    def _job(self, name: str, function: Callable[[], object]) -> None:
+    def tick(self, name: str, function: Callable[[], object]) -> None:
+        """One tick: the job, then the heartbeat write that makes it count."""
         try:
-            function()
+            result = function()
+            self.record_tick(result if isinstance(result, MonitorReport) else None)
         except Exception as exc:  # a job must never kill the scheduler; the next tick retries
             log.exception("%s failed", name)
             try:
-                self.beat(error=f"{name}: {type(exc).__name__}: {exc}", success=False)
-            except Exception:
-                log.exception("heartbeat failed too")
+                self.record_failure(f"{name}: {type(exc).__name__}: {exc}")
+            except Exception as again:  # most likely the same database error: one line is enough
+                log.error("heartbeat failed too: %s: %s", type(again).__name__, again)
 
     def run_forever(self, *, monitor_seconds: int = 30) -> None:
-        """The service: jobs on a BlockingScheduler, one at a time, until SIGTERM/SIGINT."""
+        """The service: jobs on a BlockingScheduler, one at a time, until SIGTERM/SIGINT.
+
+        Under systemd (`Type=notify`): READY=1 once started, WATCHDOG=1 every half watchdog
+        interval while the last successful tick is younger than the interval (so `WatchdogSec=`
+        must exceed the longest job, e.g. a monitor catch-up after downtime), STOPPING=1 on
+        SIGTERM/SIGINT.
+        """
         scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(1)},  # one job at a time: they share the database
+            executors={"default": ThreadPoolExecutor(1),  # one job at a time: they share the database
+                       "watchdog": ThreadPoolExecutor(1)},  # never queued behind a long job
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=timezone.utc,
         )
@@ -125,17 +188,61 @@ class Worker:
         jobs = [("signals", self.process_signals, 5), ("feed", self.poll_feed, 30),
                 ("monitor", self.monitor, monitor_seconds), ("prices", self.store_prices, 60)]
         for name, function, seconds in jobs:
-            scheduler.add_job(self._job, "interval", args=(name, function), seconds=seconds, id=name, name=name,
+            scheduler.add_job(self.tick, "interval", args=(name, function), seconds=seconds, id=name, name=name,
                               next_run_time=now)
+        interval = self.systemd.watchdog_seconds
+        if interval is not None:
+            scheduler.add_job(self.watchdog, "interval", args=(interval,), seconds=interval / 2, id="watchdog",
+                              name="watchdog", executor="watchdog", next_run_time=now)
 
         def shutdown(signum: int, _frame: object) -> None:
+            if self.stop.is_set():
+                return  # already finishing the current job
             log.info("%s received: finishing the current job", signal.Signals(signum).name)
+            self.systemd.notify("STOPPING=1", "STATUS=finishing the current job")
             self.stop.set()
             scheduler.shutdown(wait=False)
 
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
-        self.beat(started=True)
-        log.info("worker started (monitor every %d s)", monitor_seconds)
+        self.record_start()
+        log.info("worker started (monitor every %d s%s)", monitor_seconds,
+                 f", systemd watchdog every {interval:g} s" if interval is not None else "")
+        self.systemd.notify("READY=1", f"STATUS=running: monitor every {monitor_seconds} s")
         scheduler.start()
         log.info("worker stopped")
+
+
+def default_stale_after(monitor_seconds: float) -> float:
+    """`worker --check`'s limit when SIGNALPROOF_WORKER_STALE_AFTER_SECONDS is not set."""
+    return max(MIN_STALE_AFTER_SECONDS, STALE_AFTER_MONITOR_INTERVALS * monitor_seconds)
+
+
+def health(beat: WorkerHeartbeat | None, *, now: datetime, stale_after: float) -> tuple[bool, str]:
+    """`worker --check`: healthy while the last successful tick is at most `stale_after` s old;
+    and the one line that says so (with the last error, if nothing has succeeded since)."""
+    if beat is None or beat.last_tick_at is None:
+        return False, "worker has never reported"
+    age = (now - beat.last_tick_at).total_seconds()
+    healthy = age <= stale_after
+    if healthy:
+        line = f"worker healthy: last tick {_ago(age)} (pid {beat.pid} on {beat.hostname})"
+    else:
+        line = f"worker heartbeat stale: last successful tick {_ago(age)} (limit {stale_after:g} s)"
+    if beat.last_error and beat.last_error_at and (beat.last_success_at is None or
+                                                   beat.last_error_at > beat.last_success_at):
+        line += f"; last error {_ago((now - beat.last_error_at).total_seconds())}: {_one_line(beat.last_error)}"
+    return healthy, line
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -1,0 +1,187 @@
+"""`signalproof worker --check` (the worker container's healthcheck) and what counts as a tick:
+exit 0 only while the last successful tick is fresh, on SQLite and PostgreSQL."""
+
+import re
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from conftest import Cli
+from fakes import InMemoryMarket
+from shared.database import transaction
+from shared.models import WorkerHeartbeat
+from shared.signals import RawRow
+from worker.intake import store_rows
+from worker.service import Worker
+
+HEADER = "id,time,symbol,side,market,entry,take_profit,stop_loss,leverage,confidence,source,note\n"
+HEALTHY = re.compile(r"^worker healthy: last tick \d+ s ago \(pid \d+ on \S+\)")
+
+
+def write_heartbeat(engine: Engine, **fields: object) -> None:
+    with transaction(engine) as session:
+        session.merge(WorkerHeartbeat(id=1, pid=4242, hostname="box", **fields))
+
+
+def heartbeat(engine: Engine) -> WorkerHeartbeat:
+    with transaction(engine) as session:
+        row = session.get(WorkerHeartbeat, 1)
+        assert row is not None
+        return row
+
+
+def check(cli: Cli) -> tuple[int, str]:
+    result = cli("worker", "--check", check=False)
+    assert result.stderr == ""
+    assert result.stdout.count("\n") == 1, result.stdout  # one line
+    return result.returncode, result.stdout.strip()
+
+
+def test_never_reported(cli: Cli) -> None:
+    assert check(cli) == (1, "worker has never reported")
+
+
+def test_healthy_right_after_a_pass(cli: Cli) -> None:
+    cli("worker", "--once")
+    status, line = check(cli)
+    assert status == 0 and HEALTHY.match(line), line
+
+
+@pytest.mark.parametrize(("tick_age", "env", "status", "line"), [
+    (timedelta(seconds=5), {}, 0, "worker healthy: last tick 5 s ago (pid 4242 on box)"),
+    # default limit: 3 monitor intervals (3 × 30 s), but at least 60 s
+    (timedelta(minutes=10), {}, 1, "worker heartbeat stale: last successful tick 10 min ago (limit 90 s)"),
+    (timedelta(seconds=75), {"SIGNALPROOF_MONITOR_INTERVAL_SECONDS": "5"}, 1,
+     "worker heartbeat stale: last successful tick 1 min ago (limit 60 s)"),
+    (timedelta(minutes=10), {"SIGNALPROOF_MONITOR_INTERVAL_SECONDS": "300"}, 0,
+     "worker healthy: last tick 10 min ago (pid 4242 on box)"),
+    (timedelta(minutes=10), {"SIGNALPROOF_WORKER_STALE_AFTER_SECONDS": "3600"}, 0,
+     "worker healthy: last tick 10 min ago (pid 4242 on box)"),
+    (timedelta(days=3), {}, 1, "worker heartbeat stale: last successful tick 3 d ago (limit 90 s)"),
+])
+def test_freshness_limit(cli: Cli, engine: Engine, tick_age: timedelta, env: dict[str, str], status: int,
+                         line: str) -> None:
+    """The heartbeat is written here directly: nobody waits minutes for a real one to go stale."""
+    write_heartbeat(engine, last_tick_at=datetime.now(timezone.utc) - tick_age)
+    cli.env |= env
+    assert check(cli) == (status, line)
+
+
+def test_a_stale_heartbeat_says_what_failed(cli: Cli, engine: Engine) -> None:
+    now = datetime.now(timezone.utc)
+    write_heartbeat(engine, last_tick_at=now - timedelta(minutes=6), last_success_at=now - timedelta(minutes=6),
+                    last_error="monitor: OperationalError: disk I/O error\n[SQL: UPDATE …]",
+                    last_error_at=now - timedelta(seconds=20))
+    status, line = check(cli)
+    assert status == 1
+    assert line.startswith("worker heartbeat stale: last successful tick 6 min ago (limit 90 s); last error ")
+    assert line.endswith("s ago: monitor: OperationalError: disk I/O error [SQL: UPDATE …]")
+
+
+def test_an_exchange_outage_does_not_make_the_worker_unhealthy(cli: Cli) -> None:
+    signal = "still-open,2018-01-29T00:00:00Z,ADABTC,SHORT,SPOT,,0.00001,0.0001,,,,\n"  # stays open
+    (cli.cwd / "open.csv").write_text(HEADER + signal)
+    cli("signals", "import", str(cli.cwd / "open.csv"))
+    cli("worker", "--once")  # the trade is open, checked up to the newest candle
+    cli.env |= {"SIGNALPROOF_SPOT_API_URL": "http://127.0.0.1:9", "SIGNALPROOF_HTTP_RETRIES": "1"}
+    assert cli("worker", "--once", check=False).returncode == 1  # the exchange is down: nothing resolved
+    status, line = check(cli)
+    assert status == 0 and HEALTHY.match(line), line
+    assert "; last error " in line and "SPOT ADABTC" in line
+
+
+def test_missing_schema_is_one_line_and_status_2(database_kind: str, tmp_path: Path,
+                                                  request: pytest.FixtureRequest) -> None:
+    if database_kind == "sqlite":
+        with closing(sqlite3.connect(tmp_path / "empty.db")) as connection:  # a database, not ours
+            connection.execute("CREATE TABLE unrelated (x)")
+        url = f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        url = request.getfixturevalue("postgres_databases").create()  # created, never migrated
+    result = Cli(url, "http://127.0.0.1:9", tmp_path)("worker", "--check", check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == ("signalproof: the database has no signalproof schema yet: "
+                             "run `signalproof db upgrade` first\n")
+
+
+def test_an_unreachable_database_is_one_line_and_status_2(tmp_path: Path) -> None:
+    result = Cli(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}", "http://127.0.0.1:9", tmp_path)(
+        "worker", "--check", check=False)
+    assert result.returncode == 2
+    assert result.stdout == "" and result.stderr.startswith("signalproof: cannot open the database")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "no").exists()  # a healthcheck creates nothing
+
+
+# --- what counts as a tick (Worker.tick, called directly) ----------------------------------
+
+T0 = datetime(2018, 1, 22, 2, 0, tzinfo=timezone.utc)
+
+
+def boom() -> None:
+    raise RuntimeError("boom")
+
+
+def test_only_successful_jobs_count_as_ticks_and_the_exchange_is_not_the_worker(engine: Engine,
+                                                                                candles_path: Path) -> None:
+    market = InMemoryMarket.from_candle_dir(candles_path)
+    now = [T0]
+    worker = Worker(engine, market, clock=lambda: now[0])
+    assert not worker.ticked_within(3600)
+    worker.record_start()
+    assert worker.ticked_within(3600)
+    assert (heartbeat(engine).started_at, heartbeat(engine).last_tick_at) == (T0, T0)
+
+    def at(minutes: int, name: str, job: Callable[[], object]) -> WorkerHeartbeat:
+        now[0] = T0 + timedelta(minutes=minutes)
+        worker.tick(name, job)
+        return heartbeat(engine)
+
+    # A job that raises is a failed tick: the error is kept, the last tick stays where it was.
+    beat = at(1, "signals", boom)
+    assert (beat.last_tick_at, beat.last_error, beat.last_error_at) == (T0, "signals: RuntimeError: boom",
+                                                                        T0 + timedelta(minutes=1))
+    beat = at(2, "signals", worker.process_signals)
+    assert beat.last_tick_at == T0 + timedelta(minutes=2)
+
+    # An open trade the exchange cannot serve: the monitor records the error, and the tick still counts.
+    with transaction(engine) as session:
+        fields = {"id": "t1", "time": (T0 - timedelta(hours=1)).isoformat(), "symbol": "ETHBTC", "side": "LONG",
+                  "take_profit": "0.2", "stop_loss": "0.01"}
+        store_rows(session, [RawRow(line=1, text="", fields=fields, error=None)], default_source="test",
+                   received_at=now[0], actor="test")
+    at(3, "signals", worker.process_signals)
+    market.failing.add("ETHBTC")
+    beat = at(4, "monitor", worker.monitor)
+    assert beat.last_tick_at == beat.last_error_at == T0 + timedelta(minutes=4)
+    assert beat.last_error is not None and beat.last_error.startswith("SPOT ETHBTC")
+    assert beat.last_success_at is None  # the exchange has not served every trade yet
+    market.failing.clear()
+    beat = at(5, "monitor", worker.monitor)
+    assert beat.last_tick_at == beat.last_success_at == T0 + timedelta(minutes=5)
+    assert beat.behind_seconds is not None and beat.behind_seconds < 180
+
+
+def test_a_monitor_pass_through_an_exchange_outage_keeps_the_watchdog_fed(engine: Engine,
+                                                                           candles_path: Path) -> None:
+    """Each symbol finished (even refused by the exchange) is progress; nothing finished is not."""
+    market = InMemoryMarket.from_candle_dir(candles_path)
+    worker = Worker(engine, market, clock=lambda: T0)
+    with transaction(engine) as session:
+        rows = [RawRow(line=n, text="", fields={"id": f"t{n}", "time": (T0 - timedelta(hours=1)).isoformat(),
+                                                 "symbol": symbol, "side": "LONG", "take_profit": "0.2",
+                                                 "stop_loss": "0.01"}, error=None)
+                for n, symbol in enumerate(("ETHBTC", "ADABTC"))]
+        store_rows(session, rows, default_source="test", received_at=T0, actor="test")
+    worker.process_signals()
+    assert not worker.ticked_within(3600)  # no tick recorded yet, no progress either
+    market.failing.update({"ETHBTC", "ADABTC"})
+    report = worker.monitor()  # the job alone, as in the middle of a tick: no heartbeat written
+    assert len(report.failed) == 2
+    assert worker.last_tick is None and worker.ticked_within(5)
