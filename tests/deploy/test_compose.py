@@ -1,0 +1,260 @@
+"""docker-compose.yml, .env.example, .dockerignore and deploy/Dockerfile.
+
+There is no Docker daemon where the tests run, so these read the files: the compose file is
+parsed as YAML the way compose reads it (anchors and merge keys resolved), and every command it
+runs is parsed by the real `signalproof` argument parser, so a renamed subcommand fails here.
+"""
+
+import http.server
+import re
+import socket
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from shared.config import Config
+from shared.database import MIGRATIONS_DIR
+from worker import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+APP_SERVICES = ("migrate", "worker", "site")
+AFTER_MIGRATE = {"postgres": {"condition": "service_healthy"},
+                 "migrate": {"condition": "service_completed_successfully"}}
+# `${NAME:?message}`: compose refuses to run while NAME is unset or empty.
+REQUIRED = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}")
+SECRET_WORDS = ("PASSWORD", "HASH", "SECRET", "TOKEN")
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "environment is written as a mapping"
+    return env
+
+
+def parse_command(argv: list[str]) -> Any:
+    """The `signalproof` command line as the real CLI parses it (SystemExit if it does not exist)."""
+    assert argv[0] == "signalproof", argv
+    args, extra = cli.build_parser().parse_known_args(argv[1:])
+    assert not extra or args.run is cli.cmd_site, f"unknown arguments {extra} in {argv}"  # site passes them on
+    return args
+
+
+# --- the services ------------------------------------------------------------------------
+
+
+def test_the_stack_is_postgres_migrate_worker_and_site(services: dict[str, Any]) -> None:
+    assert set(services) == {"postgres", *APP_SERVICES}
+
+
+def test_postgres_keeps_its_data_in_a_named_volume_and_is_not_published(services: dict[str, Any]) -> None:
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:16")
+    assert "pgdata:/var/lib/postgresql/data" in postgres["volumes"]
+    assert "pgdata" in yaml.safe_load(COMPOSE.read_text())["volumes"]
+    assert "ports" not in postgres  # only the other containers reach it
+    assert postgres["restart"] == "unless-stopped"
+
+
+def test_postgres_is_healthy_only_when_it_answers_over_tcp(services: dict[str, Any]) -> None:
+    # The image's first-run initialisation serves the Unix socket only: a socket check lies.
+    check = services["postgres"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "pg_isready"]
+    assert check[check.index("-h") + 1] == "127.0.0.1"
+    assert check[check.index("-U") + 1] == services["postgres"]["environment"]["POSTGRES_USER"]
+
+
+def test_the_apps_share_one_image_built_from_deploy_dockerfile(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        build = services[name]["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        assert services[name]["image"] == services["migrate"]["image"]
+
+
+def test_migrate_runs_once_after_postgres_is_healthy(services: dict[str, Any]) -> None:
+    migrate = services["migrate"]
+    assert parse_command(migrate["command"]).run is cli.cmd_db_upgrade
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+
+@pytest.mark.parametrize("name", ["worker", "site"])
+def test_worker_and_site_start_after_a_successful_migration(services: dict[str, Any], name: str) -> None:
+    assert services[name]["depends_on"] == AFTER_MIGRATE
+    assert services[name]["restart"] == "unless-stopped"
+
+
+def test_the_worker_runs_forever_and_is_checked_through_its_heartbeat(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    args = parse_command(worker["command"])
+    assert args.run is cli.cmd_worker and not args.once
+    check = worker["healthcheck"]["test"]
+    assert check[0] == "CMD"
+    check_args = parse_command(check[1:])
+    assert check_args.run is cli.cmd_worker and check_args.check
+
+
+def test_the_site_serves_port_8501_on_every_interface(services: dict[str, Any]) -> None:
+    site = services["site"]
+    command = site["command"]
+    assert parse_command(command).run is cli.cmd_site
+    assert command[command.index("--server.port") + 1] == "8501"
+    assert command[command.index("--server.address") + 1] == "0.0.0.0"
+    assert "8501:8501" in site["ports"]
+
+
+def test_the_site_healthcheck_asks_streamlit_with_python_not_curl(services: dict[str, Any]) -> None:
+    check = services["site"]["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]  # the slim image has no curl
+    assert "http://127.0.0.1:8501/_stcore/health" in check[3]
+
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200 if self.path == "/_stcore/health" else 404)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[int]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_site_healthcheck_command_passes_and_fails_for_real(services: dict[str, Any], health_server: int) -> None:
+    """Runs the healthcheck's Python line (on another port): 0 when healthy, non-zero when down."""
+    code = services["site"]["healthcheck"]["test"][3]
+
+    def run(port: int) -> int:
+        return subprocess.run([sys.executable, "-c", code.replace(":8501/", f":{port}/")],
+                              capture_output=True, timeout=30).returncode
+
+    assert run(health_server) == 0
+    assert run(free_port()) != 0
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+
+def test_the_secrets_are_required_from_the_environment(services: dict[str, Any]) -> None:
+    owner_hash = environment(services["site"])["SIGNALPROOF_OWNER_PASSWORD_HASH"]
+    assert REQUIRED.fullmatch(owner_hash)["name"] == "SIGNALPROOF_OWNER_PASSWORD_HASH"
+    assert REQUIRED.fullmatch(environment(services["postgres"])["POSTGRES_PASSWORD"])["name"] == "POSTGRES_PASSWORD"
+    for name in APP_SERVICES:  # libpq reads the database password from PGPASSWORD
+        assert REQUIRED.fullmatch(environment(services[name])["PGPASSWORD"])["name"] == "POSTGRES_PASSWORD"
+
+
+def test_only_the_site_gets_the_owner_hash(services: dict[str, Any]) -> None:
+    holders = [name for name, service in services.items() if "SIGNALPROOF_OWNER_PASSWORD_HASH" in environment(service)]
+    assert holders == ["site"]
+
+
+def test_no_secret_is_written_in_the_compose_file(services: dict[str, Any]) -> None:
+    assert "$argon2" not in COMPOSE.read_text()
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if any(word in key for word in SECRET_WORDS):
+                assert REQUIRED.fullmatch(value), f"{name}: {key} must come from the environment"
+            if "://" in value:
+                assert urlsplit(value).password is None, f"{name}: {key} carries a password"
+
+
+def test_every_signalproof_variable_is_a_setting_the_program_reads(services: dict[str, Any]) -> None:
+    """Config ignores unknown variables, so a misspelt or renamed one would pass unnoticed."""
+    for name, service in services.items():
+        for key in environment(service):
+            if key.startswith("SIGNALPROOF_"):
+                assert key.removeprefix("SIGNALPROOF_").lower() in Config.model_fields, f"{name}: {key}"
+
+
+def test_the_database_url_names_the_postgres_service(services: dict[str, Any]) -> None:
+    url = urlsplit(environment(services["worker"])["SIGNALPROOF_DATABASE_URL"])
+    postgres_env = environment(services["postgres"])
+    assert url.scheme == "postgresql+psycopg"
+    assert (url.hostname, url.port) == ("postgres", 5432)
+    assert url.username == postgres_env["POSTGRES_USER"]
+    assert url.path == "/" + postgres_env["POSTGRES_DB"]
+
+
+def test_env_example_documents_every_variable_compose_reads_and_ships_no_value() -> None:
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", COMPOSE.read_text()))
+    assignments = dict(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
+    assert used == {"POSTGRES_PASSWORD", "SIGNALPROOF_OWNER_PASSWORD_HASH"}
+    assert used <= set(assignments)
+    assert all(value == "" for value in assignments.values()), "the example must not ship a secret"
+
+
+# --- the image ---------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines if line and not line.startswith("#")]
+
+
+def test_the_image_is_slim_python_312_running_as_a_non_root_user() -> None:
+    instructions = dockerfile_instructions()
+    assert [args for op, args in instructions if op == "FROM"] == ["python:3.12-slim"]
+    users = [args for op, args in instructions if op == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert ("EXPOSE", "8501") in instructions
+
+
+def test_the_image_runs_the_site_by_default() -> None:
+    cmd = [args for op, args in dockerfile_instructions() if op == "CMD"]
+    assert len(cmd) == 1
+    assert parse_command(yaml.safe_load(cmd[0])).run is cli.cmd_site  # exec form is a JSON list
+
+
+def packages() -> set[str]:
+    """The top-level packages pyproject.toml installs (`include = ["shared*", …]`)."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    return {pattern.rstrip("*") for pattern in patterns}
+
+
+def test_the_image_copies_every_package_and_what_the_cli_finds_beside_them() -> None:
+    """`signalproof site` and `db upgrade` look for site/ and migrations/ next to the packages,
+    so the image copies them and installs the tree in place rather than into site-packages."""
+    instructions = dockerfile_instructions()
+    copied = {args.split()[0].rstrip("/") for op, args in instructions if op == "COPY"}
+    beside = {cli.SITE_APP.parent.relative_to(ROOT).as_posix(), MIGRATIONS_DIR.relative_to(ROOT).as_posix()}
+    assert packages() | beside | {"pyproject.toml"} <= copied
+    assert any(op == "RUN" and "pip install" in args and " -e ." in args for op, args in instructions)
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build() -> None:
+    ignored = set(DOCKERIGNORE.read_text().split())
+    assert {".env", ".venv", "var", ".git", "tests", "**/__pycache__"} <= ignored
