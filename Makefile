@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run worker test clean
+.PHONY: install run worker demo test clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ run: install
 	$(BIN)/signalproof db upgrade
 	$(BIN)/signalproof worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/signalproof site
+
+# The offline demo: a simulated exchange, market and bot, the real worker and the real site
+# (http://localhost:8501) on var/demo.db, recreated at every start. No network, no configuration.
+demo: install
+	$(BIN)/signalproof demo
 
 test: install
 	$(BIN)/python -m pytest

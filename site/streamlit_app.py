@@ -27,4 +27,7 @@ except (SchemaMissing, sa.exc.OperationalError):
              "If you run this site: check SIGNALPROOF_DATABASE_URL and run `signalproof db upgrade`.",
              icon=":material/error:")
     st.stop()
+if loaders.demo_mode():
+    st.warning("**DEMO — simulated market.** The candles are a random walk and the signals come from a simulated "
+               "bot, both generated on this machine: nothing here is anyone's real record.", icon=":material/science:")
 navigation.run()

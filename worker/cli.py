@@ -51,7 +51,12 @@ def _write_csv(path: str | None, header: Sequence[str], rows: Iterable[list[str]
 
 
 def cmd_db_upgrade(config: Config, _args: argparse.Namespace) -> int:
-    upgrade(config.database_url)
+    import sqlalchemy as sa
+
+    try:
+        upgrade(config.database_url)
+    except sa.exc.OperationalError as exc:  # unreachable server, wrong password, unwritable file
+        raise UserError(f"cannot open the database: {str(exc.orig).strip()}") from None
     print("database schema is up to date")
     return 0
 
@@ -124,15 +129,19 @@ def cmd_settings_set(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     from worker.market_data import BinanceClient
+    from worker.notify import Systemd
     from worker.service import Worker
 
+    if args.check:
+        return _worker_check(config)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
     client = BinanceClient(spot_url=config.spot_api_url, futures_url=config.futures_api_url,
                            timeout=config.http_timeout_seconds, retries=config.http_retries,
                            retry_after_cap=config.retry_after_cap_seconds,
                            backoff_base=config.http_backoff_seconds)
-    worker = Worker(_engine(config), client, http_timeout=config.http_timeout_seconds)
+    worker = Worker(_engine(config), client, http_timeout=config.http_timeout_seconds,
+                    systemd=Systemd.from_environment())
     if not args.once:
         worker.run_forever(monitor_seconds=config.monitor_interval_seconds)
         return 0
@@ -140,6 +149,23 @@ def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"not finished: {problem}")
     return 1 if problems else 0
+
+
+def _worker_check(config: Config) -> int:
+    """`worker --check` (the container healthcheck): 0 while the heartbeat is fresh, else 1."""
+    from shared.models import WorkerHeartbeat
+    from worker.service import default_stale_after, health
+
+    stale_after = config.worker_stale_after_seconds
+    if stale_after is None:
+        stale_after = default_stale_after(config.monitor_interval_seconds)
+    # Read-only: a healthcheck must never take SQLite's write lock away from the worker.
+    engine = make_engine(config.database_url, read_only=True)
+    require_schema(engine)
+    with transaction(engine) as session:
+        healthy, line = health(session.get(WorkerHeartbeat, 1), now=utcnow(), stale_after=stale_after)
+    print(line)
+    return 0 if healthy else 1
 
 
 SITE_APP = Path(__file__).resolve().parent.parent / "site" / "streamlit_app.py"
@@ -170,6 +196,16 @@ def cmd_hash_password(_config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(config: Config, args: argparse.Namespace) -> int:
+    """Simulated exchange, market and bot, the real worker and the real site, offline (demo/run.py)."""
+    from demo.run import DemoUnavailable, run_demo
+
+    try:
+        return run_demo(config, port=args.port, database=Path(args.database), seed=args.seed)
+    except DemoUnavailable as exc:
+        raise UserError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signalproof", description="The honest public track record of a signal bot.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -187,7 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(run=cmd_signals_export)
 
     work = commands.add_parser("worker", help="run the worker service")
-    work.add_argument("--once", action="store_true", help="one full catch-up pass, then exit")
+    mode = work.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="one full catch-up pass, then exit")
+    mode.add_argument("--check", action="store_true",
+                      help="exit 0 if the running worker's heartbeat is fresh, else 1 (for healthchecks)")
     work.set_defaults(run=cmd_worker)
 
     sett = commands.add_parser("settings", help="runtime settings").add_subparsers(dest="settings_command", required=True)
@@ -211,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("hash-password", help="prompt for the owner password, print its argon2 hash").set_defaults(
         run=cmd_hash_password)
+
+    demo = commands.add_parser("demo", help="offline demo: simulated market + signals, worker + site")
+    demo.add_argument("--port", type=int, default=8501, help="the site's port (default 8501)")
+    demo.add_argument("--database", default="var/demo.db", metavar="PATH",
+                      help="the demo's own SQLite file, recreated at every start (default var/demo.db)")
+    demo.add_argument("--seed", type=int, help="seed of the simulated market and bot (the same seed, the same month)")
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 

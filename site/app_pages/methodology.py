@@ -9,6 +9,7 @@ URL = loaders.database_url()
 snap = loaders.snapshot(URL, loaders.version(URL), False)
 settings = {key: views.plain(value) for key, value in snap.settings.items()}  # into Markdown: escaped
 config = Config()
+source = "a simulated exchange's klines (this is the offline demo)" if config.demo else "Binance's own klines"
 
 st.title("Methodology", anchor=False)
 st.markdown(f"""
@@ -17,7 +18,7 @@ Every signal the bot publishes becomes one **paper trade** with a fixed stake
 chosen after the fact: the rules below are applied by the worker to every signal, and the
 settings a trade was opened with stay with it.
 
-**Candles.** Trades are decided on Binance's own klines ({settings['candle_interval']} now) —
+**Candles.** Trades are decided on {source} ({settings['candle_interval']} now) —
 spot from `{config.spot_api_url}`, USDS-M futures from `{config.futures_api_url}`. Only
 **closed** candles decide. A missing candle (an exchange gap) is simply absent; the next one
 decides. The **start candle** is the first candle opening at or after the signal's time.

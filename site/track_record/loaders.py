@@ -22,6 +22,12 @@ def database_url() -> str:
 
 
 @st.cache_resource(show_spinner=False)
+def demo_mode() -> bool:
+    """Whether `signalproof demo` runs this site: then every page says the market is simulated."""
+    return Config().demo
+
+
+@st.cache_resource(show_spinner=False)
 def engine(url: str) -> Engine:
     """Read-only: PostgreSQL transactions are READ ONLY, SQLite is opened with mode=ro."""
     from shared.database import make_engine

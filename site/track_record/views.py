@@ -51,11 +51,15 @@ def ago(moment: datetime | None, now: datetime) -> str:
 
 
 def header(title: str, description: str) -> None:
+    from track_record.loaders import demo_mode  # a deployment flag, read once per process
+
+    demo = demo_mode()  # (the DEMO banner itself is drawn on every page by streamlit_app.py)
     st.title(plain(title), anchor=False)
     if description:
         st.caption(plain(description))
+    candles = "simulated candles" if demo else "real Binance candles"
     st.markdown(":orange-badge[PAPER TRADING] &nbsp; every signal becomes a simulated fixed-stake trade "
-                "on real Binance candles — no real orders are placed.")
+                f"on {candles} — no real orders are placed.")
 
 
 def freshness(beat: dict[str, object] | None) -> None:

@@ -10,6 +10,7 @@ import csv
 from collections.abc import Callable
 import io
 import json
+import socket
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -158,3 +159,14 @@ def test_exchange_faults_change_nothing(cli: Cli, another_cli: Callable[[str], C
     assert len(exchange.requests) > 0
     strip = lambda rows: {k: {c: v for c, v in r.items() if c != "trade_id"} for k, r in rows.items()}  # noqa: E731
     assert strip(exported_trades(faulty)) == strip(clean)
+
+
+def test_db_upgrade_on_an_unreachable_server_is_one_line_and_status_2(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = Cli(f"postgresql+psycopg://nobody@127.0.0.1:{port}/nothing", "http://127.0.0.1:9", tmp_path)(
+        "db", "upgrade", check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("signalproof: cannot open the database: connection failed")
+    assert "Traceback" not in result.stderr
