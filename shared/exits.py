@@ -196,16 +196,41 @@ def advance(terms: TradeTerms, state: TradeState, candles: Iterable[Candle], *, 
     return state
 
 
+class ManualActionRefused(ValueError):
+    """The rules have already decided (or are about to decide) what the owner asks for."""
+
+
 def close_manually(terms: TradeTerms, state: TradeState, *, price: Decimal | None, now: datetime) -> TradeState:
-    """The owner's action: close an open trade at the latest stored price, or cancel a pending one."""
+    """The owner's action: close an OPEN trade at market, or cancel a PENDING limit entry.
+
+    A close is a fill at market: the latest price, worsened by the slippage like every other
+    one. The owner may not pick an outcome the rules would not give, so it is refused when the
+    price is already at or beyond the stop-loss, the liquidation price or the take-profit (the
+    worker records that level when the candle closes); a cancel is refused once the price has
+    reached the limit entry, and for a market entry, which its start candle decides.
+    """
     if state.status is TradeStatus.PENDING:
+        if terms.entry_mode is not EntryMode.LIMIT:
+            raise ManualActionRefused("a market entry is decided by its start candle and cannot be cancelled")
+        assert terms.signal_entry is not None
+        if price is not None and _beyond(terms, price, terms.signal_entry):  # at or through the limit
+            raise ManualActionRefused(f"the price ({price}) has reached the limit entry ({terms.signal_entry}): "
+                                      "the worker fills it from the candles")
         return replace(state, status=TradeStatus.CANCELLED, reason="cancelled by the owner")
     if state.status is not TradeStatus.OPEN or price is None or state.entry_price is None:
-        raise ValueError("only an open trade with a known latest price can be closed")
+        raise ManualActionRefused("only an open trade with a known latest price can be closed")
+    liquidation = liquidation_price(terms, state.entry_price)
+    if _beyond(terms, price, terms.stop_loss) or (liquidation is not None and _beyond(terms, price, liquidation)):
+        raise ManualActionRefused(f"the price ({price}) is at or beyond the stop-loss or liquidation level: "
+                                  "the worker records that exit when the candle closes")
+    if _beyond(terms, terms.take_profit, price):  # the take-profit is at or behind the price
+        raise ManualActionRefused(f"the price ({price}) has reached the take-profit ({terms.take_profit}): "
+                                  "the worker records it when the candle closes")
+    exit_price = worsen(terms, price, opening=False)
     money = settle(side_sign=terms.sign, stake=terms.stake_usd, leverage=terms.leverage,
-                   fee_rate=terms.fee_rate, entry=state.entry_price, exit=price)
+                   fee_rate=terms.fee_rate, entry=state.entry_price, exit=exit_price)
     return replace(state, status=TradeStatus.CLOSED_MANUAL, reason="closed by the owner", exit_time=now,
-                   exit_price=price, fees_usd=money.fees_usd, pnl_usd=money.pnl_usd, pnl_pct=money.pnl_pct)
+                   exit_price=exit_price, fees_usd=money.fees_usd, pnl_usd=money.pnl_usd, pnl_pct=money.pnl_pct)
 
 
 def unrealized_pnl(terms: TradeTerms, state: TradeState, price: Decimal) -> Decimal | None:

@@ -229,12 +229,12 @@ class LatestPrice(SQLModel, table=True):
 class LoginThrottle(SQLModel, table=True):
     """Failed owner logins, so the settings page slows guessing down even across restarts.
 
-    One row for the whole site (not per visitor address): a guesser behind many addresses is
-    slowed down just the same. The owner can always log in once the current wait is over.
+    One row per client address, and one for the whole site (client "*"), which slows down a
+    guesser spread over many addresses too (see site/track_record/auth.py).
     """
 
     __tablename__ = "login_throttle"
 
-    id: int = Field(default=1, primary_key=True)
-    failures: int = 0  # consecutive failures since the last successful login
+    client: str = Field(primary_key=True, max_length=64)
+    failures: int = 0  # consecutive failures since the last success (forgotten after an hour)
     last_failure_at: datetime | None = _utc(default=None)

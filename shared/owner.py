@@ -5,22 +5,29 @@ They are recorded like everything else: trades change only through the guarded u
 event by the actor "owner", which the public Methodology page lists and the equity curve marks.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlmodel import Session, select
 
 from shared import settings as runtime
+from shared.candles import interval_length
 from shared.decisions import describe, save_decision
-from shared.exits import close_manually
+from shared.exits import ManualActionRefused, close_manually
 from shared.models import ACTIVE_STATUSES, LatestPrice, Trade, TradeStatus
 from shared.trades import state_of, terms_of
 
 OWNER = "owner"
 
 
-class ActionRefused(ValueError):
-    """An owner action that cannot be done as asked; the message says why."""
+# One kind of refusal, whether the rules (shared.exits) or this module say no.
+ActionRefused = ManualActionRefused
+
+# A close at market needs a market: the price the worker stored must be this fresh.
+MAX_PRICE_AGE = timedelta(minutes=10)
+# … and the trade must have been checked against the candles up to about then, or a stop-loss
+# or take-profit in a candle the worker has not looked at yet would be overruled.
+MAX_UNCHECKED = 2
 
 
 def set_paused(session: Session, paused: bool, *, now: datetime) -> list[tuple[str, str, str]]:
@@ -31,21 +38,29 @@ def set_paused(session: Session, paused: bool, *, now: datetime) -> list[tuple[s
 def active_trades(*, session: Session) -> list[tuple[Trade, LatestPrice | None]]:
     """PENDING and OPEN trades, newest first, each with the latest price the worker stored."""
     trades = session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)).order_by(Trade.id.desc())).all()
-    return [(trade, session.get(LatestPrice, (trade.market, trade.symbol))) for trade in trades]
+    prices = {(p.market, p.symbol): p for p in session.exec(select(LatestPrice))}
+    return [(trade, prices.get((trade.market, trade.symbol))) for trade in trades]
 
 
-def close_trade(session: Session, trade_id: int, *, now: datetime) -> str:
-    """Close an OPEN trade at the latest stored price (`CLOSED_MANUAL`, fees and P/L as usual)."""
+def close_trade(session: Session, trade_id: int, *, now: datetime, confirmed_price: Decimal | None = None) -> str:
+    """Close an OPEN trade at market: the latest stored price (the one the owner confirmed, if
+    given), with slippage, fees and P/L as usual (`CLOSED_MANUAL`)."""
     trade = _active(session, trade_id, TradeStatus.OPEN)
-    latest = session.get(LatestPrice, (trade.market, trade.symbol))
-    if latest is None:
-        raise ActionRefused(f"no price for {trade.symbol} has been stored yet: wait for the worker's next price update")
-    return _decide(session, trade, price=latest.price, now=now)
+    latest = _checked_price(session, trade, now=now, required=True)
+    assert latest is not None
+    if confirmed_price is not None and latest.price != confirmed_price:
+        raise ActionRefused(f"the latest price of {trade.symbol} moved from {confirmed_price} to {latest.price} "
+                            "since you confirmed: confirm again")
+    if trade.entry_time is not None and latest.updated_at < trade.entry_time:
+        raise ActionRefused(f"the latest stored price of {trade.symbol} predates the entry: wait for the next one")
+    return _decide(session, trade, price=latest.price, at=latest.updated_at, now=now)
 
 
 def cancel_trade(session: Session, trade_id: int, *, now: datetime) -> str:
-    """Cancel a PENDING trade (a limit entry not filled yet): it never becomes a position."""
-    return _decide(session, _active(session, trade_id, TradeStatus.PENDING), price=None, now=now)
+    """Cancel a PENDING limit entry that the price has not reached: it never becomes a position."""
+    trade = _active(session, trade_id, TradeStatus.PENDING)
+    latest = _checked_price(session, trade, now=now, required=False)
+    return _decide(session, trade, price=latest.price if latest else None, at=now, now=now)
 
 
 def _active(session: Session, trade_id: int, expected: TradeStatus) -> Trade:
@@ -58,9 +73,25 @@ def _active(session: Session, trade_id: int, expected: TradeStatus) -> Trade:
     return trade
 
 
-def _decide(session: Session, trade: Trade, *, price: Decimal | None, now: datetime) -> str:
+def _checked_price(session: Session, trade: Trade, *, now: datetime, required: bool) -> LatestPrice | None:
+    """The latest stored price, once the worker has checked the trade's candles up to about then."""
+    latest = session.get(LatestPrice, (trade.market, trade.symbol))
+    if latest is None and required:
+        raise ActionRefused(f"no price for {trade.symbol} has been stored yet: wait for the worker's next price update")
+    if latest is not None and now - latest.updated_at > MAX_PRICE_AGE:
+        raise ActionRefused(f"the latest stored price of {trade.symbol} is from {latest.updated_at:%Y-%m-%d %H:%M} "
+                            "UTC, too old to act on: is the worker running?")
+    checked = trade.last_candle_time or trade.signal_time
+    reference = latest.updated_at if latest is not None else now
+    if reference - checked > MAX_UNCHECKED * interval_length(trade.candle_interval) + MAX_PRICE_AGE / 5:
+        raise ActionRefused(f"the worker has checked trade {trade.id} only up to the candle of "
+                            f"{checked:%Y-%m-%d %H:%M} UTC: wait for its next pass, which may decide it by the rules")
+    return latest
+
+
+def _decide(session: Session, trade: Trade, *, price: Decimal | None, at: datetime, now: datetime) -> str:
     before = state_of(trade)
-    after = close_manually(terms_of(trade), before, price=price, now=now)
+    after = close_manually(terms_of(trade), before, price=price, now=at)
     if not save_decision(session, trade, before, after, now=now, actor=OWNER):
         raise ActionRefused(f"trade {trade.id} was just updated by the worker: look again before acting")
     return describe(trade, after)

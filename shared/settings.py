@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
@@ -53,10 +54,17 @@ def _decimal_places(value: Decimal) -> int:
     return max(0, -(int(exponent) + trailing_zeros))
 
 
+def _shown(text: str, limit: int = 40) -> str:
+    """Typed text quoted in an error message, shortened: the message must stay readable."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def _integer(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        if not re.fullmatch(r"\s*\d+\s*", text):
-            raise SettingError(f"{text!r} is not a whole number")
+        if not re.fullmatch(r"\s*[0-9]+\s*", text):
+            raise SettingError(f"{_shown(text)} is not a whole number")
+        if len(text.strip().lstrip("0")) > len(str(high)):  # also keeps int() away from huge inputs
+            raise SettingError(f"{_shown(text)} is out of range: must be {low}–{high}")
         value = int(text)
         if not low <= value <= high:
             raise SettingError(f"{value} is out of range: must be {low}–{high}")
@@ -70,7 +78,7 @@ def _boolean(text: str) -> bool:
         return True
     if lowered in ("false", "0", "no", "off"):
         return False
-    raise SettingError(f"{text!r} is not true or false")
+    raise SettingError(f"{_shown(text)} is not true or false")
 
 
 def _choice(options: tuple[str, ...], *, fold_case: bool = True) -> Callable[[str], str]:
@@ -79,7 +87,7 @@ def _choice(options: tuple[str, ...], *, fold_case: bool = True) -> Callable[[st
         if fold_case:
             value = value.lower() if options[0].islower() else value.upper()
         if value not in options:
-            raise SettingError(f"{text!r} is not one of {', '.join(options)}")
+            raise SettingError(f"{_shown(text)} is not one of {', '.join(options)}")
         return value
     return parse
 
@@ -88,7 +96,7 @@ def _markets(text: str) -> str:
     names = [part.strip().upper() for part in text.split(",") if part.strip()]
     unknown = [n for n in names if n not in Market.__members__]
     if not names or unknown:
-        raise SettingError(f"{text!r}: list one or both of SPOT, FUTURES, separated by commas")
+        raise SettingError(f"{_shown(text)}: list one or both of SPOT, FUTURES, separated by commas")
     return ",".join(dict.fromkeys(names))
 
 
@@ -96,14 +104,24 @@ def _symbols(text: str) -> str:
     names = [re.sub(r"[/\-_\s]", "", part).upper() for part in text.split(",") if part.strip()]
     bad = [n for n in names if not SYMBOL_RE.match(n)]
     if bad:
-        raise SettingError(f"not a symbol: {bad[0]!r} (5–20 letters/digits, e.g. BTCUSDT)")
+        raise SettingError(f"not a symbol: {_shown(bad[0])} (5–20 letters/digits, e.g. BTCUSDT)")
     return ",".join(dict.fromkeys(names))
 
 
 def _feed_url(text: str) -> str:
     value = text.strip()
-    if value and (not value.isprintable() or not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value)):
-        raise SettingError(f"{text!r} is not an http(s) URL (leave empty to turn the feed off)")
+    if not value:
+        return value
+    problem = len(value) > 2000 or not value.isprintable() or not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value)
+    if not problem:
+        try:
+            parts = urlsplit(value)
+            _port = parts.port  # raises ValueError on a malformed port ("http://host:99999")
+            problem = not parts.hostname
+        except ValueError:  # e.g. "http://[::1": an unclosed IPv6 bracket
+            problem = True
+    if problem:
+        raise SettingError(f"{_shown(text)} is not an http(s) URL (leave empty to turn the feed off)")
     return value
 
 
@@ -204,8 +222,6 @@ def change(session: Session, changes: Mapping[str, str], *, actor: str, now: dat
 def public_value(key: str, value: str) -> str:
     """A setting as the public sees it: a feed URL may carry a token, so only its host is shown."""
     if key == "signal_feed_url" and value:
-        from urllib.parse import urlsplit
-
         return f"set ({urlsplit(value).hostname or 'unknown host'})"
     return value
 

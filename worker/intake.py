@@ -223,6 +223,7 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
     """
     decided = left = 0
     last_id = 0
+    unreachable: set[str] = set()  # markets whose API failed during this call
     while True:
         with transaction(engine) as session:
             interval = runtime.load(session).candle_interval
@@ -233,7 +234,8 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
         checked = [(row, validate(row_to_raw(row), received_at=_received_at(row.received_at, now),
                                   default_source=row.source)) for row in rows]
         checked.sort(key=lambda pair: (pair[1].time, pair[0].id) if isinstance(pair[1], ValidSignal) else (now, pair[0].id))
-        _check_symbols([s for _, s in checked if isinstance(s, ValidSignal)], market_data, interval, now, known_symbols)
+        _check_symbols([s for _, s in checked if isinstance(s, ValidSignal)], market_data, interval, now, known_symbols,
+                       unreachable)
         with transaction(engine) as session:
             settings = runtime.load(session)
             open_keys = [(t.symbol, t.side) for t in session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)))]
@@ -246,12 +248,18 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
 
 
 def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, interval: str, now: datetime,
-                   known: dict[tuple[str, str], bool]) -> None:
+                   known: dict[tuple[str, str], bool], unreachable: set[str]) -> None:
+    """Ask the exchange about symbols not seen before. Once a market's API has failed (after the
+    client's own retries), its other symbols wait for the next tick instead of each retrying
+    again: an outage must not stretch one tick over many minutes."""
     for key in sorted({(s.market.value, s.symbol) for s in signals} - set(known)):
+        if key[0] in unreachable:
+            continue
         try:
             known[key] = market_data.symbol_exists(Market(key[0]), key[1], interval, now)
         except ExchangeError as exc:
             log.warning("cannot check symbol %s %s yet: %s", key[0], key[1], exc)
+            unreachable.add(key[0])
 
 
 def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection, settings: RuntimeSettings,

@@ -3,14 +3,18 @@
 Each tick reads as the narrative: load settings → take new signals → open trades → fetch
 candles → decide exits → write. Jobs are plain methods that tests call directly.
 
-A *tick* is one job run. It succeeds when the job returns without an exception AND the
-heartbeat write after it commits: the worker is not hung and the database accepts its writes.
-Only then does `worker_heartbeat.last_tick_at` move on. An exchange outage is not a failed tick
-(the monitor keeps the trades unchanged, records the error and retries; restarting the worker
-would not fix the exchange); an exception, or a database that refuses the write, is.
-`last_tick_at` is what the site's "worker last update", `signalproof worker --check` and the
-systemd watchdog all judge the worker by; `last_success_at` additionally says the exchange
-served every trade in the last monitor pass.
+A *tick* is one pass of the monitor, the job that follows every open trade (the other jobs
+only feed it). It succeeds when the pass returns without an exception AND the heartbeat write
+after it commits: the worker is not hung, its core job works, and the database accepts its
+writes. Only then does `worker_heartbeat.last_tick_at` move on. An exchange outage is not a
+failed tick (the monitor keeps the trades unchanged, records the error and retries; restarting
+the worker would not fix the exchange); an exception, or a database that refuses the write, is.
+Any other job that fails records its error, which the site and `--check` show.
+
+`last_tick_at` is what the site's "worker last update" and `signalproof worker --check` judge
+the worker by; the systemd watchdog uses the same ticks kept in memory, plus each symbol a long
+monitor pass finishes. `last_success_at` additionally says the exchange served every trade in
+the last monitor pass.
 """
 
 import logging
@@ -40,8 +44,8 @@ from worker.notify import Systemd
 log = logging.getLogger("signalproof.worker")
 
 # `worker --check`: the heartbeat is stale after this many monitor intervals (but never under a
-# minute). Ticks come every few seconds (the signals job runs every 5 s); the margin covers a
-# long monitor pass. SIGNALPROOF_WORKER_STALE_AFTER_SECONDS overrides it.
+# minute); the margin covers a long monitor pass. SIGNALPROOF_WORKER_STALE_AFTER_SECONDS
+# overrides it.
 STALE_AFTER_MONITOR_INTERVALS = 3
 MIN_STALE_AFTER_SECONDS = 60.0
 
@@ -159,10 +163,11 @@ class Worker:
         return problems
 
     def tick(self, name: str, function: Callable[[], object]) -> None:
-        """One tick: the job, then the heartbeat write that makes it count."""
+        """Run one job; a monitor pass is then recorded as a tick (see the module docstring)."""
         try:
             result = function()
-            self.record_tick(result if isinstance(result, MonitorReport) else None)
+            if isinstance(result, MonitorReport):
+                self.record_tick(result)
         except Exception as exc:  # a job must never kill the scheduler; the next tick retries
             log.exception("%s failed", name)
             try:

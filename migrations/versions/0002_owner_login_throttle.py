@@ -22,10 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table('login_throttle',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('client', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
     sa.Column('last_failure_at', shared.columns.UtcDateTime(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('client')
     )
 
 

@@ -26,6 +26,8 @@ password_hash = config.owner_password_hash.get_secret_value() if config.owner_pa
 idle = timedelta(minutes=config.owner_idle_minutes)
 now = datetime.now(timezone.utc)
 FLASH = "owner_flash"  # a confirmation to show after the rerun that follows a change
+LOGIN_RESULT = "owner_login_result"  # what the last login attempt said (no secret in it)
+PASSWORD_FIELD = "owner_password_field"  # emptied by the login check itself
 
 
 
@@ -41,31 +43,40 @@ The password itself is never stored anywhere.
 """)
 
 
+def check_password() -> None:
+    """The login form's callback. It runs before the page is drawn again and empties the password
+    field first: the typed password lives no longer than this check."""
+    password = st.session_state.get(PASSWORD_FIELD, "")
+    st.session_state[PASSWORD_FIELD] = ""
+    if not password:
+        st.session_state[LOGIN_RESULT] = "Type the owner password."
+        return
+    assert password_hash is not None
+    moment = datetime.now(timezone.utc)
+    address = st.context.ip_address  # the connection's peer; None on localhost
+    attempt = auth.try_login(loaders.owner_engine(URL), password_hash, password,
+                             client=address if isinstance(address, str) else None, now=moment)
+    wait = math.ceil(attempt.wait_seconds)
+    if attempt.outcome is auth.Outcome.OPENED:
+        auth.login(st.session_state, now=moment)
+    elif attempt.outcome is auth.Outcome.THROTTLED:
+        st.session_state[LOGIN_RESULT] = (f"Too many failed attempts: wait {wait} s before the next try. This "
+                                          "password was not checked.")
+    else:
+        later = f" After several failures each try must wait longer: the next one in {wait} s." if wait else ""
+        st.session_state[LOGIN_RESULT] = f"Wrong password.{later}"
+
+
 def login_form(expired: bool) -> None:
     if expired:
         st.info(f"Your session ended after {config.owner_idle_minutes} min without activity: log in again.",
                 icon=":material/timer_off:")
     st.caption("For the bot's owner. The public track record is on the other pages.")
-    with st.columns([2, 3])[0], st.form("login", clear_on_submit=True):  # the password does not outlive the submit
-        password = st.text_input("Owner password", type="password")
-        submitted = st.form_submit_button("Log in", type="primary")
-    if not submitted:
-        return
-    if not password:
-        st.error("Type the owner password.")
-        return
-    assert password_hash is not None
-    attempt = auth.try_login(loaders.owner_engine(URL), password_hash, password, now=now)
-    if attempt.outcome is auth.Outcome.OPENED:
-        auth.login(st.session_state, now=now)
-        st.rerun()
-    wait = math.ceil(attempt.wait_seconds)
-    if attempt.outcome is auth.Outcome.THROTTLED:
-        st.error(f"Too many failed attempts: wait {wait} s before the next try. This password was not checked.",
-                 icon=":material/hourglass_top:")
-    else:
-        later = f" After several failures each try must wait longer: the next one in {wait} s." if wait else ""
-        st.error(f"Wrong password.{later}", icon=":material/block:")
+    with st.columns([2, 3])[0], st.form("login"):
+        st.text_input("Owner password", type="password", key=PASSWORD_FIELD, max_chars=auth.MAX_PASSWORD_CHARS)
+        st.form_submit_button("Log in", type="primary", on_click=check_password)
+    if message := st.session_state.pop(LOGIN_RESULT, None):
+        st.error(message, icon=":material/hourglass_top:" if message.startswith("Too many") else ":material/block:")
 
 
 def flash(message: str) -> None:
@@ -103,7 +114,8 @@ def health(settings: RuntimeSettings, beat: dict[str, object] | None) -> None:
 
 
 def confirmed_button(label: str, confirmation: str, key: str, *, primary: bool = False) -> bool:
-    """A button that acts only with its confirmation ticked (ticked again for every action)."""
+    """A button that acts only with its confirmation ticked. After an action the page is redrawn
+    with other keys (the kill switch flips, the trade is gone), so the next one needs a new tick."""
     confirm = st.checkbox(confirmation, key=f"confirm-{key}")
     if not st.button(label, key=f"button-{key}", type="primary" if primary else "secondary"):
         return False
@@ -163,7 +175,9 @@ def settings_form(group: str, keys: tuple[str, ...], values: dict[str, str], ver
             with columns[n % 2]:
                 typed[key] = widget(key, values[key], f"{key}@{version}")
         if group == "Trading":
-            st.caption("Changes apply to trades opened from now on; a trade keeps the settings it was opened with.")
+            st.caption("Changes apply to trades opened from now on: a trade keeps the settings it was opened with. "
+                       "The starting balance is the exception: it rescales the % returns and drawdowns of the whole "
+                       "record.")
         submitted = st.form_submit_button(f"Save {group.lower()}", type="primary")
     if not submitted:
         return
@@ -172,7 +186,7 @@ def settings_form(group: str, keys: tuple[str, ...], values: dict[str, str], ver
     for key, text in changes.items():
         try:
             runtime.parse_setting(key, text)
-        except runtime.SettingError as exc:
+        except ValueError as exc:  # SettingError, and anything else a parser may say of odd input
             errors.append(f"{LABELS[key]}: {exc}")
     if errors:  # nothing is saved unless the whole form is valid
         st.error("Nothing was saved:\n\n" + "\n\n".join(f"- {views.plain(e)}" for e in errors), icon=":material/error:")
@@ -212,12 +226,17 @@ def manual_actions(engine: sa.Engine) -> None:
                         "update.", icon=":material/info:")
                 return
             confirmation = (f"Yes, close trade {trade.id} at {latest.price} (latest stored price, "
-                            f"{views.ago(latest.updated_at, now)})")
-            if confirmed_button("Close trade at the latest price", views.plain(confirmation), f"close-{trade.id}",
-                                primary=True):
+                            f"{views.ago(latest.updated_at, now)}; slippage applies)")
+            # The price is part of the key: a new price needs a new tick of the box, and the
+            # close happens at the price confirmed or not at all.
+            key = f"close-{trade.id}-{latest.price}-{latest.updated_at.isoformat()}"
+            if confirmed_button("Close trade at the latest price", views.plain(confirmation), key, primary=True):
                 with transaction(engine) as session:
-                    message = owner.close_trade(session, trade.id, now=now)
+                    message = owner.close_trade(session, trade.id, now=now, confirmed_price=latest.price)
                 flash(f"Done: {message}.")
+        elif trade.entry_mode != EntryMode.LIMIT.value:
+            st.info("A market entry waits only for its start candle, which decides it: it cannot be cancelled.",
+                    icon=":material/info:")
         elif confirmed_button("Cancel pending trade", f"Yes, cancel pending trade {trade.id}", f"cancel-{trade.id}",
                               primary=True):
             with transaction(engine) as session:

@@ -2,15 +2,16 @@
 
 - Fail closed: without `SIGNALPROOF_OWNER_PASSWORD_HASH` (or with something that is not an
   argon2 hash) nobody logs in.
-- argon2 verification, slowed down after failures: past `FREE_FAILURES` wrong passwords in a
-  row, each further try must wait twice as long as the last (capped at `MAX_WAIT_SECONDS`).
-  The count lives in the database (`login_throttle`), so restarting the site resets nothing.
-  It is one count for the whole site, not per address: a guesser with many addresses is
-  slowed down just the same, and the owner can still log in as soon as the wait is over.
-  Updating that count is the only write a visitor who is not logged in can cause.
-- A session ends on logout or after `idle_minutes` without any action. The session keeps
-  only the fact that the owner logged in and when they were last active: never the password
-  or the hash.
+- argon2 verification, slowed down after failures. Per client address: past `FREE_FAILURES`
+  wrong passwords in a row, each further try must wait twice as long as the last (2 s, 4 s …
+  up to `MAX_WAIT_SECONDS`). For the whole site: the same past `SITE_FREE_FAILURES`, up to
+  `SITE_MAX_WAIT_SECONDS`, so a guesser spread over many addresses is slowed too, while the
+  owner, from an address of their own, waits at most a minute. A try during a wait is refused
+  without checking the password. Failures are forgotten after `FORGET_AFTER` without one.
+- The counts live in the database (`login_throttle`), so restarting the site resets nothing.
+  Updating them is the only write a visitor who is not logged in can cause.
+- A session ends on logout or after `idle` without any action. The session keeps only the
+  time the logged-in owner last acted: never the password or the hash.
 """
 
 import logging
@@ -23,14 +24,20 @@ from typing import Any
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
-from shared.database import single_row, transaction
+from shared.database import insert_missing, transaction
 from shared.models import LoginThrottle
 
 log = logging.getLogger("signalproof.site.auth")
 
 FREE_FAILURES = 3
-MAX_WAIT_SECONDS = 300
+MAX_WAIT_SECONDS = 300.0
+SITE = "*"  # the throttle row for all clients together
+SITE_FREE_FAILURES = 20
+SITE_MAX_WAIT_SECONDS = 60.0
+FORGET_AFTER = timedelta(hours=1)
+MAX_PASSWORD_CHARS = 256  # argon2 hashes whatever it gets; a megabyte would hold the lock
 SESSION_KEY = "owner_active_at"  # the one session entry: when the logged-in owner last acted
 
 
@@ -45,11 +52,12 @@ def hash_problem(password_hash: str | None) -> str | None:
     return None
 
 
-def wait_seconds(failures: int, last_failure_at: datetime | None, now: datetime) -> float:
-    """How long until the next try is allowed: 0 for the first few failures, then 2, 4, 8 … s."""
-    if failures < FREE_FAILURES or last_failure_at is None:
+def wait_seconds(failures: int, last_failure_at: datetime | None, now: datetime, *, free: int = FREE_FAILURES,
+                 cap: float = MAX_WAIT_SECONDS) -> float:
+    """How long until the next try is allowed: 0 for the first `free` failures, then 2, 4, 8 … s."""
+    if failures < free or last_failure_at is None or now - last_failure_at > FORGET_AFTER:
         return 0.0
-    wait = min(2.0 ** (failures - FREE_FAILURES + 1), MAX_WAIT_SECONDS)
+    wait = min(2.0 ** (failures - free + 1), cap)
     return max(0.0, wait - (now - last_failure_at).total_seconds())
 
 
@@ -65,24 +73,49 @@ class Attempt:
     wait_seconds: float = 0.0  # until the next try is allowed
 
 
-def try_login(engine: Engine, password_hash: str, password: str, *, now: datetime) -> Attempt:
-    """Check one password. The throttle row stays locked meanwhile, so parallel guesses queue up."""
+def _wait(client: LoginThrottle, site: LoginThrottle, now: datetime) -> float:
+    return max(wait_seconds(client.failures, client.last_failure_at, now),
+               wait_seconds(site.failures, site.last_failure_at, now, free=SITE_FREE_FAILURES,
+                            cap=SITE_MAX_WAIT_SECONDS))
+
+
+def _rows(session: Session, client: str) -> tuple[LoginThrottle, LoginThrottle]:
+    """The client's row and the site's, created if missing, locked until the transaction ends."""
+    insert_missing(session, LoginThrottle.__table__, [{"client": client, "failures": 0},  # type: ignore[attr-defined]
+                                                      {"client": SITE, "failures": 0}])
+    query = select(LoginThrottle).where(LoginThrottle.client.in_([client, SITE]))  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":  # (SQLite: the write transaction already locks)
+        query = query.with_for_update()
+    rows = session.exec(query).all()
+    by_client = {row.client: row for row in rows}
+    return by_client[client], by_client[SITE]
+
+
+def try_login(engine: Engine, password_hash: str, password: str, *, client: str | None, now: datetime) -> Attempt:
+    """Check one password from `client` (an address; None: unknown or local). The rows stay
+    locked meanwhile, so parallel guesses queue up."""
+    client = (client or "local")[:64]
     with transaction(engine) as session:
-        row = single_row(session, LoginThrottle)
-        session.refresh(row, with_for_update=session.get_bind().dialect.name == "postgresql")
-        waiting = wait_seconds(row.failures, row.last_failure_at, now)
+        mine, site = _rows(session, client)
+        waiting = _wait(mine, site, now)
         if waiting > 0:
             return Attempt(Outcome.THROTTLED, waiting)
         try:
+            if len(password) > MAX_PASSWORD_CHARS:
+                raise VerificationError("too long")
             PasswordHasher().verify(password_hash, password)
         except (VerificationError, InvalidHashError):
-            row.failures += 1
-            row.last_failure_at = now
-            log.warning("owner login failed (%d in a row)", row.failures)
-            return Attempt(Outcome.WRONG, wait_seconds(row.failures, now, now))
-        if row.failures:
-            log.info("owner logged in after %d failed attempt(s)", row.failures)
-        row.failures, row.last_failure_at = 0, None
+            for row in (mine, site):
+                forgotten = row.last_failure_at is not None and now - row.last_failure_at > FORGET_AFTER
+                row.failures = 1 if forgotten else row.failures + 1
+                row.last_failure_at = now
+            log.warning("owner login failed (%d in a row from this client, %d on the site)", mine.failures,
+                        site.failures)
+            return Attempt(Outcome.WRONG, _wait(mine, site, now))
+        if mine.failures or site.failures:
+            log.info("owner logged in after %d failed attempt(s) on the site", site.failures)
+        for row in (mine, site):
+            row.failures, row.last_failure_at = 0, None
         return Attempt(Outcome.OPENED)
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from shared.candles import Candle
 from shared.exits import (
-    BEYOND_LEVELS, ENTRY_NOT_REACHED, TradeState, TradeTerms, advance, close_manually,
+    BEYOND_LEVELS, ENTRY_NOT_REACHED, ManualActionRefused, TradeState, TradeTerms, advance, close_manually,
     liquidation_price, open_trade, unrealized_pnl,
 )
 from shared.models import EntryMode, Side, TradeStatus
@@ -206,14 +206,59 @@ def test_liquidation_price_formula() -> None:
     assert liquidation_price(make_terms(leverage=1), D(100)) is None
 
 
-def test_manual_close_and_mark_to_market() -> None:
+def test_mark_to_market() -> None:
     terms = make_terms(fee_rate=D("0.001"))
     opened = run(terms, [candle(0, *FLAT)])
     assert unrealized_pnl(terms, opened, D(110)) == D("9.79")
-    closed = close_manually(terms, opened, price=D(110), now=at(5))
-    assert (closed.status, closed.exit_time, closed.pnl_usd) == (TradeStatus.CLOSED_MANUAL, at(5), D("9.79"))
-    pending = open_trade(make_terms(entry_mode=EntryMode.LIMIT, signal_entry=D(95)))
-    assert close_manually(terms, pending, price=None, now=at(5)).status is TradeStatus.CANCELLED
+
+
+SHORT_5X = {"side": Side.SHORT, "leverage": 5, "take_profit": D(90), "stop_loss": D(110)}
+# id, terms, latest price → (status, exit price, P/L), or the refusal. Entry 100 (FLAT's open).
+MANUAL_CLOSE = [
+    ("a LONG at market, fees on both sides", {"fee_rate": D("0.001")}, "105", ("CLOSED_MANUAL", "105", "4.795")),
+    # 10 bps: entered at 100.1, out at 104.895; 100 × 4.795 / 100.1 = 4.79020979…
+    ("slippage worsens the exit like any fill at market", {"slippage_bps": D(10)}, "105",
+     ("CLOSED_MANUAL", "104.895", "4.790209790209790209790209790209790")),
+    ("a SHORT at 5x gains five times the fall", SHORT_5X, "95", ("CLOSED_MANUAL", "95", "25")),
+    ("at the stop-loss the rules decide, not the owner", {}, "90", "stop-loss or liquidation"),
+    ("beyond the liquidation price (90.4 at 10x) likewise", {"leverage": 10, "stop_loss": D(80)}, "90.3",
+     "stop-loss or liquidation"),
+    ("at the take-profit the rules decide", {}, "110", "has reached the take-profit"),
+    ("a SHORT beyond its take-profit likewise", SHORT_5X, "89", "has reached the take-profit"),
+]
+
+
+@pytest.mark.parametrize("overrides,price,expected", [r[1:] for r in MANUAL_CLOSE], ids=[r[0] for r in MANUAL_CLOSE])
+def test_manual_close(overrides: dict, price: str, expected: tuple[str, str, str] | str) -> None:
+    terms = make_terms(**overrides)
+    opened = run(terms, [candle(0, *FLAT)])
+    if isinstance(expected, str):
+        with pytest.raises(ManualActionRefused, match=expected):
+            close_manually(terms, opened, price=D(price), now=at(5))
+        return
+    closed = close_manually(terms, opened, price=D(price), now=at(5))
+    assert (closed.status.value, closed.exit_price, closed.pnl_usd, closed.exit_time) == (
+        expected[0], D(expected[1]), D(expected[2]), at(5))
+
+
+@pytest.mark.parametrize("mode,side,price,refusal", [
+    (EntryMode.LIMIT, Side.LONG, "96", None),  # limit buy at 95, price above it: not reached
+    (EntryMode.LIMIT, Side.LONG, None, None),  # no price stored yet
+    (EntryMode.LIMIT, Side.LONG, "95", "has reached the limit entry"),
+    (EntryMode.LIMIT, Side.SHORT, "95.5", "has reached the limit entry"),  # limit sell at 95: price above it
+    (EntryMode.MARKET, Side.LONG, "100", "decided by its start candle"),
+])
+def test_manual_cancel(mode: EntryMode, side: Side, price: str | None, refusal: str | None) -> None:
+    levels = {"take_profit": D(110), "stop_loss": D(90)} if side is Side.LONG else \
+        {"take_profit": D(80), "stop_loss": D(110)}
+    terms = make_terms(entry_mode=mode, side=side, signal_entry=D(95), **levels)
+    pending = open_trade(terms)
+    price_ = D(price) if price else None
+    if refusal:
+        with pytest.raises(ManualActionRefused, match=refusal):
+            close_manually(terms, pending, price=price_, now=at(5))
+    else:
+        assert close_manually(terms, pending, price=price_, now=at(5)).status is TradeStatus.CANCELLED
 
 
 prices = st.decimals(min_value=D("0.5"), max_value=D("1.5"), places=4)

@@ -32,16 +32,17 @@ def add_trade(engine: Engine, status: TradeStatus, **over: Any) -> int:
                       entry_mode="market" if opened else "limit", slippage_bps=D(0),
                       maintenance_margin_rate=D("0.004"), pending_expiry_hours=D(24), max_trade_hours=D(0),
                       candle_interval="1m", status=status.value, entry_time=signal.time if opened else None,
-                      entry_price=D(3000) if opened else None, created_at=NOW, updated_at=NOW, **over)
+                      entry_price=D(3000) if opened else None, created_at=NOW, updated_at=NOW,
+                      last_candle_time=over.pop("last_candle_time", NOW - timedelta(minutes=1)), **over)
         session.add(trade)
         session.flush()
         assert trade.id is not None
         return trade.id
 
 
-def set_price(engine: Engine, price: str) -> None:
+def set_price(engine: Engine, price: str, at: datetime = NOW) -> None:
     with transaction(engine) as session:
-        session.merge(LatestPrice(market="FUTURES", symbol="ETHUSDT", price=D(price), updated_at=NOW))
+        session.merge(LatestPrice(market="FUTURES", symbol="ETHUSDT", price=D(price), updated_at=at))
 
 
 def owner_events(engine: Engine) -> list[tuple[str, str, int | None]]:
@@ -55,6 +56,7 @@ def test_close_records_the_latest_price_with_fees_and_leverage(engine: Engine) -
     with transaction(engine) as session:
         message = owner.close_trade(session, trade_id, now=NOW)
     money = settle(side_sign=-1, stake=D(250), leverage=5, fee_rate=D("0.0005"), entry=D(3000), exit=D(2950))
+    # (no slippage in these trades' terms; shared/test_exits.py checks it is applied)
     with Session(engine) as session:
         trade = session.get(Trade, trade_id)
     assert trade is not None
@@ -93,6 +95,32 @@ def test_what_cannot_be_done_is_refused_and_changes_nothing(engine: Engine, stat
     with Session(engine) as session:
         assert session.get(Trade, trade_id).status == status.value  # type: ignore[union-attr]
     assert owner_events(engine) == []
+
+
+@pytest.mark.parametrize(("price", "price_at", "checked_until", "confirmed", "refusal"), [
+    ("2950", NOW - timedelta(minutes=11), None, None, "too old to act on: is the worker running"),
+    ("2950", NOW, NOW - timedelta(minutes=10), None, "has checked trade .* only up to the candle of"),
+    ("2950", NOW, None, "2940", "moved from 2940 to 2950 since you confirmed"),
+    ("3100", NOW, None, None, "at or beyond the stop-loss or liquidation level"),
+    ("2899", NOW, None, None, "has reached the take-profit"),
+])
+def test_a_close_the_rules_or_the_market_do_not_allow_is_refused(engine: Engine, price: str, price_at: datetime,
+                                                                  checked_until: datetime | None,
+                                                                  confirmed: str | None, refusal: str) -> None:
+    over = {"last_candle_time": checked_until} if checked_until else {}
+    trade_id = add_trade(engine, TradeStatus.OPEN, **over)
+    set_price(engine, price, at=price_at)
+    with pytest.raises(owner.ActionRefused, match=refusal), transaction(engine) as session:
+        owner.close_trade(session, trade_id, now=NOW, confirmed_price=D(confirmed) if confirmed else None)
+    with Session(engine) as session:
+        assert session.get(Trade, trade_id).status == "OPEN"  # type: ignore[union-attr]
+
+
+def test_a_limit_entry_the_price_has_reached_cannot_be_cancelled(engine: Engine) -> None:
+    trade_id = add_trade(engine, TradeStatus.PENDING)  # a SHORT limit at 3000
+    set_price(engine, "3001")
+    with pytest.raises(owner.ActionRefused, match="has reached the limit entry"), transaction(engine) as session:
+        owner.cancel_trade(session, trade_id, now=NOW)
 
 
 def test_an_unknown_trade_is_refused(engine: Engine) -> None:

@@ -102,6 +102,7 @@ VALID = [
     ("symbols_deny", " , ", "", ""),
     ("max_open_trades", "5", 5, "5"),
     ("max_open_trades", "0", 0, "0"),
+    ("max_open_trades", "0" * 30 + "7", 7, "7"),  # leading zeros are not "too many digits"
     ("one_per_symbol_side", "true", True, "true"),
     ("one_per_symbol_side", "YES", True, "true"),
     ("one_per_symbol_side", "0", False, "false"),
@@ -175,6 +176,8 @@ INVALID = [
     ("symbols_deny", "A" * 21, "not a symbol"),
     ("max_open_trades", "-1", "not a whole number"),
     ("max_open_trades", "100001", "out of range"),
+    ("max_open_trades", "9" * 5000, "out of range"),  # beyond int()'s digit limit: still a message
+    ("max_open_trades", "٣", "not a whole number"),  # a digit, but not an ASCII one
     ("one_per_symbol_side", "maybe", "not true or false"),
     ("one_per_symbol_side", "", "not true or false"),
     ("paused", "2", "not true or false"),
@@ -182,6 +185,9 @@ INVALID = [
     ("signal_feed_url", "bot.example.com/feed", "not an http(s) URL"),
     ("signal_feed_url", "http://bot example.com", "not an http(s) URL"),
     ("signal_feed_url", "http://bot.example.com/\x00", "not an http(s) URL"),
+    ("signal_feed_url", "http://[::1", "not an http(s) URL"),  # urlsplit would raise on it
+    ("signal_feed_url", "http://bot.example.com:99999/feed", "not an http(s) URL"),
+    ("signal_feed_url", "http://bot.example.com/" + "a" * 2000, "not an http(s) URL"),
     ("site_title", "   ", "must not be empty"),
     ("site_title", "x" * 101, "too long"),
     ("site_title", "my\x00bot", "control characters"),

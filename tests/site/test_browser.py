@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +73,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def site(filled_cli: Cli, tmp_path: Path) -> Iterator[str]:
-    """`signalproof site` on a free local port; yields its base URL, stops it afterwards."""
+@contextmanager
+def running_site(cli: Cli, log_path: Path) -> Iterator[str]:
+    """`signalproof site` with `cli`'s configuration on a free local port; yields its base URL,
+    stops it afterwards, and fails if the server log shows a traceback."""
     port = free_port()
-    log_path = tmp_path / "site.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            filled_cli.command("site", "--server.port", str(port), "--server.address", "127.0.0.1"),
-            cwd=filled_cli.cwd, env=filled_cli.env, stdout=log, stderr=subprocess.STDOUT, text=True)
+            cli.command("site", "--server.port", str(port), "--server.address", "127.0.0.1"),
+            cwd=cli.cwd, env=cli.env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -98,6 +99,12 @@ def site(filled_cli: Cli, tmp_path: Path) -> Iterator[str]:
             process.wait(timeout=5)
     # Tracebacks in the server log mean a page failed even if the visitor saw a tidy message.
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
+
+
+@pytest.fixture
+def site(filled_cli: Cli, tmp_path: Path) -> Iterator[str]:
+    with running_site(filled_cli, tmp_path / "site.log") as url:
+        yield url
 
 
 def _healthy(url: str) -> bool:

@@ -8,8 +8,6 @@ guesses are slowed down, and neither the password nor its hash appears in any pa
 
 import csv
 import io
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,8 @@ from sqlmodel import Session
 from conftest import Cli
 from fake_exchange import FakeExchange
 from shared.database import make_engine, upgrade
-from tests.site.test_browser import (CHROMIUM_ARGS, START_TIMEOUT_S, VIEWPORT, _healthy, assert_no_error,
-                                     chromium_path, free_port, screenshot, wait_until_rendered)  # noqa: F401
+from tests.site.test_browser import (CHROMIUM_ARGS, VIEWPORT, assert_no_error, chromium_path,  # noqa: F401
+                                     running_site, screenshot, wait_until_rendered)
 from tests.worker.test_robustness import many_signals
 from track_record.data import public_changes
 
@@ -42,24 +40,9 @@ def owner_cli(postgres_url: str, exchange: FakeExchange, tmp_path: Path) -> Cli:
 
 @pytest.fixture
 def site(owner_cli: Cli, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     log_path = tmp_path / "site.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            owner_cli.command("site", "--server.port", str(port), "--server.address", "127.0.0.1"),
-            cwd=owner_cli.cwd, env=owner_cli.env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the site did not come up (exit {process.poll()}):\n{log_path.read_text()}")
-            time.sleep(0.2)
+    with running_site(owner_cli, log_path) as url:
         yield url, log_path
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
 def import_signals(cli: Cli, candles: Path, source: str, seed: int, count: int = 8) -> None:

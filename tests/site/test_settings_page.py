@@ -98,9 +98,10 @@ def public_log(db: Any) -> list[tuple[str, str]]:
                 if e.kind == "settings.changed" or e.actor == "owner"]
 
 
-def throttle(db: Any) -> LoginThrottle | None:
+def throttle(db: Any, client: str = "local") -> LoginThrottle | None:
+    """The failure count of a client ("local": AppTest, like a browser on localhost, has no address)."""
     with Session(db) as session:
-        return session.get(LoginThrottle, 1)
+        return session.get(LoginThrottle, client)
 
 
 # --- the gate -----------------------------------------------------------------------------------
@@ -192,10 +193,30 @@ def test_guessing_is_slowed_down_and_a_restart_does_not_reset_it(page: Page, db:
 
     # Once the wait is over, the owner gets in (the clock is moved by moving the last failure back).
     with transaction(db) as session:
-        session.get(LoginThrottle, 1).last_failure_at -= timedelta(seconds=3)  # type: ignore[union-attr,operator]
+        session.get(LoginThrottle, "local").last_failure_at -= timedelta(seconds=3)  # type: ignore[union-attr,operator]
     at = log_in(page())
     assert logged_in(at)
     assert throttle(db).failures == 0  # type: ignore[union-attr]
+
+
+def test_one_address_guessing_does_not_lock_out_another_but_many_do(db: Any) -> None:
+    moment = datetime.now(UTC)
+    for _ in range(auth.FREE_FAILURES):
+        assert auth.try_login(db, HASH, "guess", client="203.0.113.9", now=moment).outcome is auth.Outcome.WRONG
+    assert auth.try_login(db, HASH, PASSWORD, client="203.0.113.9", now=moment).outcome is auth.Outcome.THROTTLED
+    assert auth.try_login(db, HASH, PASSWORD, client="198.51.100.7", now=moment).outcome is auth.Outcome.OPENED
+
+    # Spread over many addresses, the site-wide count slows everyone down (for up to a minute).
+    for n in range(auth.SITE_FREE_FAILURES):
+        auth.try_login(db, HASH, "guess", client=f"192.0.2.{n}", now=moment)
+    refused = auth.try_login(db, HASH, PASSWORD, client="198.51.100.7", now=moment)
+    assert refused.outcome is auth.Outcome.THROTTLED and refused.wait_seconds == 2
+    later = moment + timedelta(seconds=auth.SITE_MAX_WAIT_SECONDS)
+    assert auth.try_login(db, HASH, PASSWORD, client="198.51.100.7", now=later).outcome is auth.Outcome.OPENED
+    # An hour without failures and they are forgotten; a huge "password" is refused unhashed.
+    assert auth.try_login(db, HASH, "x" * 10**6, client="203.0.113.9", now=moment + timedelta(hours=2)).outcome \
+        is auth.Outcome.WRONG
+    assert throttle(db, "203.0.113.9").failures == 1  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("failures", "seconds_ago", "wait"), [
@@ -309,8 +330,11 @@ def test_pause_and_resume_need_confirmation(page: Page, db: Any) -> None:
 
 def test_close_an_open_trade_at_the_latest_price_and_cancel_a_pending_one(seed: Any, page: Page, db: Any) -> None:
     moment = datetime.now(UTC) - timedelta(hours=2)
-    open_trade = seed.trade(symbol="ETHUSDT", status="OPEN", signal_time=moment, entry_price="3000")
-    pending = seed.trade(symbol="SOLUSDT", status="PENDING", signal_time=moment, signal_entry=D("140"))
+    checked = datetime.now(UTC) - timedelta(minutes=1)  # the worker is up to date with both
+    open_trade = seed.trade(symbol="ETHUSDT", status="OPEN", signal_time=moment, entry_price="3000",
+                            last_candle_time=checked)
+    pending = seed.trade(symbol="SOLUSDT", status="PENDING", signal_time=moment, signal_entry=D("140"),
+                         entry_mode="limit", last_candle_time=checked)
     seed.price("ETHUSDT", "3090")
 
     at = log_in(page())
@@ -334,6 +358,7 @@ def test_close_an_open_trade_at_the_latest_price_and_cancel_a_pending_one(seed: 
     at = ok(by_label(at.selectbox, "Trade").select(pending.id).run())
     by_label(at.checkbox, f"Yes, cancel pending trade {pending.id}").check()
     at = ok(button(at, "Cancel pending trade").click().run())
+    assert not at.error, texts(at.error)
     with Session(db) as session:
         assert session.get(Trade, pending.id).status == TradeStatus.CANCELLED.value  # type: ignore[union-attr]
     assert texts(at.info) == ["No open or pending trade."]
@@ -400,3 +425,19 @@ def test_public_pages_have_no_way_to_write(script: str) -> None:
     for writer in ("owner_engine", "make_engine", "transaction", "Session(", "shared.owner", "runtime.change",
                    "settings.change", "auth"):
         assert writer not in source, f"{script} mentions {writer}"
+
+
+def test_a_close_happens_at_the_confirmed_price_or_not_at_all(seed: Any, page: Page, db: Any) -> None:
+    checked = datetime.now(UTC) - timedelta(minutes=1)
+    trade = seed.trade(symbol="ETHUSDT", status="OPEN", signal_time=datetime.now(UTC) - timedelta(hours=1),
+                       entry_price="3000", last_candle_time=checked)
+    seed.price("ETHUSDT", "3090")
+    at = log_in(page())
+    [c for c in at.checkbox if c.label.startswith(f"Yes, close trade {trade.id} at 3090")][0].check()
+    seed.price("ETHUSDT", "2750")  # the price job stores a new price while the owner decides
+    at = ok(button(at, "Close trade at the latest price").click().run())
+    # Redrawn for the new price, unticked: the click confirmed 3090, which is gone.
+    assert [c.value for c in at.checkbox if c.label.startswith(f"Yes, close trade {trade.id} at 2750")] == [False]
+    assert not at.success
+    with Session(db) as session:
+        assert session.get(Trade, trade.id).status == TradeStatus.OPEN.value  # type: ignore[union-attr]

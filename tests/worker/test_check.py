@@ -128,8 +128,8 @@ def boom() -> None:
     raise RuntimeError("boom")
 
 
-def test_only_successful_jobs_count_as_ticks_and_the_exchange_is_not_the_worker(engine: Engine,
-                                                                                candles_path: Path) -> None:
+def test_only_successful_monitor_passes_count_as_ticks_and_the_exchange_is_not_the_worker(
+        engine: Engine, candles_path: Path) -> None:
     market = InMemoryMarket.from_candle_dir(candles_path)
     now = [T0]
     worker = Worker(engine, market, clock=lambda: now[0])
@@ -143,12 +143,17 @@ def test_only_successful_jobs_count_as_ticks_and_the_exchange_is_not_the_worker(
         worker.tick(name, job)
         return heartbeat(engine)
 
-    # A job that raises is a failed tick: the error is kept, the last tick stays where it was.
+    # A job that raises: the error is kept, the last tick stays where it was.
     beat = at(1, "signals", boom)
     assert (beat.last_tick_at, beat.last_error, beat.last_error_at) == (T0, "signals: RuntimeError: boom",
                                                                         T0 + timedelta(minutes=1))
-    beat = at(2, "signals", worker.process_signals)
-    assert beat.last_tick_at == T0 + timedelta(minutes=2)
+    # Other jobs succeeding do not make a worker whose monitor fails look alive …
+    assert at(2, "signals", worker.process_signals).last_tick_at == T0
+    beat = at(2, "monitor", boom)
+    assert (beat.last_tick_at, beat.last_error) == (T0, "monitor: RuntimeError: boom")
+    assert at(2, "signals", worker.process_signals).last_tick_at == T0
+    # … a monitor pass that completes does.
+    assert at(2, "monitor", worker.monitor).last_tick_at == T0 + timedelta(minutes=2)
 
     # An open trade the exchange cannot serve: the monitor records the error, and the tick still counts.
     with transaction(engine) as session:
@@ -161,7 +166,7 @@ def test_only_successful_jobs_count_as_ticks_and_the_exchange_is_not_the_worker(
     beat = at(4, "monitor", worker.monitor)
     assert beat.last_tick_at == beat.last_error_at == T0 + timedelta(minutes=4)
     assert beat.last_error is not None and beat.last_error.startswith("SPOT ETHBTC")
-    assert beat.last_success_at is None  # the exchange has not served every trade yet
+    assert beat.last_success_at == T0 + timedelta(minutes=2)  # not since: the exchange failed at minute 4
     market.failing.clear()
     beat = at(5, "monitor", worker.monitor)
     assert beat.last_tick_at == beat.last_success_at == T0 + timedelta(minutes=5)

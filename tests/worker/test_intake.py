@@ -20,7 +20,7 @@ from fakes import InMemoryMarket
 from shared import settings as runtime
 from shared.clock import utcnow
 from shared.database import make_engine, transaction, upgrade
-from shared.models import Event, Signal, Trade
+from shared.models import Event, Market, Signal, Trade
 from shared.signals import SIGNAL_FIELDS, RawRow, ValidSignal, read_rows, validate
 from worker.intake import IntakeReport, process_new_signals, store_rows
 
@@ -320,6 +320,18 @@ def test_a_failing_exchange_leaves_the_signal_new_until_it_answers(engine: Engin
     assert process(engine, market, known=known) == (1, 0)
     assert status(engine)["eth"] == ("ACCEPTED", None)
     assert sorted(trades(engine)) == ["ada", "eth"]
+
+
+def test_once_a_market_fails_its_other_symbols_wait_for_the_next_tick(engine: Engine, market: InMemoryMarket) -> None:
+    """An outage costs one round of retries per tick, not one per new symbol."""
+    market.failing.add("ADABTC")  # asked first (alphabetically); ETHBTC would answer
+    store(engine, make_row(id="eth"), make_row(id="ada", symbol="ADABTC", take_profit="0.00006",
+                                               stop_loss="0.00005"))
+    known: dict[tuple[str, str], bool] = {}
+    assert process(engine, market, known=known) == (0, 2)
+    assert [call for call in market.calls if call[0] == "symbol_exists"] == [("symbol_exists", Market.SPOT, "ADABTC")]
+    market.failing.clear()
+    assert process(engine, market, known=known) == (2, 0)
 
 
 # --- rows a bot inserted directly ------------------------------------------------------------
