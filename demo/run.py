@@ -123,7 +123,8 @@ def fresh_database(path: Path) -> str:
     """An empty, migrated SQLite file at `path` (a previous demo's is deleted); its URL."""
     if path.exists() and not made_by_demo(path):
         raise DemoUnavailable(f"{path} is not a demo database; the demo recreates its database at every start, "
-                              "so give it a path of its own with --database")
+                              "so give it a path of its own with --database (or delete that file if it is a demo "
+                              "database whose first start was cut short)")
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         stale.unlink(missing_ok=True)
     url = f"sqlite:///{path.resolve()}"
