@@ -15,22 +15,40 @@ from sqlalchemy.types import TypeDecorator
 
 
 class UtcDateTime(TypeDecorator[datetime]):
+    """TIMESTAMPTZ on PostgreSQL. On SQLite, text in SQLAlchemy's own DATETIME format, read back
+    by us: SQLite keeps whatever a bot inserts directly (epoch milliseconds in `signal.time`),
+    and that must not make every later read of the row fail."""
+
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+    SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what sa.DateTime writes on SQLite: sorts as text
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given for a UTC column")
         value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.strftime(self.SQLITE_FORMAT) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # SQLite server defaults (CURRENT_TIMESTAMP) come back as text
-            value = datetime.fromisoformat(value)
+        if isinstance(value, str):  # what we wrote, SQLite's CURRENT_TIMESTAMP, or a bot's value
+            try:
+                # Only a direct insert puts a number here: epoch milliseconds, as the signal format.
+                return datetime.fromtimestamp(float(value) / 1000, timezone.utc)
+            except (ValueError, OverflowError, OSError):
+                pass
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return None  # unreadable: the worker rejects such a signal (its text is kept in `raw`)
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
