@@ -185,7 +185,7 @@ class Worker:
         """
         scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(1),  # one job at a time: they share the database
-                       "watchdog": ThreadPoolExecutor(1)},  # never queued behind a long job
+                       "control": ThreadPoolExecutor(1)},  # watchdog and stop: never queued behind a long job
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=timezone.utc,
         )
@@ -198,18 +198,27 @@ class Worker:
         interval = self.systemd.watchdog_seconds
         if interval is not None:
             scheduler.add_job(self.watchdog, "interval", args=(interval,), seconds=interval / 2, id="watchdog",
-                              name="watchdog", executor="watchdog", next_run_time=now)
+                              name="watchdog", executor="control", next_run_time=now)
 
-        def shutdown(signum: int, _frame: object) -> None:
-            if self.stop.is_set():
-                return  # already finishing the current job
-            log.info("%s received: finishing the current job", signal.Signals(signum).name)
-            self.systemd.notify("STOPPING=1", "STATUS=finishing the current job")
-            self.stop.set()
-            scheduler.shutdown(wait=False)
+        # A signal handler runs in the main thread between two bytecodes, possibly while that
+        # thread holds one of the scheduler's locks: taking a lock there can deadlock. So the
+        # handler only notes the signal, and a job acts on it within half a second.
+        signalled: list[str] = []
 
-        signal.signal(signal.SIGTERM, shutdown)
-        signal.signal(signal.SIGINT, shutdown)
+        def note(signum: int, _frame: object) -> None:
+            signalled.append(signal.Signals(signum).name)
+
+        def stop_when_signalled() -> None:
+            if signalled and not self.stop.is_set():
+                log.info("%s received: finishing the current job", signalled[0])
+                self.systemd.notify("STOPPING=1", "STATUS=finishing the current job")
+                self.stop.set()  # a monitor pass stops between two symbols
+                scheduler.shutdown(wait=False)  # the running job ends; the process waits for it
+
+        scheduler.add_job(stop_when_signalled, "interval", seconds=0.5, id="stop", name="stop", executor="control",
+                          next_run_time=now)
+        signal.signal(signal.SIGTERM, note)
+        signal.signal(signal.SIGINT, note)
         self.record_start()
         log.info("worker started (monitor every %d s%s)", monitor_seconds,
                  f", systemd watchdog every {interval:g} s" if interval is not None else "")
