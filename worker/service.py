@@ -32,7 +32,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
 from shared import settings as runtime
-from shared.clock import Clock, utcnow
+from shared.clock import Clock, seconds_ago, utcnow
 from shared.database import single_row, transaction
 from shared.models import WorkerHeartbeat
 from worker.feed import poll_feed
@@ -240,21 +240,13 @@ def health(beat: WorkerHeartbeat | None, *, now: datetime, stale_after: float) -
     age = (now - beat.last_tick_at).total_seconds()
     healthy = age <= stale_after
     if healthy:
-        line = f"worker healthy: last tick {_ago(age)} (pid {beat.pid} on {beat.hostname})"
+        line = f"worker healthy: last tick {seconds_ago(age)} (pid {beat.pid} on {beat.hostname})"
     else:
-        line = f"worker heartbeat stale: last successful tick {_ago(age)} (limit {stale_after:g} s)"
+        line = f"worker heartbeat stale: last successful tick {seconds_ago(age)} (limit {stale_after:g} s)"
     if beat.last_error and beat.last_error_at and (beat.last_success_at is None or
                                                    beat.last_error_at > beat.last_success_at):
-        line += f"; last error {_ago((now - beat.last_error_at).total_seconds())}: {_one_line(beat.last_error)}"
+        line += f"; last error {seconds_ago((now - beat.last_error_at).total_seconds())}: {_one_line(beat.last_error)}"
     return healthy, line
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
 
 
 def _one_line(text: str, limit: int = 200) -> str:

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
+from shared.clock import seconds_ago
+
 STALE_AFTER_SECONDS = 180  # six missed monitor ticks
 BEHIND_WARNING_SECONDS = 24 * 3600
 
@@ -43,11 +45,7 @@ def number(value: float | None, digits: int = 2) -> str:
 def ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
-    seconds = max(0, int((now - moment).total_seconds()))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
+    return seconds_ago((now - moment).total_seconds())
 
 
 def header(title: str, description: str) -> None:
