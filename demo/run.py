@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,8 +59,13 @@ class DemoUnavailable(Exception):
     """The demo cannot start as asked (port taken, database path holding real data)."""
 
 
-def run_demo(config: Config, *, port: int, database: Path, seed: int | None = None, clock: Clock = utcnow) -> int:
-    """Run until SIGTERM/SIGINT; 0 after a clean stop."""
+SiteCommand = Callable[..., list[str]]  # streamlit arguments in, the command that serves the site out
+
+
+def run_demo(config: Config, *, port: int, database: Path, site_command: SiteCommand, seed: int | None = None,
+             clock: Clock = utcnow) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean stop. `site_command` is how the product serves
+    its site (the CLI passes it in: the demo does not know where the site lives)."""
     seed = DEFAULT_SEED if seed is None else seed
     _port_free(port)
     # Until the worker installs its own handlers, SIGTERM unwinds the start-up like Ctrl-C does.
@@ -85,7 +91,7 @@ def run_demo(config: Config, *, port: int, database: Path, seed: int | None = No
         exchange = SimulatedExchange(market, clock=clock)
         exchange.keep_requests = False  # it serves for hours: no request log
         exchange.start()
-        site = start_site(database_url=url, port=port, exchange_url=exchange.url)
+        site = start_site(site_command, database_url=url, port=port, exchange_url=exchange.url)
         live = LiveSignals(engine, bot, clock=clock)
         live.start()
         worker = Worker(engine, BinanceClient(
@@ -187,8 +193,9 @@ class LiveSignals(threading.Thread):
 # --- the site --------------------------------------------------------------------------
 
 
-def start_site(*, database_url: str, port: int, exchange_url: str) -> "subprocess.Popen[bytes]":
-    """`signalproof site` on the demo database, as a child process, in demo mode."""
+def start_site(site_command: SiteCommand, *, database_url: str, port: int,
+               exchange_url: str) -> "subprocess.Popen[bytes]":
+    """The real site on the demo database, as a child process, in demo mode."""
     env = {
         **os.environ,
         "SIGNALPROOF_DATABASE_URL": database_url,
@@ -198,8 +205,7 @@ def start_site(*, database_url: str, port: int, exchange_url: str) -> "subproces
         "SIGNALPROOF_SPOT_API_URL": exchange_url,
         "SIGNALPROOF_FUTURES_API_URL": exchange_url,
     }
-    command = [sys.executable, "-m", "worker.cli", "site", "--server.port", str(port), "--server.address", "127.0.0.1"]
-    return subprocess.Popen(command, env=env)
+    return subprocess.Popen(site_command("--server.port", str(port), "--server.address", "127.0.0.1"), env=env)
 
 
 def stop_site(site: "subprocess.Popen[bytes]") -> None:

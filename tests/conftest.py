@@ -147,7 +147,7 @@ class Cli:
         }
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "worker.cli", *args]
+        return [sys.executable, "-m", "signalproof", *args]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(self.command(*args), cwd=self.cwd, env=self.env, capture_output=True, text=True,

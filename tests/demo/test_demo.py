@@ -39,7 +39,7 @@ class Demo:
     def stats(self) -> dict[str, Any]:
         """`signalproof stats --json` on the demo's database; empty while it has no schema yet."""
         env = {**os.environ, "SIGNALPROOF_DATABASE_URL": f"sqlite:///{self.database}"}
-        result = subprocess.run([sys.executable, "-m", "worker.cli", "stats", "--json"], env=env,
+        result = subprocess.run([sys.executable, "-m", "signalproof", "stats", "--json"], env=env,
                                 cwd=self.database.parent, capture_output=True, text=True, timeout=60)
         return json.loads(result.stdout) if result.returncode == 0 else {}
 
@@ -59,7 +59,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     port, database, log_path = free_port(), tmp_path / "demo.db", tmp_path / "demo.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "demo", "--port", str(port), "--database", str(database)],
+            [sys.executable, "-m", "signalproof", "demo", "--port", str(port), "--database", str(database)],
             cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT, text=True)
     running = Demo(process, port, database, log_path)
     try:

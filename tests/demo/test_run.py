@@ -13,7 +13,7 @@ from shared import settings as runtime
 from shared.clock import utcnow
 from shared.database import make_engine, transaction, upgrade
 from shared.models import Signal
-from worker.cli import main
+from signalproof.cli import main
 
 
 def database_with(path: Path, *sources: str, demo_settings: bool = False) -> str:

@@ -22,7 +22,7 @@ import yaml
 
 from shared.config import Config
 from shared.database import MIGRATIONS_DIR
-from worker import cli
+from signalproof import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

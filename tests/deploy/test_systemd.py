@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import sqlite_path
-from worker import cli
+from signalproof import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"

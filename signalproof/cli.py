@@ -174,13 +174,18 @@ SITE_OPTIONS = ("--server.headless=true", "--client.showErrorDetails=false", "--
                 "--browser.gatherUsageStats=false", "--server.runOnSave=false", "--theme.base=light")
 
 
+def site_command(*streamlit_args: str) -> list[str]:
+    """The command that serves the public site: `streamlit run site/streamlit_app.py` with the
+    public options (extra ones are passed on). The demo starts its site with it too."""
+    return [sys.executable, "-m", "streamlit", "run", str(SITE_APP), *SITE_OPTIONS, *streamlit_args]
+
+
 def cmd_site(config: Config, args: argparse.Namespace) -> int:
-    """`streamlit run site/streamlit_app.py` with the public options (extra ones are passed on)."""
     import os
 
     _engine(config)  # fail here, in one line, if the schema is missing
-    command = [sys.executable, "-m", "streamlit", "run", str(SITE_APP), *SITE_OPTIONS, *args.streamlit_args]
-    os.execv(sys.executable, command)  # the site process replaces this one (signals reach Streamlit)
+    command = site_command(*args.streamlit_args)
+    os.execv(command[0], command)  # the site process replaces this one (signals reach Streamlit)
     return 0
 
 
@@ -201,7 +206,8 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     from demo.run import DemoUnavailable, run_demo
 
     try:
-        return run_demo(config, port=args.port, database=Path(args.database), seed=args.seed)
+        return run_demo(config, port=args.port, database=Path(args.database), seed=args.seed,
+                        site_command=site_command)
     except DemoUnavailable as exc:
         raise UserError(str(exc)) from None
 

@@ -1,0 +1,7 @@
+"""`python -m signalproof …` = the `signalproof` command."""
+
+import sys
+
+from signalproof.cli import main
+
+sys.exit(main())
