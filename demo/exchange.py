@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from shared.candles import INTERVALS
 from shared.clock import Clock, utcnow
-from shared.models import Market
+from shared.kinds import Market
 
 # Every way the exchange can fail a data request. "timeout" answers only after
 # `timeout_seconds`; "disconnect" closes the connection without a word.

@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 
 from demo.exchange import Row, aggregate, can_aggregate, from_ms, interval_ms, to_ms
-from shared.models import Market
+from shared.kinds import Market
 
 MINUTE_MS = 60_000
 DAY_MINUTES = 1440

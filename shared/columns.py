@@ -1,12 +1,14 @@
-"""Column types that keep the two promises of the data model on every database:
+"""Column types that keep the promises of the data model on every database:
 
 * timestamps are timezone-aware UTC (SQLite has no time zones and would hand back naive values);
 * money and prices are exact `Decimal`s (SQLite's NUMERIC affinity would round them to
-  floats, so there they are stored as text; PostgreSQL gets a real NUMERIC).
+  floats, so there they are stored as text; PostgreSQL gets a real NUMERIC);
+* a domain kind (side, status, …) is stored as its text and read back as its enum member.
 """
 
 from datetime import datetime, timezone
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,3 +79,35 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class EnumText(TypeDecorator[StrEnum]):
+    """A `StrEnum` stored as its plain text (VARCHAR: the same schema as a text column).
+
+    Columns only the worker writes are `strict`: an unknown value is a bug and fails loudly.
+    A column a bot may fill by hand (`signal.status`) is lenient: a value that is not a member
+    comes back as the text it is, so the row stays readable and the worker can reject it.
+    """
+
+    impl = sa.String()
+    cache_ok = True
+
+    def __init__(self, kind: type[StrEnum], *, strict: bool = True) -> None:
+        super().__init__()
+        self.kind = kind
+        self.strict = strict
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return self.kind(value).value if self.strict else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        try:
+            return self.kind(value)
+        except ValueError:
+            if self.strict:
+                raise
+            return value

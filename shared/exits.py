@@ -11,7 +11,7 @@ from decimal import Decimal, localcontext
 
 from shared.candles import Candle
 from shared.ledger import MONEY_CONTEXT, settle
-from shared.models import EntryMode, Side, TradeStatus
+from shared.kinds import EntryMode, Side, TradeStatus
 
 BEYOND_LEVELS = "entry beyond stop-loss/take-profit"
 ENTRY_NOT_REACHED = "entry not reached"

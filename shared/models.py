@@ -1,72 +1,18 @@
-"""The tables and the enums of signalproof, and nothing else (queries live beside them).
+"""The tables of signalproof, and nothing else (their kinds are in `shared.kinds`; queries live beside them).
 
 Data flows one way: bot → `signal` → worker → `trade` + `event` → site (read-only).
 """
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from shared.columns import Money, UtcDateTime
-
-
-class Side(StrEnum):
-    LONG = "LONG"
-    SHORT = "SHORT"
-
-    @property
-    def sign(self) -> int:
-        return 1 if self is Side.LONG else -1
-
-
-class Market(StrEnum):
-    SPOT = "SPOT"
-    FUTURES = "FUTURES"
-
-
-class EntryMode(StrEnum):
-    MARKET = "market"
-    SIGNAL = "signal"
-    LIMIT = "limit"
-
-
-class SignalStatus(StrEnum):
-    NEW = "NEW"  # stored, not yet looked at by the worker
-    ACCEPTED = "ACCEPTED"  # became a trade
-    REJECTED = "REJECTED"  # invalid; `reason` says why
-    SKIPPED = "SKIPPED"  # valid, but filtered out by the runtime settings; `reason` says which
-
-
-class Origin(StrEnum):
-    LIVE = "live"
-    BACKFILL = "backfill"
-
-
-class TradeStatus(StrEnum):
-    PENDING = "PENDING"
-    OPEN = "OPEN"
-    CLOSED_TP = "CLOSED_TP"
-    CLOSED_SL = "CLOSED_SL"
-    CLOSED_EXPIRED = "CLOSED_EXPIRED"
-    CLOSED_MANUAL = "CLOSED_MANUAL"
-    LIQUIDATED = "LIQUIDATED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_active(self) -> bool:
-        return self in (TradeStatus.PENDING, TradeStatus.OPEN)
-
-    @property
-    def is_closed(self) -> bool:
-        """Counted in the metrics: every CLOSED_* and LIQUIDATED."""
-        return self.startswith("CLOSED_") or self is TradeStatus.LIQUIDATED
-
-
-ACTIVE_STATUSES = tuple(s.value for s in TradeStatus if s.is_active)
-CLOSED_STATUSES = tuple(s.value for s in TradeStatus if s.is_closed)
+from shared.columns import EnumText, Money, UtcDateTime
+from shared.kinds import (  # noqa: F401  (re-exported: the tables' kinds)
+    ACTIVE_STATUSES, CLOSED_STATUSES, EntryMode, Market, Origin, Side, SignalStatus, TradeStatus,
+)
 
 
 def _utc(**kw: object) -> object:
@@ -75,6 +21,10 @@ def _utc(**kw: object) -> object:
 
 def _money(**kw: object) -> object:
     return Field(sa_type=Money, **kw)  # type: ignore[arg-type]
+
+
+def _kind(kind: type, *, strict: bool = True, **kw: object) -> object:
+    return Field(sa_type=EnumText(kind, strict=strict), **kw)  # type: ignore[arg-type]
 
 
 class Signal(SQLModel, table=True):
@@ -102,9 +52,11 @@ class Signal(SQLModel, table=True):
     leverage: int | None = Field(default=None, sa_column_kwargs={"server_default": "1"})
     confidence: Decimal | None = _money(default=None)
     note: str | None = None
-    status: str = Field(default=SignalStatus.NEW, index=True, sa_column_kwargs={"server_default": SignalStatus.NEW.value})
+    # Lenient: a bot's direct insert may hold any text here (the worker rejects what it cannot read).
+    status: SignalStatus | str = _kind(SignalStatus, strict=False, default=SignalStatus.NEW, index=True,
+                                       sa_column_kwargs={"server_default": SignalStatus.NEW.value})
     reason: str | None = None
-    origin: str | None = None
+    origin: Origin | None = _kind(Origin, strict=False, default=None)
     raw: str | None = None  # the original row (JSON) for imported and polled signals
     processed_at: datetime | None = _utc(default=None)
 
@@ -118,10 +70,10 @@ class Trade(SQLModel, table=True):
     signal_pk: int = Field(foreign_key="signal.id", unique=True)
     source: str
     signal_id: str
-    origin: str
+    origin: Origin = _kind(Origin)
     symbol: str
-    market: str
-    side: str
+    market: Market = _kind(Market)
+    side: Side = _kind(Side)
     leverage: int
     signal_time: datetime = _utc()
     signal_entry: Decimal | None = _money(default=None)
@@ -130,14 +82,14 @@ class Trade(SQLModel, table=True):
     # Settings in force when the signal was processed; later changes never touch this trade.
     stake_usd: Decimal = _money()
     fee_rate: Decimal = _money()
-    entry_mode: str
+    entry_mode: EntryMode = _kind(EntryMode)
     slippage_bps: Decimal = _money()
     maintenance_margin_rate: Decimal = _money()
     pending_expiry_hours: Decimal = _money()
     max_trade_hours: Decimal = _money()
     candle_interval: str
     # Life cycle.
-    status: str = Field(index=True)
+    status: TradeStatus = _kind(TradeStatus, index=True)
     reason: str | None = None
     entry_time: datetime | None = _utc(default=None)
     entry_price: Decimal | None = _money(default=None)
@@ -173,7 +125,7 @@ class RuntimeSettings(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     stake_usd: Decimal = _money(default=Decimal("100"))
-    entry_mode: str = EntryMode.MARKET.value
+    entry_mode: EntryMode = _kind(EntryMode, default=EntryMode.MARKET)
     take_profit_target: int = 1
     fee_rate_spot: Decimal = _money(default=Decimal("0.001"))
     fee_rate_futures: Decimal = _money(default=Decimal("0.0005"))

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from shared.models import Market, Origin, Side
+from shared.kinds import Market, Origin, Side
 
 SIGNAL_FIELDS = (
     "id", "time", "symbol", "side", "market", "entry", "take_profit",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from demo.exchange import FAULTS, Row, SimulatedExchange, aggregate, can_aggregate, from_ms, interval_ms, to_ms
 from shared.candles import Candle
-from shared.models import Market
+from shared.kinds import Market
 
 __all__ = ["CANDLES_ENV", "FAULTS", "FakeExchange", "RecordedCandles", "candles_dir", "read_candles", "read_rows",
            "series_files"]

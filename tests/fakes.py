@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fake_exchange import read_candles, series_files
 from shared.candles import Candle, interval_length
-from shared.models import Market
+from shared.kinds import Market
 from worker.market_data import PAGE_LIMITS, ExchangeError, UnknownSymbol
 
 SeriesKey = tuple[Market, str, str]  # (market, symbol, interval)

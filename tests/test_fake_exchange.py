@@ -11,7 +11,7 @@ import requests
 
 from fake_exchange import FakeExchange, candles_dir, read_candles
 from shared.candles import Candle
-from shared.models import Market
+from shared.kinds import Market
 
 ETHBTC_FIRST_MS = 1516423980000  # 2018-01-20 04:53 UTC
 

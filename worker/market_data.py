@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from shared.candles import Candle, interval_length
-from shared.models import Market
+from shared.kinds import Market
 
 log = logging.getLogger(__name__)
 

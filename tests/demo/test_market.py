@@ -9,7 +9,7 @@ import pytest
 
 from demo.exchange import SimulatedExchange, to_ms
 from demo.market import ASSETS, DAY_MINUTES, MINUTE_MS, Asset, RandomWalkMarket
-from shared.models import Market
+from shared.kinds import Market
 from worker.market_data import BinanceClient
 
 START = datetime(2024, 5, 1, 12, 0, 30, tzinfo=timezone.utc)  # floored to 12:00 by the market

@@ -11,7 +11,7 @@ from shared.exits import (
     BEYOND_LEVELS, ENTRY_NOT_REACHED, ManualActionRefused, TradeState, TradeTerms, advance, close_manually,
     liquidation_price, open_trade, unrealized_pnl,
 )
-from shared.models import EntryMode, Side, TradeStatus
+from shared.kinds import EntryMode, Side, TradeStatus
 
 T0 = datetime(2024, 1, 1, 10, 0, tzinfo=timezone.utc)
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fake_exchange import FAULTS, FakeExchange, candles_dir, read_candles
 from fakes import InMemoryMarket
 from shared.candles import Candle
-from shared.models import Market
+from shared.kinds import Market
 from worker.market_data import (
     BinanceClient,
     ExchangeError,

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from conftest import Cli
 from fake_exchange import FakeExchange, read_candles
 from shared.database import make_engine
-from shared.models import Market
+from shared.kinds import Market
 
 SYMBOLS = ("ETHBTC", "LTCBTC", "ADABTC")
 START = datetime(2018, 1, 20, 6, 0, tzinfo=timezone.utc)
