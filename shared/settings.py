@@ -224,9 +224,3 @@ def public_value(key: str, value: str) -> str:
     if key == "signal_feed_url" and value:
         return f"set ({urlsplit(value).hostname or 'unknown host'})"
     return value
-
-
-def symbol_list(text: str) -> set[str]:
-    return {part for part in text.split(",") if part}
-
-

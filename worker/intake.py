@@ -18,10 +18,11 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlmodel import Session, select
 
 from shared import events, settings as runtime
+from shared.admission import OpenKey, Verdict, admit
 from shared.database import insert_missing, transaction
 from shared.exits import TradeTerms, open_trade
 from shared.models import (
-    ACTIVE_STATUSES, EntryMode, Market, RuntimeSettings, Signal, SignalStatus, Trade, TradeStatus,
+    ACTIVE_STATUSES, Market, RuntimeSettings, Signal, SignalStatus, Trade, TradeStatus,
 )
 from shared.signals import RawRow, Rejection, ValidSignal, row_to_raw, to_row_values, validate
 from worker.market_data import ExchangeError, MarketData
@@ -111,41 +112,12 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, 
 
 # --- NEW signals → trades --------------------------------------------------------------
 
-
-def _skip_reason(signal: ValidSignal, settings: RuntimeSettings, open_keys: list[tuple[str, str]]) -> str | None:
-    """The runtime-settings filter a valid signal fails, if any (DESIGN.md: status SKIPPED)."""
-    if settings.paused:
-        return "paused"
-    if signal.market.value not in settings.markets.split(","):
-        return f"market {signal.market.value} is not traded (markets = {settings.markets})"
-    allow = runtime.symbol_list(settings.symbols_allow)
-    if allow and signal.symbol not in allow:
-        return f"symbol {signal.symbol} is not in symbols_allow"
-    if signal.symbol in runtime.symbol_list(settings.symbols_deny):
-        return f"symbol {signal.symbol} is in symbols_deny"
-    if signal.confidence is not None and signal.confidence < settings.min_confidence:
-        return f"confidence {signal.confidence} is below min_confidence {settings.min_confidence}"
-    if settings.max_open_trades and len(open_keys) >= settings.max_open_trades:
-        return f"max_open_trades ({settings.max_open_trades}) reached"
-    if settings.one_per_symbol_side and (signal.symbol, signal.side.value) in open_keys:
-        return f"a {signal.side.value} {signal.symbol} trade is already open (one_per_symbol_side)"
-    return None
+VERDICT_STATUS = {Verdict.ACCEPT: SignalStatus.ACCEPTED, Verdict.SKIP: SignalStatus.SKIPPED,
+                  Verdict.REJECT: SignalStatus.REJECTED}
 
 
-def _terms(signal: ValidSignal, settings: RuntimeSettings) -> TradeTerms:
-    return TradeTerms(
-        side=signal.side, leverage=signal.leverage, stake_usd=settings.stake_usd,
-        fee_rate=settings.fee_rate_futures if signal.market is Market.FUTURES else settings.fee_rate_spot,
-        entry_mode=EntryMode(settings.entry_mode), slippage_bps=settings.slippage_bps,
-        maintenance_margin_rate=settings.maintenance_margin_rate,
-        pending_expiry_hours=settings.pending_expiry_hours, max_trade_hours=settings.max_trade_hours,
-        signal_time=signal.time, signal_entry=signal.entry,
-        take_profit=signal.take_profit_for(settings.take_profit_target), stop_loss=signal.stop_loss,
-    )
-
-
-def _new_trade(row: sa.Row[Any], signal: ValidSignal, settings: RuntimeSettings, now: datetime) -> Trade:
-    terms = _terms(signal, settings)
+def _new_trade(row: sa.Row[Any], signal: ValidSignal, terms: TradeTerms, settings: RuntimeSettings,
+               now: datetime) -> Trade:
     state = open_trade(terms)
     return Trade(
         signal_pk=row.id, source=signal.source, signal_id=signal.signal_id, origin=signal.origin.value,
@@ -238,7 +210,7 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
                        unreachable)
         with transaction(engine) as session:
             settings = runtime.load(session)
-            open_keys = [(t.symbol, t.side) for t in session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)))]
+            open_keys: list[OpenKey] = [(t.symbol, t.side) for t in session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)))]
             for row, result in checked:
                 outcome = _decide(session, row, result, settings, open_keys, known_symbols, now)
                 if outcome is None:
@@ -263,30 +235,28 @@ def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, inte
 
 
 def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection, settings: RuntimeSettings,
-            open_keys: list[tuple[str, str]], known: dict[tuple[str, str], bool], now: datetime) -> int | None:
-    """1 when the signal was decided here, 0 when another worker got there first, None to retry later."""
+            open_keys: list[OpenKey], known: dict[tuple[str, str], bool], now: datetime) -> int | None:
+    """1 when the signal was decided here, 0 when another worker got there first, None to retry later.
+
+    What becomes of the signal is `shared.admission.admit`'s decision; this only claims the row
+    and writes it down."""
     ref = f"signal {row.source}/{row.signal_id}"
+    signal: ValidSignal | None = None
+    terms: TradeTerms | None = None
     if isinstance(result, Rejection):
-        status, reason, signal = SignalStatus.REJECTED, result.reason, None
+        status, reason = SignalStatus.REJECTED, result.reason
     else:
         signal = result
-        status, reason = SignalStatus.REJECTED, None
-        listed = known.get((signal.market.value, signal.symbol))
-        if settings.entry_mode != EntryMode.MARKET.value and signal.entry is None:
-            reason = f"entry mode {settings.entry_mode} needs an entry price and the signal has none"
-        elif listed is None:
+        decision = admit(signal, settings, open_trades=open_keys, listed=known.get((signal.market.value, signal.symbol)))
+        if decision.verdict is Verdict.WAIT:
             return None  # the exchange could not say yet
-        elif not listed:
-            reason = f"unknown symbol {signal.symbol} on {signal.market.value}"
-        elif (skip := _skip_reason(signal, settings, open_keys)) is not None:
-            status, reason = SignalStatus.SKIPPED, skip
-        else:
-            status = SignalStatus.ACCEPTED
+        status = VERDICT_STATUS[decision.verdict]
+        reason, terms = decision.reason, decision.terms
     if not _claim(session, row, status, reason, now, signal):
         return 0
     if status is SignalStatus.ACCEPTED:
-        assert signal is not None
-        trade = _new_trade(row, signal, settings, now)
+        assert signal is not None and terms is not None
+        trade = _new_trade(row, signal, terms, settings, now)
         session.add(trade)
         session.flush()
         open_keys.append((trade.symbol, trade.side))
