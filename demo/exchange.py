@@ -21,7 +21,6 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from shared.candles import INTERVALS
-from shared.clock import Clock, utcnow
+from shared.clock import Clock, from_ms, to_ms, utcnow  # noqa: F401  (from_ms/to_ms: also used by importers)
 from shared.kinds import Market
 
 # Every way the exchange can fail a data request. "timeout" answers only after
@@ -44,8 +43,6 @@ DEFAULT_KLINE_LIMIT = 500
 # own precision, which the source's numbers already carry.
 DECIMAL_PLACES: dict[Market, int | None] = {Market.SPOT: 8, Market.FUTURES: None}
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-ONE_MS = timedelta(milliseconds=1)
 
 Row = tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]  # open ms, o, h, l, c, volume
 
@@ -65,14 +62,6 @@ class CandleSource(Protocol):
     def last_price(self, market: Market, symbol: str, now_ms: int) -> Decimal:
         """The ticker price of a listed symbol."""
         ...
-
-
-def from_ms(millis: int) -> datetime:
-    return EPOCH + millis * ONE_MS
-
-
-def to_ms(moment: datetime) -> int:
-    return (moment - EPOCH) // ONE_MS
 
 
 def interval_ms(interval: str) -> int:

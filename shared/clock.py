@@ -1,9 +1,13 @@
-"""The one place that reads the wall clock. Everything else takes `now` as an argument."""
+"""Time: the one place that reads the wall clock (everything else takes `now` as an argument),
+and the conversions to and from the exchange's epoch milliseconds."""
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 Clock = Callable[[], datetime]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_MS = timedelta(milliseconds=1)
 
 
 def utcnow() -> datetime:
@@ -17,3 +21,15 @@ def seconds_ago(seconds: float) -> str:
         if whole >= size:
             return f"{whole // size} {unit} ago"
     return f"{whole} s ago"
+
+
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds of an aware time (Binance's time format)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: times must be timezone-aware UTC")
+    return (moment - EPOCH) // ONE_MS
+
+
+def from_ms(millis: int) -> datetime:
+    # timedelta arithmetic, not fromtimestamp(ms / 1000): a float would round some milliseconds.
+    return EPOCH + millis * ONE_MS

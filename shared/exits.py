@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
 from shared.candles import Candle
-from shared.ledger import MONEY_CONTEXT, settle
+from shared.money import MONEY_CONTEXT, settle
 from shared.kinds import EntryMode, Side, TradeStatus
 
 BEYOND_LEVELS = "entry beyond stop-loss/take-profit"

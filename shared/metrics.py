@@ -15,13 +15,17 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
-from decimal import Context, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import TypeVar
 
-_CONTEXT = Context(prec=34)
+from shared.money import MONEY_CONTEXT
+
 _ZERO = Decimal(0)
 # Daily returns are annualised over calendar days: crypto trades every day of the year.
 _DAYS_PER_YEAR = 365
+# Sharpe and Sortino are reported from this many closed trades on: below it they say more about
+# luck than about the signals (the site says so where it hides them).
+MIN_TRADES_FOR_RATIOS = 30
 
 _T = TypeVar("_T")
 
@@ -154,7 +158,7 @@ def equity_columns(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> 
     columns = EquityColumns([], [], [], [])
     if not ordered:
         return columns
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         equity = peak = Decimal(starting_balance)
         # min() over exits too: a bad row with exit before entry must not start the curve late.
         columns.time.append(min(min(t.entry_time for t in ordered), ordered[0].exit_time))
@@ -188,7 +192,7 @@ def equity_curve(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> li
     ['0', '0', '20', '15']
     """
     columns = equity_columns(trades, starting_balance)
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         return [_point(*row) for row in zip(columns.time, columns.trade_id, columns.equity, columns.peak)]
 
 
@@ -219,7 +223,7 @@ def max_drawdown(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> Dr
     if not ordered:
         return best
     # The same walk as equity_curve, without building a point per trade.
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         equity = peak = Decimal(starting_balance)
         peak_time: datetime | None = min(min(t.entry_time for t in ordered), ordered[0].exit_time)
         for trade in ordered:
@@ -255,7 +259,7 @@ def daily_returns(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> l
     first = _utc_day(min(t.entry_time for t in ordered))
     last = _utc_day(ordered[-1].exit_time)
     returns: list[tuple[date, float]] = []
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         equity = Decimal(starting_balance)
         day = min(first, last)
         while day <= last:
@@ -293,7 +297,7 @@ def summarize(pnls: Sequence[Decimal]) -> Summary:
     """Counts, sums and means of closed trades' P/L (DESIGN.md "Metric definitions")."""
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         gross_profit = sum(wins, _ZERO)
         gross_loss = sum(losses, _ZERO)
         return Summary(
@@ -319,7 +323,7 @@ def compute_stats(
     *,
     starting_balance: Decimal,
     counts: Counts = Counts(),
-    min_trades_for_ratios: int = 30,
+    min_trades_for_ratios: int = MIN_TRADES_FOR_RATIOS,
 ) -> Stats:
     """All headline metrics of a track record (DESIGN.md "Metric definitions").
 
@@ -342,7 +346,7 @@ def compute_stats(
     sortino: float | None = None
     if ordered and len(ordered) >= min_trades_for_ratios:
         sharpe, sortino = sharpe_sortino([r for _, r in daily_returns(ordered, starting_balance)])
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         return Stats(
             **vars(summary),
             max_drawdown_usd=drawdown.max_drawdown_usd,
@@ -377,7 +381,7 @@ def period_pnl(trades: Iterable[ClosedTrade], since: datetime) -> Decimal:
 
     `since` is a parameter, not "now minus 7 days", so the caller owns the clock.
     """
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         return sum((t.pnl_usd for t in trades if t.exit_time >= since), _ZERO)
 
 
@@ -401,13 +405,13 @@ def monthly_returns(
     if not ordered:
         return []
     by_month: dict[tuple[int, int], Decimal] = {}
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         for day, pnl in _by_utc_day(ordered).items():
             by_month[(day.year, day.month)] = by_month.get((day.year, day.month), _ZERO) + pnl
     first = _utc_month(min(t.entry_time for t in ordered))
     last = _utc_month(ordered[-1].exit_time)
     rows: list[tuple[int, int, Decimal, Decimal | None]] = []
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         equity = Decimal(starting_balance)
         year, month = min(first, last)
         while (year, month) <= last:
@@ -440,7 +444,7 @@ def _by_utc_day(trades: Iterable[ClosedTrade]) -> dict[date, Decimal]:
 
 def _sum_by(trades: Iterable[ClosedTrade], key: Callable[[ClosedTrade], _T]) -> dict[_T, Decimal]:
     totals: dict[_T, Decimal] = {}
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         for trade in trades:
             k = key(trade)
             totals[k] = totals.get(k, _ZERO) + trade.pnl_usd
@@ -448,5 +452,5 @@ def _sum_by(trades: Iterable[ClosedTrade], key: Callable[[ClosedTrade], _T]) -> 
 
 
 def _mean(values: Sequence[Decimal]) -> Decimal | None:
-    with localcontext(_CONTEXT):
+    with localcontext(MONEY_CONTEXT):
         return sum(values, _ZERO) / len(values) if values else None

@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -17,14 +17,13 @@ from urllib.parse import urlsplit
 import requests
 
 from shared.candles import Candle, interval_length
+from shared.clock import from_ms, to_ms
 from shared.kinds import Market
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-ONE_MS = timedelta(milliseconds=1)
 
 # The most rows one klines request may ask for (Binance's documented maxima).
 PAGE_LIMITS: dict[Market, int] = {Market.SPOT: 1000, Market.FUTURES: 1500}
@@ -72,15 +71,6 @@ class MarketData(Protocol):
 # --- pure parsing: Binance JSON -> our values ---------------------------------------------
 
 
-def to_millis(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: market data times must be timezone-aware UTC")
-    return (moment - EPOCH) // ONE_MS
-
-
-def from_millis(millis: int) -> datetime:
-    # timedelta arithmetic, not fromtimestamp(ms / 1000): a float would round some milliseconds.
-    return EPOCH + millis * ONE_MS
 
 
 def parse_price(value: object) -> Decimal:
@@ -108,7 +98,7 @@ def parse_kline(row: object) -> Candle:
     # open or close lies outside its own range is corrupt, never something to trade on.
     if not low <= min(open_, close) <= max(open_, close) <= high:
         raise MalformedBody(f"kline {row[:5]!r} is inconsistent (needs low <= open, close <= high)")
-    return Candle(open_time=from_millis(open_ms), open=open_, high=high, low=low, close=close)
+    return Candle(open_time=from_ms(open_ms), open=open_, high=high, low=low, close=close)
 
 
 def parse_klines(body: object) -> list[Candle]:
@@ -223,8 +213,8 @@ class BinanceClient:
         page = self.page_limit(market) if limit is None else limit
         if not 1 <= page <= self.page_limit(market):
             raise ValueError(f"limit {limit} outside 1..{self.page_limit(market)} for {market}")
-        params = {"symbol": symbol, "interval": interval, "startTime": str(to_millis(start)), "limit": str(page)}
-        to_millis(now)  # refuse a naive `now` before spending a request
+        params = {"symbol": symbol, "interval": interval, "startTime": str(to_ms(start)), "limit": str(page)}
+        to_ms(now)  # refuse a naive `now` before spending a request
         candles = self._get_json(self._url(market, "klines"), params, parse_klines)
         return closed_since(candles, length, start, now)[:page]
 

@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from shared.metrics import MIN_TRADES_FOR_RATIOS
 from track_record import charts, loaders, views
 
 URL = loaders.database_url()
-RATIO_MINIMUM = 30
+RATIO_MINIMUM = MIN_TRADES_FOR_RATIOS
 REASON_NAMES = {"CLOSED_TP": "take-profit", "CLOSED_SL": "stop-loss", "CLOSED_EXPIRED": "expired",
                 "LIQUIDATED": "liquidated", "CLOSED_MANUAL": "closed by the owner", "CANCELLED": "cancelled",
                 "OPEN": "still open", "PENDING": "pending"}

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from shared import owner
 from shared.database import transaction
-from shared.ledger import settle
+from shared.money import settle
 from shared.models import Event, LatestPrice, Signal, Trade, TradeStatus
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

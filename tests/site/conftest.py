@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from shared import events, settings as runtime
 from shared.database import make_engine, transaction
-from shared.ledger import settle
+from shared.money import settle
 from shared.models import LatestPrice, Side, Signal, SignalStatus, Trade, TradeStatus, WorkerHeartbeat
 
 UTC = timezone.utc

@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from shared import settings as runtime
 from shared.database import make_engine
-from shared.ledger import settle
+from shared.money import settle
 from shared.models import Event, Side, Signal, SignalStatus, Trade, TradeStatus
 from shared.trades import TRADE_COLUMNS, export_trades, headline_stats
 from track_record import loaders

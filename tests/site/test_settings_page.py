@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from shared import settings as runtime
 from shared.database import make_engine, transaction
-from shared.ledger import settle
+from shared.money import settle
 from shared.models import Event, LoginThrottle, RuntimeSettings, Trade, TradeStatus, WorkerHeartbeat
 from track_record import auth
 from track_record.forms import GROUPS, LABELS

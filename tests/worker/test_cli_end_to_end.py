@@ -3,7 +3,7 @@ HTTP exchange serving the recorded Binance candles — on SQLite and PostgreSQL.
 
 Every expected value below was read off the candle files by hand; the candle that decides is
 quoted in the comment. P/L is recomputed here from DESIGN.md's formula, independently of
-shared.ledger.
+shared.money.
 """
 
 import csv

@@ -12,7 +12,8 @@ A liquidated trade loses its whole margin plus the entry fee: pnl = −S − f·
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
-# 34 significant digits: far beyond any exchange's tick size, so rounding never shows.
+# 34 significant digits (decimal128): far beyond any exchange's tick size, so rounding never shows.
+# The one Decimal context for money in the whole codebase (trade rules and metrics alike).
 MONEY_CONTEXT = Context(prec=34)
 
 
