@@ -3,7 +3,9 @@
 SQLite is the embedded default: WAL so the site reads while the worker writes, a busy timeout
 so two writers wait instead of failing, and `BEGIN IMMEDIATE` so a writer takes the lock up
 front (SQLite cannot upgrade a read lock to a write lock while another writer waits).
-PostgreSQL goes through psycopg 3. Nothing here runs at import time.
+PostgreSQL goes through psycopg 3; its write transactions are serialised the same way, by an
+advisory lock taken at BEGIN (the ledger's appends need one writer at a time). Nothing here
+runs at import time.
 """
 
 from collections.abc import Iterator
@@ -20,6 +22,9 @@ from shared.config import sqlite_path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL: the transaction-scoped advisory lock every write transaction takes first (any
+# fixed 64-bit number; shared.events takes the same one before reading the ledger's head).
+WRITE_LOCK_KEY = 8785_0001
 
 
 class SchemaMissing(RuntimeError):
@@ -33,7 +38,16 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     if read_only:
         # Every transaction on this engine is read-only: the server refuses any write.
         connect_args["options"] = "-c default_transaction_read_only=on"
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if not read_only:
+        @event.listens_for(engine, "begin")
+        def _serialise_writers(connection: sa.Connection) -> None:
+            # Like SQLite's BEGIN IMMEDIATE: one write transaction at a time, the lock taken
+            # before any row lock. Every state change appends to the ledger, whose appends must
+            # be serial; taking that lock first, always, means no writer can hold a row another
+            # one waits for while itself waiting for the ledger (a deadlock otherwise).
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+    return engine
 
 
 def _sqlite_engine(url: str, *, read_only: bool) -> Engine:

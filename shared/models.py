@@ -59,6 +59,7 @@ class Signal(SQLModel, table=True):
     origin: Origin | None = _kind(Origin, strict=False, default=None)
     raw: str | None = None  # the original row (JSON) for imported and polled signals
     processed_at: datetime | None = _utc(default=None)
+    received_seq: int | None = None  # the ledger entry (signal.received) that committed it
 
 
 class Trade(SQLModel, table=True):
@@ -106,16 +107,24 @@ class Trade(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """The append-only log of every state change. Rows are inserted, never updated."""
+    """The ledger: every state change, hash-chained (shared/ledger.py, docs/ledger.md).
+
+    `id` is the entry's seq, given by `shared.events.record` (1, 2, 3 … without gaps, never by
+    the database); `at` its time; `data` the canonical JSON of its data object, which repeats
+    `actor`, `message`, `trade_id` and `signal_pk` (the columns are there to query by).
+    `hash` is over (seq, time, kind, data, prev). Rows are inserted, never updated.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _utc(index=True)
-    kind: str = Field(index=True)  # e.g. signal.rejected, trade.closed, settings.changed
+    kind: str = Field(index=True)  # e.g. signal.received, trade.closed, settings.changed
     actor: str = "worker"
     signal_pk: int | None = None
     trade_id: int | None = Field(default=None, index=True)
     message: str
-    data: str | None = None  # JSON
+    data: str | None = None  # canonical JSON of the entry's data
+    prev: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
 
 
 class RuntimeSettings(SQLModel, table=True):

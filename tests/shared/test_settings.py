@@ -52,8 +52,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 def events(engine: Engine) -> list[Event]:
+    """The ledger's entries after its genesis (the one entry every new database starts with)."""
     with transaction(engine) as session:
-        return list(session.exec(select(Event).order_by(Event.id)))
+        return list(session.exec(select(Event).where(Event.kind != "ledger.genesis").order_by(Event.id)))
 
 
 def settings_rows(engine: Engine) -> int:
