@@ -290,9 +290,15 @@ def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection,
         session.add(trade)
         session.flush()
         open_keys.append((trade.symbol, trade.side))
-        events.record(session, kind="trade.opened" if trade.status == TradeStatus.OPEN else "trade.pending", at=now,
-                      signal_pk=row.id, trade_id=trade.id,
-                      message=f"{ref}: {trade.side} {trade.symbol} {trade.entry_mode} entry, ${trade.stake_usd}")
+        # Every trade starts with `trade.opened`; one that is entered at once (entry mode
+        # signal) also gets its `trade.filled` now, as the monitor records later fills.
+        events.record(session, kind="trade.opened", at=now, signal_pk=row.id, trade_id=trade.id,
+                      message=f"{ref}: {trade.side} {trade.symbol} {trade.entry_mode} entry, ${trade.stake_usd}",
+                      data={"status": trade.status})
+        if trade.status == TradeStatus.OPEN:
+            events.record(session, kind="trade.filled", at=now, signal_pk=row.id, trade_id=trade.id,
+                          message=f"trade {trade.id} {trade.side} {trade.symbol} opened at {trade.entry_price}",
+                          data={"status": trade.status, "ambiguous": False})
     else:
         events.record(session, kind=f"signal.{status.value.lower()}", at=now, signal_pk=row.id,
                       message=f"{ref} {status.value.lower()}: {reason}", data={"reason": reason})
