@@ -24,6 +24,9 @@ SIGNAL_FIELDS = (
     "stop_loss", "leverage", "confidence", "source", "note",
 )  # fmt: skip
 
+# Nothing this tracks has candles before this (Binance opened in July 2017): an older time is a
+# mistake (year 1, the epoch), and would otherwise be traded at the first candle there is.
+EARLIEST_TIME = datetime(2017, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(minutes=5)  # bot and server clocks drift; beyond this it is an error
 BACKFILL_AFTER = timedelta(minutes=10)  # older than this when received = not a live call
 MAX_LEVERAGE = 125  # Binance's highest futures leverage
@@ -356,6 +359,11 @@ def _validated(
     if _is_missing(raw.get("time")):
         raise _Invalid("time is required")
     time = _utc_time(raw.get("time"))
+    if time < EARLIEST_TIME:
+        raise _Invalid(
+            f"time is too old ({time.isoformat()} is before {EARLIEST_TIME.isoformat()},"
+            " earlier than any exchange history)"
+        )
     if time - received_at > FUTURE_TOLERANCE:
         raise _Invalid(
             f"time is in the future ({time.isoformat()} is more than 5 minutes after it was"
