@@ -431,6 +431,32 @@ def row_to_raw(signal_row: Any) -> dict[str, object]:
 
 # --- reading files and feed bodies ---------------------------------------------------------
 
+NOT_A_SIGNAL_FILE = "not a signal file"
+
+
+def refusal(rows: list[RawRow], *, received_at: datetime, default_source: str = "default") -> str | None:
+    """Why a whole import file is refused (nothing of it is stored), or None to import it.
+
+    A file imported by mistake (/etc/passwd, a CSV of something else) would otherwise become
+    rows of permanent REJECTED signals. So a file whose header is not a signal header, or in
+    which not one row is a valid signal, is refused whole; a file with some valid rows is
+    imported, its invalid rows REJECTED with their reasons.
+    """
+    if not rows:
+        return None
+    first = rows[0]
+    if first.fields is None and (first.error or "").startswith(NOT_A_SIGNAL_FILE):
+        return f"{first.error}; nothing imported"
+    for row in rows:
+        if row.fields is not None and isinstance(
+                validate(row.fields, received_at=received_at, default_source=default_source), ValidSignal):
+            return None
+    problem = first.error if first.fields is None else validate(first.fields, received_at=received_at,
+                                                                 default_source=default_source)
+    reason = problem.reason if isinstance(problem, Rejection) else problem
+    return (f"not one of its {len(rows)} record(s) is a valid signal (line {first.line}: {reason});"
+            " nothing imported")
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the same line breaks the csv module counts
 
 
@@ -585,6 +611,6 @@ def _csv_rows(text: str) -> list[RawRow]:
 def _no_header(first_line: str) -> str:
     hint = " (the separator must be ',')" if ";" in first_line and "," not in first_line else ""
     return (
-        "not a signal file: the first line must be JSON or a CSV header"
+        f"{NOT_A_SIGNAL_FILE}: the first line must be JSON or a CSV header"
         f" with at least id and symbol columns{hint}"
     )
