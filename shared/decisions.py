@@ -5,6 +5,7 @@ trades only through here. Every write is `WHERE id = … AND status = … AND ve
 two writers never both record a change: the second one's update matches no row.
 """
 
+from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -37,17 +38,26 @@ def save_decision(session: Session, trade: Trade, before: TradeState, after: Tra
     if result.rowcount != 1:
         return False
     trade.status, trade.version = after.status.value, version + 1
-    events.record(session, kind=_event_kind(after), at=now, actor=actor, trade_id=trade.id,
-                  message=describe(trade, after), data={"status": after.status.value, "ambiguous": after.ambiguous})
+    for kind, state in _events(before, after):
+        events.record(session, kind=kind, at=now, actor=actor, trade_id=trade.id, message=describe(trade, state),
+                      data={"status": state.status.value, "ambiguous": state.ambiguous})
     return True
 
 
-def _event_kind(after: TradeState) -> str:
+def _events(before: TradeState, after: TradeState) -> list[tuple[str, TradeState]]:
+    """Every step of the change, in order. One `advance` may take a trade from PENDING straight
+    to CLOSED (entered and exited within the same candles): the fill is an event of its own,
+    recorded before the close, so every trade that ever had an entry has its `trade.filled`."""
+    steps: list[tuple[str, TradeState]] = []
+    if before.entry_time is None and after.entry_time is not None:
+        filled = replace(after, status=TradeStatus.OPEN, reason=None, exit_time=None, exit_price=None,
+                         fees_usd=None, pnl_usd=None, pnl_pct=None, ambiguous=False)
+        steps.append(("trade.filled", filled))
     if after.status is TradeStatus.CANCELLED:
-        return "trade.cancelled"
-    if after.status is TradeStatus.OPEN:
-        return "trade.filled"
-    return "trade.closed"
+        steps.append(("trade.cancelled", after))
+    elif after.status.is_closed:
+        steps.append(("trade.closed", after))
+    return steps
 
 
 def describe(trade: Trade, state: TradeState) -> str:

@@ -24,6 +24,9 @@ SIGNAL_FIELDS = (
     "stop_loss", "leverage", "confidence", "source", "note",
 )  # fmt: skip
 
+# Nothing this tracks has candles before this (Binance opened in July 2017): an older time is a
+# mistake (year 1, the epoch), and would otherwise be traded at the first candle there is.
+EARLIEST_TIME = datetime(2017, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(minutes=5)  # bot and server clocks drift; beyond this it is an error
 BACKFILL_AFTER = timedelta(minutes=10)  # older than this when received = not a live call
 MAX_LEVERAGE = 125  # Binance's highest futures leverage
@@ -356,6 +359,11 @@ def _validated(
     if _is_missing(raw.get("time")):
         raise _Invalid("time is required")
     time = _utc_time(raw.get("time"))
+    if time < EARLIEST_TIME:
+        raise _Invalid(
+            f"time is too old ({time.isoformat()} is before {EARLIEST_TIME.isoformat()},"
+            " earlier than any exchange history)"
+        )
     if time - received_at > FUTURE_TOLERANCE:
         raise _Invalid(
             f"time is in the future ({time.isoformat()} is more than 5 minutes after it was"
@@ -422,6 +430,32 @@ def row_to_raw(signal_row: Any) -> dict[str, object]:
 
 
 # --- reading files and feed bodies ---------------------------------------------------------
+
+NOT_A_SIGNAL_FILE = "not a signal file"
+
+
+def refusal(rows: list[RawRow], *, received_at: datetime, default_source: str = "default") -> str | None:
+    """Why a whole import file is refused (nothing of it is stored), or None to import it.
+
+    A file imported by mistake (/etc/passwd, a CSV of something else) would otherwise become
+    rows of permanent REJECTED signals. So a file whose header is not a signal header, or in
+    which not one row is a valid signal, is refused whole; a file with some valid rows is
+    imported, its invalid rows REJECTED with their reasons.
+    """
+    if not rows:
+        return None
+    first = rows[0]
+    if first.fields is None and (first.error or "").startswith(NOT_A_SIGNAL_FILE):
+        return f"{first.error}; nothing imported"
+    for row in rows:
+        if row.fields is not None and isinstance(
+                validate(row.fields, received_at=received_at, default_source=default_source), ValidSignal):
+            return None
+    problem = first.error if first.fields is None else validate(first.fields, received_at=received_at,
+                                                                 default_source=default_source)
+    reason = problem.reason if isinstance(problem, Rejection) else problem
+    return (f"not one of its {len(rows)} record(s) is a valid signal (line {first.line}: {reason});"
+            " nothing imported")
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the same line breaks the csv module counts
 
@@ -577,6 +611,6 @@ def _csv_rows(text: str) -> list[RawRow]:
 def _no_header(first_line: str) -> str:
     hint = " (the separator must be ',')" if ";" in first_line and "," not in first_line else ""
     return (
-        "not a signal file: the first line must be JSON or a CSV header"
+        f"{NOT_A_SIGNAL_FILE}: the first line must be JSON or a CSV header"
         f" with at least id and symbol columns{hint}"
     )

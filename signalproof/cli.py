@@ -16,7 +16,7 @@ from shared import settings as runtime
 from shared.clock import utcnow
 from shared.config import Config
 from shared.database import SchemaMissing, make_engine, require_schema, transaction, upgrade
-from shared.signals import read_rows
+from shared.signals import read_rows, refusal
 from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, headline_stats, write_csv
 
 
@@ -61,8 +61,11 @@ def cmd_db_upgrade(config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
+IMPORT_BATCH_ROWS = 1000
+
+
 def cmd_signals_import(config: Config, args: argparse.Namespace) -> int:
-    from worker.intake import store_rows
+    from worker.intake import IntakeReport, store_rows
 
     try:
         text = Path(args.path).read_bytes().decode("utf-8-sig")
@@ -70,10 +73,22 @@ def cmd_signals_import(config: Config, args: argparse.Namespace) -> int:
         raise UserError(f"cannot read {args.path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise UserError(f"cannot read {args.path}: not UTF-8 text") from None
+    rows, now, source = read_rows(text), utcnow(), args.source or "default"
+    problem = refusal(rows, received_at=now, default_source=source)
+    if problem is not None:
+        raise UserError(f"{args.path} refused: {problem}")
     engine = _engine(config)
-    with transaction(engine) as session:
-        report = store_rows(session, read_rows(text), default_source=args.source or "default",
-                            received_at=utcnow(), actor="import")
+    report = IntakeReport()
+    # One transaction per batch, so a long import never holds SQLite's write lock for long
+    # (other writers, e.g. `settings set`, get their turn in between). A re-run after an
+    # interruption is safe: (source, id) already stored counts as a duplicate.
+    for start in range(0, len(rows), IMPORT_BATCH_ROWS):
+        with transaction(engine) as session:
+            part = store_rows(session, rows[start:start + IMPORT_BATCH_ROWS], default_source=source,
+                              received_at=now, actor="import")
+        report.accepted, report.rejected = report.accepted + part.accepted, report.rejected + part.rejected
+        report.duplicate += part.duplicate
+        report.rejections += part.rejections
     print(report.summary())
     for line, reason in report.rejections:
         print(f"  line {line}: {reason}")

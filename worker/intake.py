@@ -6,6 +6,7 @@ row is stored as REJECTED with its reason, a filtered one as SKIPPED, and a repe
 """
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -24,7 +25,8 @@ from shared.exits import TradeTerms, open_trade
 from shared.models import (
     ACTIVE_STATUSES, Market, RuntimeSettings, Signal, SignalStatus, Trade, TradeStatus,
 )
-from shared.signals import RawRow, Rejection, ValidSignal, row_to_raw, to_row_values, validate
+from shared.columns import UtcDateTime
+from shared.signals import RawRow, Rejection, ValidSignal, row_to_raw, shown, to_row_values, validate
 from worker.market_data import ExchangeError, MarketData
 
 log = logging.getLogger(__name__)
@@ -141,47 +143,78 @@ def _claim(session: Session, row: sa.Row[Any], status: SignalStatus, reason: str
         values.update(_unreadable(row, session.get_bind().dialect, now))
     if normalised is not None:  # rows a bot inserted by hand get their normalised values
         values.update({k: v for k, v in to_row_values(normalised).items() if k not in ("source", "signal_id")})
-    result = session.execute(sa.update(Signal).where(Signal.id == row.id, Signal.status == SignalStatus.NEW.value)
+    # Guarded by the status as read (a bot may have written 'new'): the row is still untouched.
+    result = session.execute(sa.update(Signal).where(Signal.id == row.id, Signal.status == row.status)
                              .values(**values))
     return result.rowcount == 1
 
 
+# Every spelling of NEW a bot may write by hand ('new', 'New', …): a plain IN list, so the
+# status index still serves the query that runs every few seconds.
+NEW_SPELLINGS = tuple(sorted({"".join(letters) for letters in itertools.product(*zip("NEW", "new"))}))
+
+
 def _new_rows(session: Session, after_id: int, batch: int) -> list[sa.Row[Any]]:
-    """NEW signals with the bot's columns as stored, not through their column types: SQLite keeps
-    any value in any column, and one its type cannot load ('garbage' in `time`) must end as a
+    """NEW signals with the bot's columns as stored, not through their column types: a value the
+    type cannot load ('garbage' in `time` on SQLite, 'infinity' on PostgreSQL) must end as a
     REJECTED row, not as an error on every tick."""
     table = Signal.__table__
-    as_stored = [sa.type_coerce(table.c[name], sa.String()).label(name) for name in (*BOT_COLUMNS, "received_at")]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    as_stored = [_as_text(table.c[name], postgres).label(name) for name in (*BOT_COLUMNS, "received_at")]
     return list(session.execute(
-        sa.select(table.c.id, table.c.source, table.c.signal_id, table.c.raw, *as_stored)
-        .where(table.c.status == SignalStatus.NEW.value, table.c.id > after_id).order_by(table.c.id).limit(batch)))
+        sa.select(table.c.id, table.c.source, table.c.signal_id, table.c.raw, table.c.status, *as_stored)
+        .where(table.c.status.in_(NEW_SPELLINGS), table.c.id > after_id).order_by(table.c.id).limit(batch)))
 
 
-def _received_at(stored: object, now: datetime) -> datetime:
-    """When a row arrived (its server default; text on SQLite); `now` if that cannot be read."""
+def _as_text(column: sa.Column[Any], postgres: bool) -> sa.ColumnElement[Any]:
+    """A column read past its type. SQLite hands back what is stored. PostgreSQL's timestamps
+    may be ±infinity, which no Python datetime holds: finite ones come as ISO 8601 UTC text
+    (whatever the server's DateStyle), the others as 'infinity' / '-infinity'."""
+    if not (postgres and isinstance(column.type, UtcDateTime)):
+        return sa.type_coerce(column, sa.String())
+    iso = sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+    return sa.case((sa.func.isfinite(column), iso), else_=sa.cast(column, sa.Text))
+
+
+def _received_at(stored: object, now: datetime) -> datetime | None:
+    """When a row arrived (its server default; text as read by `_new_rows`); None if unreadable."""
     if isinstance(stored, str):
         try:
             stored = datetime.fromisoformat(stored)
         except ValueError:
-            return now
+            return None
     if not isinstance(stored, datetime):
-        return now
+        return None
     return stored if stored.tzinfo is not None else stored.replace(tzinfo=timezone.utc)
+
+
+def _checked(row: sa.Row[Any], now: datetime) -> ValidSignal | Rejection:
+    """Validate a stored NEW row; one whose own arrival time is unreadable is rejected too."""
+    received_at = _received_at(row.received_at, now)
+    if received_at is None:
+        return Rejection(source=row.source, signal_id=row.signal_id,
+                         reason=f"received_at is not a usable time (got {shown(row.received_at)})")
+    return validate(row_to_raw(row), received_at=received_at, default_source=row.source)
 
 
 def _unreadable(row: sa.Row[Any], dialect: Dialect, now: datetime) -> dict[str, Any]:
     """Stored values their own column type cannot load back, cleared so the row stays readable
-    (by the export and the site); the bot's values are kept in `raw`. Only SQLite takes such
-    values: PostgreSQL refuses them at the bot's INSERT."""
+    (by the export and the site); the bot's values are kept in `raw`. SQLite takes any value;
+    PostgreSQL takes ±infinity in a timestamp."""
     cleared: dict[str, Any] = {}
-    if dialect.name != "sqlite":
-        return cleared
     for name in (*BOT_COLUMNS, "received_at"):
-        load = Signal.__table__.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
-        try:
-            if load is not None:
-                load(getattr(row, name))
-        except Exception:  # noqa: BLE001 - whatever the type's own loader raises, it cannot read this
+        value = getattr(row, name)
+        if dialect.name != "sqlite":
+            unreadable = isinstance(value, str) and value.lstrip("+-").lower() == "infinity"
+        else:
+            load = Signal.__table__.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
+            try:
+                unreadable = False
+                if load is not None:
+                    load(value)
+            except Exception:  # noqa: BLE001 - whatever the type's own loader raises, it cannot read this
+                unreadable = True
+        if unreadable:
             cleared[name] = now if name == "received_at" else None
     return cleared
 
@@ -203,8 +236,7 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
         if not rows:
             return decided, left
         last_id = rows[-1].id or last_id
-        checked = [(row, validate(row_to_raw(row), received_at=_received_at(row.received_at, now),
-                                  default_source=row.source)) for row in rows]
+        checked = [(row, _checked(row, now)) for row in rows]
         checked.sort(key=lambda pair: (pair[1].time, pair[0].id) if isinstance(pair[1], ValidSignal) else (now, pair[0].id))
         _check_symbols([s for _, s in checked if isinstance(s, ValidSignal)], market_data, interval, now, known_symbols,
                        unreachable)
@@ -260,9 +292,15 @@ def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection,
         session.add(trade)
         session.flush()
         open_keys.append((trade.symbol, trade.side))
-        events.record(session, kind="trade.opened" if trade.status == TradeStatus.OPEN else "trade.pending", at=now,
-                      signal_pk=row.id, trade_id=trade.id,
-                      message=f"{ref}: {trade.side} {trade.symbol} {trade.entry_mode} entry, ${trade.stake_usd}")
+        # Every trade starts with `trade.opened`; one that is entered at once (entry mode
+        # signal) also gets its `trade.filled` now, as the monitor records later fills.
+        events.record(session, kind="trade.opened", at=now, signal_pk=row.id, trade_id=trade.id,
+                      message=f"{ref}: {trade.side} {trade.symbol} {trade.entry_mode} entry, ${trade.stake_usd}",
+                      data={"status": trade.status})
+        if trade.status == TradeStatus.OPEN:
+            events.record(session, kind="trade.filled", at=now, signal_pk=row.id, trade_id=trade.id,
+                          message=f"trade {trade.id} {trade.side} {trade.symbol} opened at {trade.entry_price}",
+                          data={"status": trade.status, "ambiguous": False})
     else:
         events.record(session, kind=f"signal.{status.value.lower()}", at=now, signal_pk=row.id,
                       message=f"{ref} {status.value.lower()}: {reason}", data={"reason": reason})

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-import requests
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
@@ -60,7 +59,6 @@ class Worker:
         self.systemd = systemd
         self.known_symbols: dict[tuple[str, str], bool] = {}
         self.stop = threading.Event()
-        self.http = requests.Session()
         self.last_tick: float | None = None  # time.monotonic() of the last successful tick
         self.last_progress: float | None = None  # … and of the last symbol a monitor pass finished
 
@@ -78,7 +76,7 @@ class Worker:
         with transaction(self.engine) as session:
             url = runtime.load(session).signal_feed_url
         if url:
-            poll_feed(self.engine, url, http=self.http, now=self.clock(), timeout=self.http_timeout)
+            poll_feed(self.engine, url, now=self.clock(), timeout=self.http_timeout, stop=self.stop)
 
     def monitor(self) -> MonitorReport:
         report = monitor_trades(self.engine, self.market_data, now=self.clock(), stop=self.stop,
@@ -185,6 +183,7 @@ class Worker:
         """
         scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(1),  # one job at a time: they share the database
+                       "feed": ThreadPoolExecutor(1),  # somebody else's server: never queues the monitor behind it
                        "control": ThreadPoolExecutor(1)},  # watchdog and stop: never queued behind a long job
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=timezone.utc,
@@ -194,7 +193,7 @@ class Worker:
                 ("monitor", self.monitor, monitor_seconds), ("prices", self.store_prices, 60)]
         for name, function, seconds in jobs:
             scheduler.add_job(self.tick, "interval", args=(name, function), seconds=seconds, id=name, name=name,
-                              next_run_time=now)
+                              next_run_time=now, executor="feed" if name == "feed" else "default")
         interval = self.systemd.watchdog_seconds
         if interval is not None:
             scheduler.add_job(self.watchdog, "interval", args=(interval,), seconds=interval / 2, id="watchdog",

@@ -171,6 +171,11 @@ REJECTED = [
     pytest.param({"time": 10**20}, "time is out of range", id="epoch ms beyond year 9999"),
     pytest.param({"time": float("nan")}, "time must be finite", id="time NaN"),
     pytest.param({"time": True}, "time must be a date and time", id="time boolean"),
+    pytest.param({"time": "0001-01-01T00:00:00Z"}, "time is too old (0001-01-01T00:00:00+00:00 is before 2017-01-01",
+                 id="year 1"),
+    pytest.param({"time": "1970-01-01T00:00:00Z"}, "time is too old", id="the epoch"),
+    pytest.param({"time": 100_000_000_000}, "time is too old", id="smallest epoch ms (1973)"),
+    pytest.param({"time": "2016-12-31T23:59:59.999999Z"}, "time is too old", id="just before 2017"),
     # symbol
     pytest.param({"symbol": ""}, "symbol is required", id="symbol missing"),
     pytest.param({"symbol": "BTC"}, "symbol must be 5-20 letters and digits", id="symbol too short"),

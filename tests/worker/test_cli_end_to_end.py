@@ -14,8 +14,11 @@ import socket
 from decimal import Decimal as D
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from conftest import Cli
 from fake_exchange import FakeExchange
+from shared.database import make_engine
 
 HEADER = "id,time,symbol,side,market,entry,take_profit,stop_loss,leverage,confidence,source,note\n"
 
@@ -105,7 +108,7 @@ def exported_trades(cli: Cli) -> dict[str, dict[str, str]]:
     return {row["signal_id"]: row for row in rows}
 
 
-def test_scenario_on_real_candles(cli: Cli, tmp_path: Path) -> None:
+def test_scenario_on_real_candles(cli: Cli, database_url: str, tmp_path: Path) -> None:
     (tmp_path / "market.csv").write_text(MARKET_1M)
     first = cli("signals", "import", str(tmp_path / "market.csv")).stdout
     assert first.splitlines()[0] == "accepted 6, rejected 4, duplicate 1", first
@@ -145,6 +148,40 @@ def test_scenario_on_real_candles(cli: Cli, tmp_path: Path) -> None:
     assert stats["wins"] == sum(D(t["pnl_usd"]) > 0 for t in closed)
     assert abs(D(str(stats["total_pnl_usd"])) - sum(D(t["pnl_usd"]) for t in closed)) < D("1e-9")
     assert (stats["open_trades"], stats["cancelled_trades"], stats["ambiguous_trades"]) == (1, 2, 1)
+    assert_event_sequences(database_url)
+
+
+def expected_events(status: str) -> list[str]:
+    """The exact event history of a trade, from its final state."""
+    if status == "PENDING":
+        return ["trade.opened"]
+    if status == "CANCELLED":
+        return ["trade.opened", "trade.cancelled"]
+    if status == "OPEN":
+        return ["trade.opened", "trade.filled"]
+    return ["trade.opened", "trade.filled", "trade.closed"]
+
+
+def assert_event_sequences(database_url: str) -> None:
+    """Every state change has its one event, in order: the entered-and-closed-in-one-pass
+    market entry ("same-candle", "ada-short"), the limit fill, the signal-mode entry, the
+    cancels, and the one still open."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            statuses = dict(connection.execute(sa.text("SELECT t.id, s.signal_id FROM trade t JOIN signal s ON s.id = t.signal_pk")).all())
+            final = dict(connection.execute(sa.text("SELECT id, status FROM trade")).all())
+            history: dict[int, list[str]] = {trade_id: [] for trade_id in final}
+            for trade_id, kind in connection.execute(sa.text(
+                    "SELECT trade_id, kind FROM event WHERE trade_id IS NOT NULL ORDER BY id")):
+                history[trade_id].append(kind)
+    finally:
+        engine.dispose()
+    got = {statuses[trade_id]: kinds for trade_id, kinds in history.items()}
+    want = {statuses[trade_id]: expected_events(status) for trade_id, status in final.items()}
+    assert got == want
+    assert got["same-candle"] == ["trade.opened", "trade.filled", "trade.closed"]
+    assert got["limit-fill"] == ["trade.opened", "trade.filled", "trade.closed"]
 
 
 def test_exchange_faults_change_nothing(cli: Cli, another_cli: Callable[[str], Cli], exchange: FakeExchange,

@@ -116,7 +116,7 @@ def test_a_valid_row_is_stored_new_then_becomes_one_trade(engine: Engine, market
     assert (trade.status, trade.symbol, trade.side, trade.market, trade.take_profit, trade.stop_loss) == (
         "PENDING", "ETHBTC", "LONG", "SPOT", D("0.095"), D("0.085"))
     assert trade.signal_time == datetime(2024, 5, 1, 11, 59, tzinfo=UTC)
-    [opened] = events(engine, "trade.pending")
+    [opened] = events(engine, "trade.opened")
     assert opened.trade_id == trade.id and "LONG ETHBTC market entry" in opened.message
     assert process(engine, market) == (0, 0)  # nothing NEW is left
 
