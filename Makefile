@@ -3,6 +3,8 @@
 PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 	$$p -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && command -v $$p && break; done)
 VENV   := .venv
+# The site's port: `make run PORT=8080`, `make demo PORT=8080`.
+PORT   ?= 8501
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
@@ -18,17 +20,18 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Worker + public site on the embedded SQLite default (var/signalproof.db), live Binance data.
-# Ctrl-C stops both (the worker gets SIGTERM and finishes its current job).
+# Worker + public site (http://localhost:$(PORT)) on the embedded SQLite default
+# (var/signalproof.db), live Binance data. Ctrl-C stops both (the worker gets SIGTERM and
+# finishes its current job).
 run: install
 	$(BIN)/signalproof db upgrade
 	$(BIN)/signalproof worker & worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
-	$(BIN)/signalproof site
+	$(BIN)/signalproof site --server.port $(PORT)
 
 # The offline demo: a simulated exchange, market and bot, the real worker and the real site
-# (http://localhost:8501) on var/demo.db, recreated at every start. No network, no configuration.
+# (http://localhost:$(PORT)) on var/demo.db, recreated at every start. No network, no configuration.
 demo: install
-	$(BIN)/signalproof demo
+	$(BIN)/signalproof demo --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest

@@ -1,5 +1,7 @@
 """Alembic environment: the schema is SQLModel's metadata; see shared/database.upgrade()."""
 
+import os
+
 from alembic import context
 from sqlmodel import SQLModel
 
@@ -11,8 +13,9 @@ target_metadata = SQLModel.metadata
 
 def run_migrations() -> None:
     connection = context.config.attributes.get("connection")
-    if connection is None:  # plain `alembic` command line: use the configured URL
-        engine = make_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    if connection is None:  # plain `alembic` command line: the same database as `signalproof`
+        url = os.environ.get("SIGNALPROOF_DATABASE_URL") or context.config.get_main_option("sqlalchemy.url") or ""
+        engine = make_engine(url)
         with engine.begin() as connection:
             _run(connection)
         return

@@ -20,7 +20,11 @@ from sqlmodel import Session
 
 from shared.config import sqlite_path
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Inside the package when installed (`pip install .` maps the checkout's migrations/ to
+# shared/migrations/, see pyproject.toml), else next to the package in a checkout.
+_INSTALLED_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = (_INSTALLED_MIGRATIONS if (_INSTALLED_MIGRATIONS / "env.py").is_file()
+                  else Path(__file__).resolve().parent.parent / "migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL: the transaction-scoped advisory lock every write transaction takes first (any
 # fixed 64-bit number; shared.events takes the same one before reading the ledger's head).

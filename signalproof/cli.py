@@ -183,10 +183,20 @@ def _worker_check(config: Config) -> int:
     return 0 if healthy else 1
 
 
-SITE_APP = Path(__file__).resolve().parent.parent / "site" / "streamlit_app.py"
-# The public configuration: no error details or developer toolbar for visitors, no telemetry.
-SITE_OPTIONS = ("--server.headless=true", "--client.showErrorDetails=false", "--client.toolbarMode=viewer",
-                "--browser.gatherUsageStats=false", "--server.runOnSave=false", "--theme.base=light")
+def _site_dir() -> Path:
+    """The site's files: inside the package when installed (`pip install .` maps the checkout's
+    site/ to signalproof/site/, see pyproject.toml), else next to the package in a checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "site"
+    return installed if (installed / "streamlit_app.py").is_file() else here.parent / "site"
+
+
+SITE_DIR = _site_dir()
+SITE_APP = SITE_DIR / "streamlit_app.py"
+# The site's Streamlit options live in site/.streamlit/config.toml, which Streamlit reads for any
+# run of the site's script. Only what protects visitors is also forced here, because a flag
+# outranks a STREAMLIT_* environment variable: no error details, no developer toolbar.
+SITE_OPTIONS = ("--client.showErrorDetails=none", "--client.toolbarMode=viewer")
 
 
 def site_command(*streamlit_args: str) -> list[str]:

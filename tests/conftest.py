@@ -1,13 +1,21 @@
 """Shared fixtures: real databases (SQLite file and a fresh PostgreSQL database per test) and
 the fake Binance exchange over real HTTP.
 
-Outside CI a missing PostgreSQL or candle directory skips the tests that need it; in CI
-(`CI=true`) it fails them, so a green CI run always means they ran.
+PostgreSQL: the server named by $SIGNALPROOF_TEST_POSTGRES_URL, or else a throw-away server
+this test session starts from the PostgreSQL binaries installed on the machine (see
+`ThrowawayPostgres`). Outside CI, a machine without either skips the PostgreSQL tests (one
+summary line says why); in CI (`CI=true`) they fail, so a green CI run always means they ran.
+The recorded candles ship in tests/data/candles ($SIGNALPROOF_TEST_CANDLES overrides them).
 """
 
+import glob
 import os
+import pwd
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,11 +25,12 @@ import sqlalchemy as sa
 
 from sqlalchemy.engine import Engine
 
-from fake_exchange import FakeExchange
+from fake_exchange import FakeExchange, candles_dir, series_files
 from shared.database import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_ENV = "SIGNALPROOF_TEST_POSTGRES_URL"
 
 
 def unavailable(message: str) -> None:
@@ -30,28 +39,140 @@ def unavailable(message: str) -> None:
     pytest.skip(message)
 
 
+_UNAVAILABLE_LINE = unavailable.__code__.co_firstlineno + 3  # the pytest.skip line above
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Report every skip for a missing PostgreSQL, candles or browser at `unavailable` itself, so
+    the summary (`-ra`) folds them into one line per reason instead of one line per test."""
+    report: pytest.TestReport = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and call.excinfo is not None:
+        if any(entry.frame.code.name == "unavailable" for entry in call.excinfo.traceback):
+            report.longrepr = (str(Path(__file__)), _UNAVAILABLE_LINE, report.longrepr[2])
+    return report
+
+
 @pytest.fixture(scope="session")
 def candles_path() -> Path:
-    path = Path(os.environ.get("SIGNALPROOF_TEST_CANDLES", ROOT.parent / "shared" / "data" / "candles"))
-    if not (path / "spot-ETHBTC-1m.json").is_file():
-        unavailable(f"no test candles at {path} (set SIGNALPROOF_TEST_CANDLES)")
+    path = candles_dir()
+    if not series_files(path):
+        unavailable(f"no recorded candles in {path} (tests/data/candles, or $SIGNALPROOF_TEST_CANDLES)")
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    url = os.environ.get("SIGNALPROOF_TEST_POSTGRES_URL")
-    if not url:
-        unavailable("SIGNALPROOF_TEST_POSTGRES_URL is not set")
+def postgres_binaries() -> Path | None:
+    """The directory holding `initdb` and `pg_ctl`: on PATH, else the newest
+    /usr/lib/postgresql/*/bin (Debian and Ubuntu keep the server binaries off PATH)."""
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("pg_ctl"):
+        return Path(initdb).resolve().parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
+                        if Path(p).parent.name.isdigit() else 0)
+    for directory in reversed(candidates):
+        if (Path(directory) / "initdb").is_file() and (Path(directory) / "pg_ctl").is_file():
+            return Path(directory)
+    return None
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL server for one test session: a new cluster in a temporary directory,
+    its own free port on 127.0.0.1, its unix socket in that directory, trust authentication for
+    the superuser `postgres`; stopped and deleted at the end.
+
+    PostgreSQL refuses to run as root, so as root (containers, CI) the cluster belongs to, and
+    the server runs as, the unprivileged `postgres` user if the machine has one, else `nobody`
+    (through `runuser`, or `setpriv` where there is no runuser).
+    """
+
+    def __init__(self, binaries: Path) -> None:
+        self.binaries = binaries
+        self.directory = Path(tempfile.mkdtemp(prefix="signalproof-pg-"))
+        self.data = self.directory / "data"
+        self.port = _free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            user = _unprivileged_user()
+            os.chown(self.directory, user.pw_uid, user.pw_gid)
+            if shutil.which("runuser"):
+                self.prefix = ["runuser", "-u", user.pw_name, "--"]
+            else:
+                self.prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+
+    def _run(self, program: str, *args: str) -> None:
+        result = subprocess.run([*self.prefix, str(self.binaries / program), *args], capture_output=True, text=True,
+                                timeout=120, cwd=self.directory)
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed ({result.returncode}): {result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+                  "--locale=C", "--no-sync")
+        # A test server: durability buys nothing here, speed does.
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run("pg_ctl", "start", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.directory / "server.log"),
+                  "-o", options)
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+        except (RuntimeError, subprocess.TimeoutExpired):
+            pass  # never started, or already gone: the directory still goes
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _unprivileged_user() -> pwd.struct_passwd:
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and there is no 'postgres' or 'nobody' user to run PostgreSQL as")
+
+
+def _check_server(url: str, where: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
-        unavailable(f"PostgreSQL at SIGNALPROOF_TEST_POSTGRES_URL is unusable: {exc.orig}")
+        unavailable(f"PostgreSQL {where} is unusable: {exc.orig}")
     finally:
         engine.dispose()
-    return url  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL URL allowed to create databases: $SIGNALPROOF_TEST_POSTGRES_URL, or else a
+    throw-away server started from the binaries installed here (skipped when there are none)."""
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        _check_server(url, f"at {POSTGRES_ENV}")
+        yield url
+        return
+    binaries = postgres_binaries()
+    if binaries is None:
+        unavailable(f"PostgreSQL tests: {POSTGRES_ENV} is not set and no PostgreSQL server binaries "
+                    "(initdb, pg_ctl) are installed")
+    server = ThrowawayPostgres(binaries)  # type: ignore[arg-type]
+    try:
+        try:
+            server.start()
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            unavailable(f"PostgreSQL tests: could not start a throw-away server from {binaries}: {exc}")
+        _check_server(server.url, f"started from {binaries}")
+        yield server.url
+    finally:
+        server.stop()
 
 
 class PostgresDatabases:

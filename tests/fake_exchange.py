@@ -10,6 +10,7 @@ the simulated exchange over a `RecordedCandles` source.
 """
 
 import functools
+import gzip
 import json
 import os
 import re
@@ -26,30 +27,42 @@ __all__ = ["CANDLES_ENV", "FAULTS", "FakeExchange", "RecordedCandles", "candles_
            "series_files"]
 
 CANDLES_ENV = "SIGNALPROOF_TEST_CANDLES"
-# DESIGN.md: the candles live beside the project, in ../shared/data/candles.
-DEFAULT_CANDLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "candles"
-FILE_NAME = re.compile(r"^(spot|futures)-([A-Z0-9]+)-(\w+)\.json$")
+# Shipped with the tests (tests/data/README.md), so a fresh clone needs nothing beside it.
+DEFAULT_CANDLES_DIR = Path(__file__).resolve().parent / "data" / "candles"
+# Compressed in the repository; a directory given by $SIGNALPROOF_TEST_CANDLES may hold plain JSON.
+FILE_NAME = re.compile(r"^(spot|futures)-([A-Z0-9]+)-(\w+)\.json(\.gz)?$")
+SUFFIXES = (".json.gz", ".json")
 
 
 def candles_dir() -> Path:
-    """Where the recorded candles are: $SIGNALPROOF_TEST_CANDLES, else ../shared/data/candles."""
+    """Where the recorded candles are: $SIGNALPROOF_TEST_CANDLES, else tests/data/candles."""
     return Path(os.environ.get(CANDLES_ENV) or DEFAULT_CANDLES_DIR)
+
+
+def series_file(directory: Path, market: Market, symbol: str, interval: str) -> Path:
+    """The file of one series, `spot-ETHBTC-1m.json.gz` or `spot-ETHBTC-1m.json`."""
+    stem = f"{Market(market).value.lower()}-{symbol}-{interval}"
+    for suffix in SUFFIXES:
+        if (path := directory / f"{stem}{suffix}").is_file():
+            return path
+    return directory / f"{stem}{SUFFIXES[0]}"  # absent: opening it names the expected file
 
 
 @functools.cache
 def read_rows(path: Path) -> tuple[Row, ...]:
     """One recorded file, numbers exact (cached: the files are read-only and large)."""
-    with path.open() as file:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as file:
         raw = json.load(file, parse_float=Decimal)
     return tuple((int(r[0]), *(Decimal(str(v)) for v in r[1:6])) for r in raw)  # type: ignore[misc]
 
 
 def series_files(directory: Path) -> dict[tuple[Market, str, str], Path]:
-    """`spot-ETHBTC-1m.json` -> {(Market.SPOT, "ETHBTC", "1m"): path}; other files are ignored."""
+    """`spot-ETHBTC-1m.json.gz` -> {(Market.SPOT, "ETHBTC", "1m"): path}; other files are ignored."""
     found = {}
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(directory.glob("*.json*")):
         if match := FILE_NAME.match(path.name):
-            market, symbol, interval = match.groups()
+            market, symbol, interval, _ = match.groups()
             found[(Market(market.upper()), symbol, interval)] = path
     return found
 
@@ -60,8 +73,7 @@ def row_candle(row: Row) -> Candle:
 
 def read_candles(market: Market, symbol: str, interval: str, directory: Path | None = None) -> list[Candle]:
     """The recorded candles of one series, as the client should return them."""
-    path = (directory or candles_dir()) / f"{Market(market).value.lower()}-{symbol}-{interval}.json"
-    return list(_file_candles(path))
+    return list(_file_candles(series_file(directory or candles_dir(), market, symbol, interval)))
 
 
 @functools.cache
@@ -109,7 +121,7 @@ class RecordedCandles:
 
 
 class FakeExchange(SimulatedExchange):
-    """Serves every `<market>-<SYMBOL>-<interval>.json` in `candles_dir` as Binance would."""
+    """Serves every `<market>-<SYMBOL>-<interval>.json[.gz]` in `candles_dir` as Binance would."""
 
     source: RecordedCandles
 

@@ -63,6 +63,7 @@ Each of these, like every settings change, is listed below with its time.
 settings filter out (pause, markets, symbol lists, confidence, open-trade limits) as *skipped*.
 Nothing is dropped silently, and no setting can edit or delete a recorded signal or trade.
 """)
+st.caption("The complete rules, word for word, are in the project's repository: `docs/trade-rules.md` (with `docs/signals.md`, `docs/metrics.md` and `docs/export-schema.md` beside it).")
 
 st.subheader("Settings in force", anchor=False)
 st.dataframe([{"setting": key, "value": value} for key, value in snap.settings.items()], hide_index=True, width="stretch",

@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from shared.config import Config
-from shared.database import MIGRATIONS_DIR
 from signalproof import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,19 +239,22 @@ def test_the_image_runs_the_site_by_default() -> None:
 
 
 def packages() -> set[str]:
-    """The top-level packages pyproject.toml installs (`include = ["shared*", …]`)."""
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
-    return {pattern.rstrip("*") for pattern in patterns}
+    """The top-level packages pyproject.toml installs, and the checkout directories it maps into
+    them (site/ → signalproof/site, migrations/ → shared/migrations)."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return {name for name in setuptools["packages"] if "." not in name} | set(setuptools["package-dir"].values())
 
 
-def test_the_image_copies_every_package_and_what_the_cli_finds_beside_them() -> None:
-    """`signalproof site` and `db upgrade` look for site/ and migrations/ next to the packages,
-    so the image copies them and installs the tree in place rather than into site-packages."""
+def test_the_image_copies_every_package_and_installs_it_as_a_regular_package() -> None:
+    """The site's pages and the migrations travel inside the packages (`pip install .`, not -e),
+    so the image copies every package and the directories mapped into them, installs, and keeps
+    no source tree."""
     instructions = dockerfile_instructions()
     copied = {args.split()[0].rstrip("/") for op, args in instructions if op == "COPY"}
-    beside = {cli.SITE_APP.parent.relative_to(ROOT).as_posix(), MIGRATIONS_DIR.relative_to(ROOT).as_posix()}
-    assert packages() | beside | {"pyproject.toml"} <= copied
-    assert any(op == "RUN" and "pip install" in args and " -e ." in args for op, args in instructions)
+    assert packages() | {"site", "migrations", "pyproject.toml", "README.md"} <= copied
+    installs = [args for op, args in instructions if op == "RUN" and "pip install" in args and "--no-deps ." in args]
+    assert len(installs) == 1 and " -e" not in installs[0]
+    assert "rm -rf /tmp/src" in installs[0]
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build() -> None:
