@@ -162,19 +162,19 @@ def cmd_worker(config: Config, args: argparse.Namespace) -> int:
 
 
 def _worker_check(config: Config) -> int:
-    """`worker --check` (the container healthcheck): 0 while the heartbeat is fresh, else 1."""
-    from shared.models import WorkerHeartbeat
-    from worker.service import default_stale_after, health
+    """`worker --check` (the container healthcheck), one line and the status of
+    shared.heartbeat: 0 healthy, 1 stale or never reported, 3 running but the exchange is
+    failing (2, as for every command, when the database or the configuration is unusable)."""
+    from shared import heartbeat
 
-    stale_after = config.worker_stale_after_seconds
-    if stale_after is None:
-        stale_after = default_stale_after(config.monitor_interval_seconds)
     # Read-only: a healthcheck must never take SQLite's write lock away from the worker.
     engine = _engine(config, read_only=True)
     with transaction(engine) as session:
-        healthy, line = health(session.get(WorkerHeartbeat, 1), now=utcnow(), stale_after=stale_after)
-    print(line)
-    return 0 if healthy else 1
+        verdict = heartbeat.health(heartbeat.read(session), now=utcnow(),
+                                   stale_after=heartbeat.stale_after(config.monitor_interval_seconds,
+                                                                     config.worker_stale_after_seconds))
+    print(verdict.line)
+    return verdict.exit_status
 
 
 SITE_APP = Path(__file__).resolve().parent.parent / "site" / "streamlit_app.py"
@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = work.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one full catch-up pass, then exit")
     mode.add_argument("--check", action="store_true",
-                      help="exit 0 if the running worker's heartbeat is fresh, else 1 (for healthchecks)")
+                      help="one line; exit 0 healthy, 1 heartbeat stale or never reported, 2 unusable database "
+                           "or configuration, 3 running but the exchange is failing (for healthchecks)")
     work.set_defaults(run=cmd_worker)
 
     sett = commands.add_parser("settings", help="runtime settings").add_subparsers(dest="settings_command", required=True)
