@@ -145,7 +145,7 @@ def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     if args.check:
         return _worker_check(config)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise (skips: worker.service)
     client = BinanceClient(spot_url=config.spot_api_url, futures_url=config.futures_api_url,
                            timeout=config.http_timeout_seconds, retries=config.http_retries,
                            retry_after_cap=config.retry_after_cap_seconds,
