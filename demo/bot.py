@@ -12,18 +12,23 @@ market, an entry at the price of the moment, a stop-loss a volatility-sized dist
 one or two take-profits at a reward multiple of that risk, leverage on futures (now and then
 far too much of it, which gets liquidated), a confidence and a note. The signals go through
 the real intake, as JSON lines, like any bot's.
+
+Reproducible like the market: the moments of the backfilled calls are drawn per UTC day (from
+the seed and the day), and every call is a function of the seed and its moment (its own
+generator), so two demos with the same seed make the same call, with the same id, at the same
+time. Only the live calls' moments (and so their contents) follow the wall clock.
 """
 
 import json
 import random
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
-from demo.exchange import to_ms
-from demo.market import Asset, RandomWalkMarket
+from demo.exchange import from_ms, to_ms
+from demo.market import DAY_MS, EPOCH_MS, Asset, RandomWalkMarket
 
 SOURCE = "demo-bot"
 EDGE = 0.4  # share of calls that peek: most simulated months end with a profit factor of 1.1-2.3
@@ -54,23 +59,32 @@ class SignalBot:
 
     def __init__(self, market: RandomWalkMarket, *, seed: int) -> None:
         self.market = market
-        self.random = random.Random(seed)
-        self.count = 0
+        self.seed = seed
+        self.live = random.Random(seed)  # the pauses between live calls only
+        self.random = random.Random()  # reseeded for every call, from the seed and the call's moment
+
+    def moments(self, start: datetime, end: datetime) -> list[datetime]:
+        """The backfilled calls' moments in [start, end): SIGNALS_PER_DAY a UTC day, whole seconds,
+        drawn per day from the seed, so they do not depend on where the window begins."""
+        first, last = (to_ms(start) - EPOCH_MS) // DAY_MS, (to_ms(end) - EPOCH_MS) // DAY_MS
+        moments = set()
+        for day in range(first, last + 1):
+            draw = random.Random(f"signalproof-demo:{self.seed}:day:{day}")
+            midnight = EPOCH_MS + day * DAY_MS
+            moments |= {from_ms(midnight + 1000 * draw.randrange(DAY_MS // 1000)) for _ in range(SIGNALS_PER_DAY)}
+        return sorted(moment for moment in moments if start <= moment < end)
 
     def backfill(self, start: datetime, end: datetime) -> list[Signal]:
-        """The bot's history: about SIGNALS_PER_DAY calls a day between `start` and `end`, in time order."""
-        span = (end - start).total_seconds()
-        count = round(span / 86400 * SIGNALS_PER_DAY)
-        moments = sorted(start + timedelta(seconds=self.random.uniform(0, span)) for _ in range(count))
-        return [self.signal_at(moment) for moment in moments]
+        """The bot's history: SIGNALS_PER_DAY calls a day between `start` and `end`, in time order."""
+        return [self.signal_at(moment) for moment in self.moments(start, end)]
 
     def pause(self) -> float:
         """Seconds until the next live call."""
-        return self.random.uniform(*LIVE_PAUSE_SECONDS)
+        return self.live.uniform(*LIVE_PAUSE_SECONDS)
 
     def signal_at(self, moment: datetime) -> Signal:
-        """One call at `moment`, at the price of that moment."""
-        self.count += 1
+        """One call at `moment`, at the price of that moment: a function of the seed and `moment`."""
+        self.random.seed(f"signalproof-demo:{self.seed}:call:{to_ms(moment)}")
         asset = self.random.choice(list(self.market.assets.values()))
         futures = asset.futures and self.random.random() < FUTURES_SHARE
         reckless = futures and self.random.random() < RECKLESS_SHARE
@@ -88,7 +102,7 @@ class SignalBot:
         tick = Decimal(asset.tick)
         confidence = self.random.uniform(0.65, 0.95) if peek else self.random.uniform(0.5, 0.85)
         return {
-            "id": f"{self.count:06d}",
+            "id": f"{moment:%Y%m%d-%H%M%S}",  # the moment names the call: the same in every run
             "time": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "symbol": asset.symbol,
             "side": side,

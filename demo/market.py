@@ -1,10 +1,13 @@
 """The demo's market: seeded random-walk 1m candles that grow with the wall clock.
 
-Each asset's price is a geometric random walk — fat-tailed minute returns, volatility that
-changes hour by hour, wicks around every candle — rounded to the asset's tick. It starts at
-`start` and is generated a day at a time, each day from its own seeded generator and the
-previous day's last close, so a seed and a start give the same candles whenever, and in
-whatever order, they are asked for.
+Each asset's price is a random walk — fat-tailed minute returns, volatility that changes hour
+by hour, wicks around every candle — rounded to the asset's tick. It is anchored to a fixed
+epoch (`EPOCH`, midnight UTC), not to the moment the demo starts: a candle is a function of
+the seed, the asset and its open time only. Every UTC day's close comes from a slow,
+mean-reverting daily walk from the epoch (so prices stay near the asset's level for years),
+and the day's minutes are a seeded path from the previous day's close to that close, each day
+from its own generator. Two demos with the same seed, started at different times, show the
+same candle for the same minute, whatever they are asked for and in whatever order.
 
 As a `CandleSource` (demo/exchange.py) it shows only what exists at the exchange's clock:
 closed candles, and the forming one flat at its open (its range is still to come; the worker
@@ -14,7 +17,7 @@ never uses a forming candle anyway). The simulated bot (demo/bot.py) may read ah
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import numpy as np
@@ -28,6 +31,13 @@ NATIVE_INTERVAL = "1m"
 TAIL_DEGREES_OF_FREEDOM = 4  # Student-t minute returns: crypto's fat tails
 HOURLY_VOLATILITY_SPREAD = 0.35  # log-normal spread of each hour's volatility around the asset's
 WICK_SCALE = 0.6  # wicks reach this many minute-sigmas beyond the body, on average-ish
+# The walk's fixed origin: each asset is at its `price` at this instant, whatever the seed.
+EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
+DAY_MS = DAY_MINUTES * MINUTE_MS
+# The daily closes mean-revert (AR(1) in log price): over years a seed's prices stay within
+# about 10 daily sigmas of the asset's level instead of wandering off to 0 or infinity.
+DAILY_PERSISTENCE = 0.995
+DAILY_BLOCK = 1024  # daily shocks are drawn in blocks of days, each block from its own generator
 
 
 @dataclass(frozen=True)
@@ -52,29 +62,38 @@ ASSETS = (
 
 @dataclass
 class _Walk:
-    """One asset's candles so far: Decimal rows to serve, float arrays for the bot to read."""
+    """One asset's candles so far, from the start's UTC midnight: Decimal rows to serve, float
+    arrays for the bot to read; and its daily closes (in ticks) from the epoch on."""
 
     asset: Asset
+    position: int
     tick: Decimal
     rows: list[Row]
     highs: np.ndarray
     lows: np.ndarray
     closes: np.ndarray
-    last_close_ticks: int
+    daily_log: list[float]  # log deviation from the asset's price at each epoch day's close
+
+
+EPOCH_MS = to_ms(EPOCH)
 
 
 class RandomWalkMarket:
-    """Seeded random-walk candles for `assets`, from `start` (floored to the minute) onwards."""
+    """Seeded random-walk candles for `assets`, served from `start` (floored to the minute) on;
+    the prices themselves depend on the seed and the minute only (see the module docstring)."""
 
     def __init__(self, *, seed: int, start: datetime, assets: Sequence[Asset] = ASSETS) -> None:
         self.seed = seed
         self.start_ms = to_ms(start) // MINUTE_MS * MINUTE_MS
+        if self.start_ms < EPOCH_MS:
+            raise ValueError(f"the demo market starts at {EPOCH.date()}, not {start}")
         self.start = from_ms(self.start_ms)  # the first candle's open time
+        self.first_day = (self.start_ms - EPOCH_MS) // DAY_MS  # generated from this day's midnight
+        self._offset = (self.start_ms - EPOCH_MS) // MINUTE_MS - self.first_day * DAY_MINUTES
         self.assets = {asset.symbol: asset for asset in assets}
         self._walks = {
-            asset.symbol: _Walk(asset, Decimal(asset.tick), [], np.empty(0), np.empty(0), np.empty(0),
-                                int(Decimal(asset.price) / Decimal(asset.tick)))
-            for asset in assets
+            asset.symbol: _Walk(asset, position, Decimal(asset.tick), [], np.empty(0), np.empty(0), np.empty(0), [])
+            for position, asset in enumerate(assets)
         }
         self._lock = threading.Lock()
         self._aggregated: dict[tuple[str, str], tuple[int, tuple[Row, ...]]] = {}
@@ -109,8 +128,9 @@ class RandomWalkMarket:
         if opened <= 0:
             return []
         walk = self._generated(symbol, opened)
-        open_ms, open_, *_ = walk.rows[opened - 1]
-        return [*walk.rows[:opened - 1], (open_ms, open_, open_, open_, open_, Decimal(0))]
+        first, last = self._offset, self._offset + opened - 1
+        open_ms, open_, *_ = walk.rows[last]
+        return [*walk.rows[first:last], (open_ms, open_, open_, open_, open_, Decimal(0))]
 
     def index_at(self, moment_ms: int) -> int:
         """The index of the first candle opening at or after `moment_ms` (the trade rules' start candle)."""
@@ -119,27 +139,41 @@ class RandomWalkMarket:
     def price_at(self, symbol: str, moment_ms: int) -> Decimal:
         """The price a bot sees at `moment_ms`: the open of the minute then forming (the last close)."""
         index = max(0, (moment_ms - self.start_ms) // MINUTE_MS)
-        return self._generated(symbol, index + 1).rows[index][1]
+        return self._generated(symbol, index + 1).rows[self._offset + index][1]
 
     def path(self, symbol: str, first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Highs and lows of `count` candles from index `first`: what the bot peeks at."""
         walk = self._generated(symbol, first + count)
+        first += self._offset
         return walk.highs[first:first + count], walk.lows[first:first + count]
 
     # --- generating, a day at a time ---
 
     def _generated(self, symbol: str, count: int) -> _Walk:
-        """The walk of `symbol` with at least `count` candles generated."""
+        """The walk of `symbol` with at least `count` candles generated from `start`."""
         walk = self._walks[symbol]
         with self._lock:
-            while len(walk.rows) < count:
+            while len(walk.rows) < self._offset + count:
                 self._add_day(walk)
         return walk
 
+    def _close_ticks(self, walk: _Walk, day: int) -> int:
+        """The close of epoch day `day` (day -1: the asset's price at the epoch), in ticks."""
+        if day < 0:
+            return int(Decimal(walk.asset.price) / walk.tick)
+        while len(walk.daily_log) <= day:
+            block = len(walk.daily_log) // DAILY_BLOCK
+            shocks = np.random.default_rng([self.seed, walk.position, 1_000_000_007, block]).standard_normal(DAILY_BLOCK)
+            level = walk.daily_log[-1] if walk.daily_log else 0.0
+            for shock in shocks.tolist():
+                level = DAILY_PERSISTENCE * level + walk.asset.daily_volatility * shock
+                walk.daily_log.append(level)
+        price_ticks = float(Decimal(walk.asset.price) / walk.tick)
+        return max(1, int(np.rint(price_ticks * np.exp(walk.daily_log[day]))))
+
     def _add_day(self, walk: _Walk) -> None:
-        asset, day = walk.asset, len(walk.rows) // DAY_MINUTES
-        position = list(self.assets).index(asset.symbol)
-        rng = np.random.default_rng([self.seed, position, day])
+        asset, day = walk.asset, self.first_day + len(walk.rows) // DAY_MINUTES
+        rng = np.random.default_rng([self.seed, walk.position, day])
         minute_sigma = asset.daily_volatility / np.sqrt(DAY_MINUTES)
         hourly = rng.lognormal(0.0, HOURLY_VOLATILITY_SPREAD, DAY_MINUTES // 60).repeat(60)
         hourly /= np.exp(HOURLY_VOLATILITY_SPREAD**2)  # E[hourly²] = 1: the asset's daily volatility stays
@@ -147,17 +181,22 @@ class RandomWalkMarket:
         shocks = rng.standard_t(df, DAY_MINUTES) * np.sqrt((df - 2) / df)  # unit variance
         sigma = minute_sigma * hourly
         tick = float(walk.tick)
-        first_open = walk.last_close_ticks * tick
-        closes = first_open * np.exp(np.cumsum(sigma * shocks))
+        open_ticks, close_ticks = self._close_ticks(walk, day - 1), self._close_ticks(walk, day)
+        # The day's path, bent (a bridge) so that it ends exactly at the day's close.
+        path = np.cumsum(sigma * shocks)
+        path -= np.arange(1, DAY_MINUTES + 1) / DAY_MINUTES * (path[-1] - np.log(close_ticks / open_ticks))
+        first_open = open_ticks * tick
+        closes = first_open * np.exp(path)
         opens = np.concatenate(([first_open], closes[:-1]))
         wick = np.abs(rng.normal(0.0, WICK_SCALE, (2, DAY_MINUTES))) * sigma
         highs = np.maximum(opens, closes) * np.exp(wick[0])
         lows = np.minimum(opens, closes) * np.exp(-wick[1])
-        # Rounding to the tick is monotonic, so low <= open, close <= high survives it.
         o, h, l, c = (np.maximum(np.rint(prices / tick).astype(np.int64), 1) for prices in (opens, highs, lows, closes))
-        o[0] = walk.last_close_ticks  # exactly the previous close, not a float round trip
+        o[0], c[-1] = open_ticks, close_ticks  # exactly the day's ends, not a float round trip
+        o[1:] = c[:-1]  # each candle opens where the last one closed
+        h, l = np.maximum(h, np.maximum(o, c)), np.minimum(l, np.minimum(o, c))  # low <= open, close <= high
         volumes = np.rint(asset.volume * hourly * rng.lognormal(0.0, 0.5, DAY_MINUTES) * 1000).astype(np.int64)
-        first_ms = self.start_ms + day * DAY_MINUTES * MINUTE_MS
+        first_ms = EPOCH_MS + day * DAY_MS
         unit, thousandth = walk.tick, Decimal("0.001")
         walk.rows.extend(
             (first_ms + i * MINUTE_MS, Decimal(oi) * unit, Decimal(hi) * unit, Decimal(li) * unit, Decimal(ci) * unit,
@@ -168,4 +207,3 @@ class RandomWalkMarket:
         walk.highs = np.concatenate((walk.highs, h * tick))
         walk.lows = np.concatenate((walk.lows, l * tick))
         walk.closes = np.concatenate((walk.closes, c * tick))
-        walk.last_close_ticks = int(c[-1])

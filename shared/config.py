@@ -2,12 +2,18 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SIGNALPROOF_"
+
+
+class ConfigError(ValueError):
+    """A setting the operator must fix; the message is one line naming the variable."""
 
 
 class Config(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SIGNALPROOF_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///var/signalproof.db"
     spot_api_url: str = "https://data-api.binance.vision"
@@ -20,11 +26,59 @@ class Config(BaseSettings):
     http_backoff_seconds: float = 0.5  # first retry delay; doubles each retry
     retry_after_cap_seconds: float = 60.0
     monitor_interval_seconds: int = 30
-    # `signalproof worker --check` fails once the last successful tick is older than this;
-    # unset: 3 × monitor_interval_seconds, at least 60 s. Raise it if monitor passes run long.
+    # When the worker's heartbeat counts as stale (`worker --check`, the site, compose and
+    # systemd all use shared.heartbeat.stale_after); unset: 3 × monitor_interval_seconds, at
+    # least 60 s. Raise it if monitor passes run long.
     worker_stale_after_seconds: float | None = None
     # Set by `signalproof demo` for its site: every page then says the market is simulated.
     demo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg(cls, url: str) -> str:
+        """`postgres://…` and `postgresql://…` (what hosting providers hand out) mean psycopg 3,
+        the driver we ship; SQLAlchemy would otherwise look for psycopg2 or refuse the name."""
+        for scheme in ("postgres://", "postgresql://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg://" + url[len(scheme):]
+        return url
+
+    @model_validator(mode="after")
+    def _positive(self) -> "Config":
+        """Durations and counts that only make sense above (or at) zero: refused in one line
+        here rather than as a scheduler or HTTP client error later."""
+        positive = {"http_timeout_seconds": self.http_timeout_seconds,
+                    "monitor_interval_seconds": self.monitor_interval_seconds,
+                    "owner_idle_minutes": self.owner_idle_minutes,
+                    "worker_stale_after_seconds": self.worker_stale_after_seconds,
+                    "retry_after_cap_seconds": self.retry_after_cap_seconds}
+        for name, value in positive.items():
+            if value is not None and not value > 0:  # `not >` also refuses NaN
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: must be greater than 0 (got {value:g})")
+        for name, value in {"http_retries": self.http_retries, "http_backoff_seconds": self.http_backoff_seconds}.items():
+            if not value >= 0:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: must be 0 or more (got {value:g})")
+        return self
+
+
+def load_config() -> Config:
+    """The configuration, or a ConfigError whose one line names the variable and the problem."""
+    try:
+        return Config()
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    location = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if location:
+        given = error.get("input")
+        secret = any(word in location[0] for word in ("url", "password"))  # may hold credentials
+        shown = f" (got {given!r})" if isinstance(given, (str, int, float)) and not secret else ""
+        return f"{ENV_PREFIX}{location[0].upper()}: {message}{shown}"
+    return message  # a model-level check: its message already names the variable
 
 
 def sqlite_path(database_url: str) -> Path | None:

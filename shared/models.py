@@ -158,7 +158,8 @@ class RuntimeSettings(SQLModel, table=True):
 
 
 class WorkerHeartbeat(SQLModel, table=True):
-    """One row the worker keeps current, so the site can say how fresh the data is."""
+    """One row the worker keeps current, so the site can say how fresh the data is
+    (written and judged in shared/heartbeat.py only)."""
 
     __tablename__ = "worker_heartbeat"
 
@@ -174,6 +175,10 @@ class WorkerHeartbeat(SQLModel, table=True):
     feed_last_poll_at: datetime | None = _utc(default=None)
     feed_last_error: str | None = None
     feed_received: int = 0
+    # What waits for the exchange: set by the intake and the monitor, judged by shared.heartbeat.
+    failing_since: datetime | None = _utc(default=None)  # first failure of the current streak
+    waiting_signals: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # NEW, symbol unchecked
+    stuck_trades: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # not updated by the last pass
 
 
 class LatestPrice(SQLModel, table=True):

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from shared import settings as runtime
 from shared.clock import utcnow
-from shared.config import Config
+from shared.config import Config, ConfigError, load_config, sqlite_path
 from shared.database import SchemaMissing, make_engine, require_schema, transaction, upgrade
 from shared.signals import read_rows, refusal
 from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, headline_stats, write_csv
@@ -24,8 +24,18 @@ class UserError(Exception):
     """Something the user can fix; printed as one line, exit status 2."""
 
 
-def _engine(config: Config) -> Engine:
-    engine = make_engine(config.database_url)
+def _engine(config: Config, *, read_only: bool = False) -> Engine:
+    """An engine on an existing, migrated database. Only `db upgrade` (and the demo) create a
+    database: any other command on a SQLite file that is not there says so and creates nothing."""
+    import sqlalchemy as sa
+
+    path = sqlite_path(config.database_url)
+    if path is not None and not path.is_file():
+        raise UserError(f"cannot open the database: {path} does not exist: run `signalproof db upgrade` first")
+    try:
+        engine = make_engine(config.database_url, read_only=read_only)
+    except sa.exc.ArgumentError as exc:  # includes an unknown dialect or driver
+        raise UserError(f"SIGNALPROOF_DATABASE_URL: {exc}") from None
     require_schema(engine)
     return engine
 
@@ -150,7 +160,7 @@ def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     if args.check:
         return _worker_check(config)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise (skips: worker.service)
     client = BinanceClient(spot_url=config.spot_api_url, futures_url=config.futures_api_url,
                            timeout=config.http_timeout_seconds, retries=config.http_retries,
                            retry_after_cap=config.retry_after_cap_seconds,
@@ -167,20 +177,19 @@ def cmd_worker(config: Config, args: argparse.Namespace) -> int:
 
 
 def _worker_check(config: Config) -> int:
-    """`worker --check` (the container healthcheck): 0 while the heartbeat is fresh, else 1."""
-    from shared.models import WorkerHeartbeat
-    from worker.service import default_stale_after, health
+    """`worker --check` (the container healthcheck), one line and the status of
+    shared.heartbeat: 0 healthy, 1 stale or never reported, 3 running but the exchange is
+    failing (2, as for every command, when the database or the configuration is unusable)."""
+    from shared import heartbeat
 
-    stale_after = config.worker_stale_after_seconds
-    if stale_after is None:
-        stale_after = default_stale_after(config.monitor_interval_seconds)
     # Read-only: a healthcheck must never take SQLite's write lock away from the worker.
-    engine = make_engine(config.database_url, read_only=True)
-    require_schema(engine)
+    engine = _engine(config, read_only=True)
     with transaction(engine) as session:
-        healthy, line = health(session.get(WorkerHeartbeat, 1), now=utcnow(), stale_after=stale_after)
-    print(line)
-    return 0 if healthy else 1
+        verdict = heartbeat.health(heartbeat.read(session), now=utcnow(),
+                                   stale_after=heartbeat.stale_after(config.monitor_interval_seconds,
+                                                                     config.worker_stale_after_seconds))
+    print(verdict.line)
+    return verdict.exit_status
 
 
 def _site_dir() -> Path:
@@ -214,15 +223,28 @@ def cmd_site(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+MIN_PASSWORD_LENGTH = 8
+
+
 def cmd_hash_password(_config: Config, _args: argparse.Namespace) -> int:
+    """Prompt twice on a terminal; otherwise read one line from standard input (a script, a
+    pipe). Prints the line to paste into the environment file."""
     from argon2 import PasswordHasher
 
-    password = getpass.getpass("Owner password: ")
-    if len(password) < 8:
-        raise UserError("use at least 8 characters")
-    if getpass.getpass("Again: ") != password:
-        raise UserError("the two passwords differ")
-    print(PasswordHasher().hash(password))
+    if sys.stdin is not None and sys.stdin.isatty():
+        password = getpass.getpass("Owner password: ")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise UserError(f"use at least {MIN_PASSWORD_LENGTH} characters")
+        if getpass.getpass("Again: ") != password:
+            raise UserError("the two passwords differ")
+    else:
+        line = sys.stdin.readline() if sys.stdin is not None else ""
+        password = line.removesuffix("\n").removesuffix("\r")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise UserError(f"use at least {MIN_PASSWORD_LENGTH} characters "
+                            "(without a terminal, the password is the first line of standard input)")
+    # Single quotes: the hash's `$` signs stay literal in a shell, systemd's EnvironmentFile and .env.
+    print(f"SIGNALPROOF_OWNER_PASSWORD_HASH='{PasswordHasher().hash(password)}'")
     return 0
 
 
@@ -237,8 +259,18 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("signalproof")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signalproof", description="The honest public track record of a signal bot.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
@@ -257,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = work.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one full catch-up pass, then exit")
     mode.add_argument("--check", action="store_true",
-                      help="exit 0 if the running worker's heartbeat is fresh, else 1 (for healthchecks)")
+                      help="one line; exit 0 healthy, 1 heartbeat stale or never reported, 2 unusable database "
+                           "or configuration, 3 running but the exchange is failing (for healthchecks)")
     work.set_defaults(run=cmd_worker)
 
     sett = commands.add_parser("settings", help="runtime settings").add_subparsers(dest="settings_command", required=True)
@@ -279,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     site = commands.add_parser("site", help="serve the public Streamlit site (extra arguments go to streamlit run)")
     site.set_defaults(run=cmd_site)  # everything after `site` goes to Streamlit (see main)
 
-    commands.add_parser("hash-password", help="prompt for the owner password, print its argon2 hash").set_defaults(
-        run=cmd_hash_password)
+    commands.add_parser("hash-password", help="prompt for the owner password (or read one line from standard "
+                        "input), print the SIGNALPROOF_OWNER_PASSWORD_HASH line").set_defaults(run=cmd_hash_password)
 
     demo = commands.add_parser("demo", help="offline demo: simulated market + signals, worker + site")
     demo.add_argument("--port", type=int, default=8501, help="the site's port (default 8501)")
@@ -299,8 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.run(Config(), args)
-    except (UserError, SchemaMissing) as exc:
+        return args.run(load_config(), args)
+    except (UserError, SchemaMissing, ConfigError) as exc:
         print(f"signalproof: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

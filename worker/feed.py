@@ -29,8 +29,8 @@ from urllib.parse import urljoin, urlsplit
 import requests.certs
 from sqlalchemy.engine import Engine
 
-from shared.database import single_row, transaction
-from shared.models import WorkerHeartbeat
+from shared import heartbeat
+from shared.database import transaction
 from shared.signals import parse_feed_body, shown
 from worker.intake import IntakeReport, store_rows
 
@@ -81,10 +81,7 @@ def poll_feed(engine: Engine, url: str, *, now: datetime, timeout: float, deadli
         error = f"{exc}"[:500]
         log.warning("feed %s: %s", origin(url), error)
     with transaction(engine) as session:
-        beat = single_row(session, WorkerHeartbeat)
-        beat.feed_last_poll_at, beat.feed_last_error = now, error
-        if report is not None:
-            beat.feed_received += report.accepted
+        heartbeat.record_feed(session, now=now, error=error, received=report.accepted if report is not None else 0)
     return report
 
 

@@ -220,20 +220,23 @@ def _unreadable(row: sa.Row[Any], dialect: Dialect, now: datetime) -> dict[str, 
 
 
 def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetime, known_symbols: dict[tuple[str, str], bool],
-                        batch: int = 1000) -> tuple[int, int]:
+                        batch: int = 1000, errors: list[ExchangeError] | None = None) -> tuple[int, int]:
     """Decide every NEW signal: REJECTED, SKIPPED or a new trade. Returns (decided, left NEW).
 
     Network calls (is the symbol listed?) happen before the write transaction, never inside it.
-    Signals whose symbol could not be checked (exchange down) stay NEW for the next tick.
+    Signals whose symbol could not be checked (exchange down) stay NEW for the next tick; the
+    exchange's errors are appended to `errors` (for the heartbeat).
     """
     decided = left = 0
     last_id = 0
-    unreachable: set[str] = set()  # markets whose API failed during this call
+    unreachable: dict[str, ExchangeError] = {}  # markets whose API failed during this call
     while True:
         with transaction(engine) as session:
             interval = runtime.load(session).candle_interval
             rows = _new_rows(session, last_id, batch)
         if not rows:
+            if errors is not None:
+                errors.extend(unreachable.values())
             return decided, left
         last_id = rows[-1].id or last_id
         checked = [(row, _checked(row, now)) for row in rows]
@@ -252,7 +255,7 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
 
 
 def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, interval: str, now: datetime,
-                   known: dict[tuple[str, str], bool], unreachable: set[str]) -> None:
+                   known: dict[tuple[str, str], bool], unreachable: dict[str, ExchangeError]) -> None:
     """Ask the exchange about symbols not seen before. Once a market's API has failed (after the
     client's own retries), its other symbols wait for the next tick instead of each retrying
     again: an outage must not stretch one tick over many minutes."""
@@ -263,7 +266,7 @@ def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, inte
             known[key] = market_data.symbol_exists(Market(key[0]), key[1], interval, now)
         except ExchangeError as exc:
             log.warning("cannot check symbol %s %s yet: %s", key[0], key[1], exc)
-            unreachable.add(key[0])
+            unreachable[key[0]] = exc
 
 
 def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection, settings: RuntimeSettings,

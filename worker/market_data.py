@@ -4,8 +4,10 @@ Everything above it sees `MarketData`: closed `Candle`s, latest prices, and whet
 is listed. Retries, backoff and rate-limit pauses live here once, in `BinanceClient._get_json`.
 """
 
+import errno
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -38,6 +40,11 @@ DEFAULT_RETRY_AFTER_SECONDS = 1.0
 class ExchangeError(Exception):
     """A transient exchange failure that survived the retries (connection error, timeout,
     5xx, malformed body, rate-limit that outlasted the cap, other 4xx)."""
+
+
+class ExchangeUnreachable(ExchangeError):
+    """The exchange's host does not resolve or refuses connections: not retried (another
+    attempt a second later would get the same answer); the next tick tries again."""
 
 
 class UnknownSymbol(Exception):
@@ -273,6 +280,8 @@ class BinanceClient:
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
             except requests.RequestException as error:
+                if (reason := unreachable_reason(error)) is not None:
+                    raise ExchangeUnreachable(f"{host} {reason}") from None
                 last_error = f"{type(error).__name__}: {error}"
             else:
                 status = response.status_code
@@ -308,6 +317,27 @@ class BinanceClient:
         with self._lock:
             until = self.monotonic() + seconds
             self.paused_until[host] = max(until, self.paused_until.get(host, 0.0))
+
+
+def unreachable_reason(error: BaseException) -> str | None:
+    """"does not resolve" / "refuses connections" when that is what lies under a requests
+    error (requests → urllib3 → socket, through args, `reason` and causes), else None."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return "does not resolve (DNS lookup failed)"
+        if isinstance(current, ConnectionRefusedError) or (
+                isinstance(current, OSError) and current.errno == errno.ECONNREFUSED):
+            return "refuses connections"
+        if type(current).__name__ == "NameResolutionError":  # urllib3 2.x, around the gaierror
+            return "does not resolve (DNS lookup failed)"
+        pending.extend((*current.args, getattr(current, "reason", None), current.__cause__, current.__context__))
+    return None
 
 
 def _symbols_param(symbols: Collection[str]) -> str:

@@ -26,7 +26,7 @@ from shared.exits import TradeState, advance
 from shared.models import ACTIVE_STATUSES, LatestPrice, Market, Trade
 from shared.decisions import save_decision, save_progress
 from shared.trades import state_of, terms_of
-from worker.market_data import ExchangeError, MarketData, UnknownSymbol
+from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, UnknownSymbol
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class MonitorReport:
     requests: int = 0
     changed: int = 0
     failed: list[str] = field(default_factory=list)  # groups the exchange could not serve
+    stuck: int = 0  # active trades in those groups: not updated by this pass
+    unreachable: bool = False  # a host did not resolve or refused connections (retrying soon won't help)
     behind_seconds: float | None = None
 
 
@@ -68,6 +70,8 @@ def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, st
         except (ExchangeError, UnknownSymbol) as exc:
             log.warning("%s %s: %s (trades unchanged, will retry)", key[0], key[1], exc)
             report.failed.append(f"{key[0]} {key[1]}: {exc}")
+            report.stuck += len(trades)
+            report.unreachable = report.unreachable or isinstance(exc, ExchangeUnreachable)
         if progress is not None:
             progress()
     report.behind_seconds = behind_seconds(engine, now=now)

@@ -12,9 +12,10 @@ the worker would not fix the exchange); an exception, or a database that refuses
 Any other job that fails records its error, which the site and `--check` show.
 
 `last_tick_at` is what the site's "worker last update" and `signalproof worker --check` judge
-the worker by; the systemd watchdog uses the same ticks kept in memory, plus each symbol a long
-monitor pass finishes. `last_success_at` additionally says the exchange served every trade in
-the last monitor pass.
+the worker by (shared/heartbeat.py, the row's one home, with the one `health()`); the systemd
+watchdog uses the same ticks kept in memory, plus each symbol a long monitor pass finishes.
+What the exchange refused reaches the row too: the signals waiting for a symbol check, the
+trades the monitor could not update, the last error and since when it keeps failing.
 """
 
 import logging
@@ -30,23 +31,26 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
-from shared import settings as runtime
-from shared.clock import Clock, seconds_ago, utcnow
-from shared.database import single_row, transaction
-from shared.models import WorkerHeartbeat
+from shared import heartbeat, settings as runtime
+from shared.clock import Clock, utcnow
+from shared.database import transaction
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
-from worker.market_data import ExchangeError, MarketData
+from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData
 from worker.monitor import MonitorReport, monitor_trades, store_prices
 from worker.notify import Systemd
 
 log = logging.getLogger("signalproof.worker")
 
-# `worker --check`: the heartbeat is stale after this many monitor intervals (but never under a
-# minute); the margin covers a long monitor pass. SIGNALPROOF_WORKER_STALE_AFTER_SECONDS
-# overrides it.
-STALE_AFTER_MONITOR_INTERVALS = 3
-MIN_STALE_AFTER_SECONDS = 60.0
+
+class _NoRunSkippedLines(logging.Filter):
+    """APScheduler warns at every interval while a job is still running ("skipped: maximum
+    number of running instances reached", "was missed by"): with one job at a time, a long
+    monitor pass would log a line every few seconds. That is the design here, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return "maximum number of running instances" not in message and "was missed by" not in message
 
 
 class Worker:
@@ -61,15 +65,20 @@ class Worker:
         self.stop = threading.Event()
         self.last_tick: float | None = None  # time.monotonic() of the last successful tick
         self.last_progress: float | None = None  # … and of the last symbol a monitor pass finished
+        self.intake_errors: list[ExchangeError] = []  # what the exchange answered the last intake
+        self._intake_reported: tuple[int, str] | None = None  # (waiting, error) last written
 
     # --- jobs ------------------------------------------------------------------------
 
     def process_signals(self) -> int:
         """Decide NEW signals; returns how many are still waiting (their symbol could not be checked)."""
+        errors: list[ExchangeError] = []
         decided, left = process_new_signals(self.engine, self.market_data, now=self.clock(),
-                                            known_symbols=self.known_symbols)
+                                            known_symbols=self.known_symbols, errors=errors)
         if decided:
             log.info("signals: %d decided, %d waiting for the exchange", decided, left)
+        self.intake_errors = errors
+        self.record_intake(left, "; ".join(map(str, errors)))
         return left
 
     def poll_feed(self) -> None:
@@ -92,33 +101,37 @@ class Worker:
         except ExchangeError as exc:  # like the monitor: an exchange outage is not a failed tick
             log.warning("latest prices: %s (will retry)", exc)
 
-    # --- the heartbeat row -----------------------------------------------------------------
+    # --- the heartbeat row (shared.heartbeat) -------------------------------------------------
 
     def record_start(self) -> None:
         """Who runs, since when. Writing it proves the database accepts writes: the first tick."""
-        self.record_tick(started=True)
-
-    def record_tick(self, report: MonitorReport | None = None, *, started: bool = False) -> None:
-        """A successful tick (see the module docstring); a monitor report adds the exchange's status."""
-        now = self.clock()
         with transaction(self.engine) as session:
-            row = single_row(session, WorkerHeartbeat)
-            row.last_tick_at = now
-            if started:
-                row.started_at, row.pid, row.hostname = now, os.getpid(), socket.gethostname()
-            if report is not None:
-                row.behind_seconds = report.behind_seconds
-                if report.failed:
-                    row.last_error, row.last_error_at = "; ".join(report.failed)[:1000], now
-                else:
-                    row.last_success_at = now
+            heartbeat.record_start(session, now=self.clock(), pid=os.getpid(), hostname=socket.gethostname())
         self.last_tick = time.monotonic()
+
+    def record_tick(self, report: MonitorReport | None = None) -> None:
+        """A successful tick (see the module docstring); a monitor report adds what the exchange did."""
+        with transaction(self.engine) as session:
+            if report is None:
+                heartbeat.record_tick(session, now=self.clock())
+            else:
+                heartbeat.record_tick(session, now=self.clock(), behind_seconds=report.behind_seconds,
+                                      monitor_errors=report.failed, stuck_trades=report.stuck)
+        self.last_tick = time.monotonic()
+
+    def record_intake(self, waiting: int, error: str) -> None:
+        """Signals waiting for the exchange, and why. Written when that changes or while it fails
+        (not every 5 s when all is well: the row is the site's too)."""
+        if (waiting, error) == self._intake_reported == (0, ""):
+            return
+        with transaction(self.engine) as session:
+            heartbeat.record_intake(session, now=self.clock(), waiting_signals=waiting, error=error or None)
+        self._intake_reported = (waiting, error)
 
     def record_failure(self, error: str) -> None:
         """A failed tick: the error is kept, `last_tick_at` is not moved (so it goes stale)."""
         with transaction(self.engine) as session:
-            row = single_row(session, WorkerHeartbeat)
-            row.last_error, row.last_error_at = error[:1000], self.clock()
+            heartbeat.record_failure(session, now=self.clock(), error=error)
 
     def _working(self) -> None:
         """A long monitor pass finished one more symbol (even one the exchange refused)."""
@@ -151,8 +164,13 @@ class Worker:
             waiting = self.process_signals()
             report = self.monitor()
             self.record_tick(report)
-            problems = report.failed + ([f"{waiting} signal(s) whose symbol could not be checked"] if waiting else [])
+            why = "; ".join(map(str, self.intake_errors))
+            problems = report.failed + ([f"{waiting} signal(s) whose symbol could not be checked"
+                                         + (f" ({why})" if why else "")] if waiting else [])
             if not problems:
+                break
+            # A host that does not resolve or refuses connections will not in the next second either.
+            if report.unreachable or any(isinstance(e, ExchangeUnreachable) for e in self.intake_errors):
                 break
         try:
             self.store_prices()
@@ -188,7 +206,8 @@ class Worker:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=timezone.utc,
         )
-        now = datetime.now(timezone.utc)
+        logging.getLogger("apscheduler.scheduler").addFilter(_NoRunSkippedLines())
+        now = datetime.now(timezone.utc)  # the scheduler's own clock, not the (maybe simulated) market's
         jobs = [("signals", self.process_signals, 5), ("feed", self.poll_feed, 30),
                 ("monitor", self.monitor, monitor_seconds), ("prices", self.store_prices, 60)]
         for name, function, seconds in jobs:
@@ -225,29 +244,3 @@ class Worker:
         scheduler.start()
         log.info("worker stopped")
 
-
-def default_stale_after(monitor_seconds: float) -> float:
-    """`worker --check`'s limit when SIGNALPROOF_WORKER_STALE_AFTER_SECONDS is not set."""
-    return max(MIN_STALE_AFTER_SECONDS, STALE_AFTER_MONITOR_INTERVALS * monitor_seconds)
-
-
-def health(beat: WorkerHeartbeat | None, *, now: datetime, stale_after: float) -> tuple[bool, str]:
-    """`worker --check`: healthy while the last successful tick is at most `stale_after` s old;
-    and the one line that says so (with the last error, if nothing has succeeded since)."""
-    if beat is None or beat.last_tick_at is None:
-        return False, "worker has never reported"
-    age = (now - beat.last_tick_at).total_seconds()
-    healthy = age <= stale_after
-    if healthy:
-        line = f"worker healthy: last tick {seconds_ago(age)} (pid {beat.pid} on {beat.hostname})"
-    else:
-        line = f"worker heartbeat stale: last successful tick {seconds_ago(age)} (limit {stale_after:g} s)"
-    if beat.last_error and beat.last_error_at and (beat.last_success_at is None or
-                                                   beat.last_error_at > beat.last_success_at):
-        line += f"; last error {seconds_ago((now - beat.last_error_at).total_seconds())}: {_one_line(beat.last_error)}"
-    return healthy, line
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -20,6 +20,7 @@ def overview() -> None:
     stats = snap.stats
     views.header(snap.title, snap.description)
     views.freshness(loaders.heartbeat(URL))
+    views.paused_banner(snap.settings, snap.settings_changes)
 
     unrealized = float(positions["unrealized_usd"].fillna(0).sum()) if len(positions) else 0.0
     open_count = int((positions["status"] == "OPEN").sum()) if len(positions) else 0

@@ -28,6 +28,15 @@ def demo_mode() -> bool:
 
 
 @st.cache_resource(show_spinner=False)
+def stale_after_seconds() -> float:
+    """When the worker's heartbeat is stale: the same rule as `worker --check` (shared.heartbeat)."""
+    from shared.heartbeat import stale_after
+
+    config = Config()
+    return stale_after(config.monitor_interval_seconds, config.worker_stale_after_seconds)
+
+
+@st.cache_resource(show_spinner=False)
 def engine(url: str) -> Engine:
     """Read-only: PostgreSQL transactions are READ ONLY, SQLite is opened with mode=ro."""
     from shared.database import make_engine

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
+from shared import heartbeat
 from shared.clock import seconds_ago
+from shared.models import WorkerHeartbeat
 
-STALE_AFTER_SECONDS = 180  # six missed monitor ticks
 BEHIND_WARNING_SECONDS = 24 * 3600
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
@@ -60,30 +61,74 @@ def header(title: str, description: str) -> None:
                 f"on {candles} — no real orders are placed.")
 
 
-def freshness(beat: dict[str, object] | None) -> None:
-    """"Worker last update 14 s ago", or a clear warning when it is stale or failing."""
+def freshness(beat: dict[str, object] | None, *, stale_after: float | None = None) -> None:
+    """"Worker last update 14 s ago", or a clear warning when it is stale or the exchange fails.
+
+    The judgement is `shared.heartbeat.health`, the one `worker --check` prints; `stale_after`
+    defaults to the deployment's (SIGNALPROOF_WORKER_STALE_AFTER_SECONDS or its default rule).
+    """
+    if stale_after is None:
+        from track_record.loaders import stale_after_seconds
+
+        stale_after = stale_after_seconds()
     now = datetime.now(timezone.utc)
-    if beat is None or beat.get("last_tick_at") is None:
+    verdict = heartbeat.health(WorkerHeartbeat(**beat) if beat is not None else None, now=now,
+                               stale_after=stale_after)
+    if verdict.state is heartbeat.State.NEVER:
         st.warning("The worker has not reported yet: trades are not being updated.", icon=":material/warning:")
         return
-    last_tick = beat["last_tick_at"]
-    last_success = beat.get("last_success_at")
-    assert isinstance(last_tick, datetime)
-    age = (now - last_tick).total_seconds()
-    behind = beat.get("behind_seconds")
-    line = f"Worker last update {ago(last_tick, now)}"
-    if isinstance(behind, float) and behind > STALE_AFTER_SECONDS:
+    line = f"Worker last update {ago(verdict.last_tick_at, now)}"
+    behind = beat.get("behind_seconds") if beat else None
+    if isinstance(behind, float) and behind > stale_after:
         line += f" · oldest open trade checked up to {ago(now - timedelta(seconds=behind), now)}"
-    if isinstance(behind, float) and behind > BEHIND_WARNING_SECONDS:
+    if verdict.state is heartbeat.State.STALE:
+        st.warning(f"{line} — the worker looks stopped; open trades are not being updated.", icon=":material/warning:")
+    elif verdict.state is heartbeat.State.EXCHANGE_FAILING:
+        # Not the error itself: it may name a configured URL. The owner's page shows it.
+        assert verdict.failing_for is not None
+        waiting = _waiting_words(verdict)
+        text = (f"{line} — the exchange has not been answering for "
+                f"{seconds_ago(verdict.failing_for.total_seconds()).removesuffix(' ago')}"
+                + (f": {waiting}" if waiting else "") + ". The worker keeps retrying; nothing is lost.")
+        if verdict.severe:
+            st.error(text, icon=":material/error:")
+        else:
+            st.warning(text, icon=":material/warning:")
+    elif isinstance(behind, float) and behind > BEHIND_WARNING_SECONDS:
         st.warning(f"{line} — some open trades have no recent candles (the exchange returned none), so they "
                    "cannot be updated.", icon=":material/warning:")
-    elif age > STALE_AFTER_SECONDS:
-        st.warning(f"{line} — the worker looks stopped; open trades are not being updated.", icon=":material/warning:")
-    elif beat.get("last_error") and isinstance(last_success, datetime) and beat.get("last_error_at") and \
-            beat["last_error_at"] > last_success:  # type: ignore[operator]
+    elif verdict.last_error:
         st.warning(f"{line} — its last attempt failed (exchange or database error); it keeps retrying.", icon=":material/warning:")
     else:
         st.caption(f":green[:material/check_circle:] {line}")
+
+
+def _waiting_words(verdict: heartbeat.Health) -> str:
+    parts = []
+    if verdict.waiting_signals:
+        parts.append(f"{verdict.waiting_signals} new signal{'s are' if verdict.waiting_signals != 1 else ' is'} "
+                     "waiting to be checked")
+    if verdict.stuck_trades:
+        parts.append(f"{verdict.stuck_trades} open trade{'s are' if verdict.stuck_trades != 1 else ' is'} "
+                     "not being updated")
+    return " and ".join(parts)
+
+
+def paused_banner(settings: dict[str, str], changes: pd.DataFrame) -> None:
+    """"Auto-trading is paused since …" (the settings page promises the pause is public)."""
+    if settings.get("paused") != "true":
+        return
+    since = None
+    if len(changes):
+        pauses = changes[changes["label"].astype(str).str.startswith("paused changed") &
+                         changes["label"].astype(str).str.endswith("→ true")]
+        if len(pauses):  # newest first: the change that paused it
+            at = pd.Timestamp(pauses["time"].iloc[0])
+            since = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    when = f" since {since:%Y-%m-%d %H:%M} UTC ({ago(since.to_pydatetime(), datetime.now(timezone.utc))})" \
+        if since is not None else ""
+    st.warning(f"Auto-trading is paused{when}: new signals are recorded as skipped, not traded. "
+               "Open trades are still followed to their exit.", icon=":material/pause_circle:")
 
 
 def empty(message: str) -> None:

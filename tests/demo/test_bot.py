@@ -58,6 +58,25 @@ def test_the_seed_fixes_every_call() -> None:
     assert calls(5) != calls(6)
 
 
+def test_two_demos_started_at_different_times_make_the_same_calls_and_trades_on_the_overlap() -> None:
+    """What `signalproof demo --seed N` imports when started at NOW and 2 days 3 h later: the
+    calls in both windows are identical (id, time, levels …) and resolve to the same trades."""
+    later = NOW + timedelta(days=2, hours=3, minutes=17, seconds=25)
+    runs = []
+    for now in (NOW, later):
+        market = RandomWalkMarket(seed=DEFAULT_SEED, start=now - MONTH)
+        calls = SignalBot(market, seed=DEFAULT_SEED).backfill(market.start, now - timedelta(minutes=15))
+        runs.append((market, {call["time"]: call for call in calls}))
+    (first_market, first), (second_market, second) = runs
+    shared = sorted(set(first) & set(second))
+    assert len(shared) == pytest.approx((30 - 2) * SIGNALS_PER_DAY, abs=SIGNALS_PER_DAY)
+    assert set(first) - set(second) == {t for t in first if t < second_market.start.isoformat().replace("+00:00", "Z")}
+    assert [first[t] for t in shared] == [second[t] for t in shared]
+    checked = [validate(first[t], received_at=NOW) for t in shared]
+    assert all(isinstance(s, ValidSignal) for s in checked)
+    assert [resolve(first_market, s) for s in checked] == [resolve(second_market, s) for s in checked]  # type: ignore[arg-type]
+
+
 def test_the_calls_read_as_a_json_lines_import() -> None:
     market = RandomWalkMarket(seed=2, start=NOW - timedelta(days=1))
     calls = SignalBot(market, seed=2).backfill(market.start, NOW)

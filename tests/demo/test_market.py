@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from demo.exchange import SimulatedExchange, to_ms
-from demo.market import ASSETS, DAY_MINUTES, MINUTE_MS, Asset, RandomWalkMarket
+from demo.market import ASSETS, DAY_MINUTES, EPOCH, MINUTE_MS, Asset, RandomWalkMarket
 from shared.kinds import Market
 from worker.market_data import BinanceClient
 
@@ -25,11 +25,32 @@ def at(minutes: float) -> int:
     return market().start_ms + int(minutes * MINUTE_MS)
 
 
-def test_the_walk_starts_at_the_minute_and_each_asset_at_its_price() -> None:
-    walk = market()
-    assert walk.start == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+def test_the_walk_starts_at_the_minute_and_at_the_epoch_each_asset_is_at_its_price() -> None:
+    assert market().start == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    walk = RandomWalkMarket(seed=1, start=EPOCH)
     for asset in ASSETS:
         assert walk.visible(asset.symbol, walk.start_ms)[0][1] == Decimal(asset.price)
+
+
+@pytest.mark.parametrize("later", [timedelta(minutes=1), timedelta(hours=5, minutes=17, seconds=3),
+                                   timedelta(days=2, hours=23, minutes=59)])
+def test_the_same_seed_gives_the_same_candle_for_the_same_minute_whenever_the_demo_starts(later: timedelta) -> None:
+    """`signalproof demo --seed N` started now or later: the candles they share are identical."""
+    first, second = market(seed=9), RandomWalkMarket(seed=9, start=START + later)
+    now = to_ms(START + timedelta(days=4, seconds=31))
+    for asset in ASSETS:
+        earlier, later_rows = first.visible(asset.symbol, now), second.visible(asset.symbol, now)
+        assert later_rows[0][0] == second.start_ms and len(later_rows) < len(earlier)
+        assert earlier[-len(later_rows):] == later_rows
+        moment = to_ms(START + timedelta(days=3, hours=2))
+        assert first.price_at(asset.symbol, moment) == second.price_at(asset.symbol, moment)
+
+
+def test_prices_stay_near_the_assets_level_for_years() -> None:
+    walk = RandomWalkMarket(seed=2, start=EPOCH + timedelta(days=6 * 365))
+    for asset in ASSETS:
+        price = walk.price_at(asset.symbol, walk.start_ms)
+        assert Decimal(asset.price) / 10 < price < Decimal(asset.price) * 10, (asset.symbol, price)
 
 
 @pytest.mark.parametrize("symbol", [asset.symbol for asset in ASSETS])

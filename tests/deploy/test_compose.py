@@ -110,6 +110,17 @@ def test_the_worker_runs_forever_and_is_checked_through_its_heartbeat(services: 
     assert check_args.run is cli.cmd_worker and check_args.check
 
 
+def test_the_worker_check_and_the_site_judge_staleness_by_the_same_limit(services: dict[str, Any]) -> None:
+    """One definition of "stale" (shared.heartbeat.stale_after), fed the same setting: the site
+    must not call a worker fresh that its healthcheck calls stale, or the other way round."""
+    from shared.heartbeat import stale_after
+
+    limits = {name: environment(services[name]).get("SIGNALPROOF_WORKER_STALE_AFTER_SECONDS")
+              for name in ("worker", "site")}
+    assert limits["worker"] == limits["site"] is not None, limits
+    assert stale_after(30, float(limits["worker"])) == 600
+
+
 def test_the_site_serves_port_8501_on_every_interface(services: dict[str, Any]) -> None:
     site = services["site"]
     command = site["command"]

@@ -510,3 +510,63 @@ def test_the_public_never_sees_a_feed_token(seed: Any, app: Callable[..., AppTes
     shown = " ".join(str(df.value.to_dict()) for df in at.dataframe) + " ".join(m.value for m in at.markdown)
     assert "SECRET123" not in shown
     assert "set (bot.example)" in shown
+
+
+# --- health and pause banners on the Overview (what `worker --check` says, in words) ----------
+
+def beat(seed: Any, **fields: Any) -> None:
+    from shared.database import transaction
+    from shared.models import WorkerHeartbeat
+
+    moment = datetime.now(timezone.utc)
+    values = {"started_at": moment - timedelta(hours=1), "last_tick_at": moment - timedelta(seconds=10),
+              "last_success_at": moment - timedelta(minutes=30), "pid": 1, "hostname": "test", **fields}
+    with transaction(seed.engine) as session:
+        session.merge(WorkerHeartbeat(id=1, **values))
+
+
+def test_overview_warns_amber_while_the_exchange_fails(seed: Any, app: App) -> None:
+    moment = datetime.now(timezone.utc)
+    beat(seed, failing_since=moment - timedelta(minutes=3), waiting_signals=4, stuck_trades=1,
+         last_error="SPOT BTCUSDT: user:secret@exchange.example refuses connections",
+         last_error_at=moment - timedelta(seconds=5))
+    at = ok(app("overview"))
+    assert not at.error
+    (warning,) = [w.value for w in at.warning]
+    assert re.match(r"Worker last update \d+ s ago — the exchange has not been answering for 3 min: 4 new signals "
+                    r"are waiting to be checked and 1 open trade is not being updated\. ", warning), warning
+    assert "secret" not in warning  # the error itself may name a configured URL: the owner's page shows it
+    assert not any("Worker last update" in c.value for c in at.caption)  # no green line
+
+
+def test_overview_turns_red_after_ten_minutes_of_failing(seed: Any, app: App) -> None:
+    beat(seed, failing_since=datetime.now(timezone.utc) - timedelta(minutes=11), waiting_signals=1)
+    at = ok(app("overview"))
+    assert not at.warning
+    (error,) = [e.value for e in at.error]
+    assert "the exchange has not been answering for 11 min: 1 new signal is waiting to be checked." in error
+
+
+def test_overview_uses_the_one_stale_limit(seed: Any, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two minutes without a tick: stale by the default rule (3 × 30 s, at least 60 s), fresh
+    under a deployment that says 600 s — the same setting `worker --check` reads."""
+    beat(seed, last_tick_at=datetime.now(timezone.utc) - timedelta(minutes=2),
+         last_success_at=datetime.now(timezone.utc) - timedelta(minutes=2))
+    assert "the worker looks stopped" in ok(app("overview")).warning[0].value
+    monkeypatch.setenv("SIGNALPROOF_WORKER_STALE_AFTER_SECONDS", "600")
+    at = ok(app("overview"))
+    assert not at.warning and any("Worker last update 2 min ago" in c.value for c in at.caption)
+
+
+def test_overview_shows_since_when_auto_trading_is_paused(seed: Any, app: App) -> None:
+    seed.heartbeat()
+    paused_at = datetime(2026, 3, 4, 5, 6, tzinfo=timezone.utc)
+    seed.settings(at=paused_at - timedelta(days=2), paused="true")
+    seed.settings(at=paused_at - timedelta(days=1), paused="false")
+    seed.settings(at=paused_at, paused="true")
+    seed.settings(at=paused_at + timedelta(hours=1), stake_usd="50")
+    at = ok(app("overview"))
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Auto-trading is paused since 2026-03-04 05:06 UTC (")
+    seed.settings(paused="false")
+    assert not ok(app("overview")).warning

@@ -1,8 +1,10 @@
 """`signalproof worker --check` (the worker container's healthcheck) and what counts as a tick:
-exit 0 only while the last successful tick is fresh, on SQLite and PostgreSQL."""
+exit 0 only while the last successful tick is fresh and the exchange answers, 1 when stale,
+3 when running but the exchange is failing; on SQLite and PostgreSQL."""
 
 import re
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -83,16 +85,61 @@ def test_a_stale_heartbeat_says_what_failed(cli: Cli, engine: Engine) -> None:
     assert line.endswith("s ago: monitor: OperationalError: disk I/O error [SQL: UPDATE …]")
 
 
-def test_an_exchange_outage_does_not_make_the_worker_unhealthy(cli: Cli) -> None:
+def test_an_exchange_outage_is_status_3_saying_since_when_and_what_waits(cli: Cli) -> None:
+    """Running, but the exchange refuses: not "healthy" (exit 3, distinct from a stopped worker),
+    naming the host, the signals waiting for a symbol check and the trades not updated; the
+    streak ends with the first pass where the exchange serves everything again."""
     signal = "still-open,2018-01-29T00:00:00Z,ADABTC,SHORT,SPOT,,0.00001,0.0001,,,,\n"  # stays open
     (cli.cwd / "open.csv").write_text(HEADER + signal)
     cli("signals", "import", str(cli.cwd / "open.csv"))
     cli("worker", "--once")  # the trade is open, checked up to the newest candle
-    cli.env |= {"SIGNALPROOF_SPOT_API_URL": "http://127.0.0.1:9", "SIGNALPROOF_HTTP_RETRIES": "1"}
+    waiting = "waiting,2018-01-29T00:00:00Z,ETHBTC,LONG,SPOT,,0.2,0.01,,,,\n"
+    (cli.cwd / "waiting.csv").write_text(HEADER + waiting)
+    cli("signals", "import", str(cli.cwd / "waiting.csv"))
+    exchange_url = cli.env["SIGNALPROOF_SPOT_API_URL"]
+    cli.env |= {"SIGNALPROOF_SPOT_API_URL": "http://127.0.0.1:9"}
     assert cli("worker", "--once", check=False).returncode == 1  # the exchange is down: nothing resolved
     status, line = check(cli)
-    assert status == 0 and HEALTHY.match(line), line
-    assert "; last error " in line and "SPOT ADABTC" in line
+    assert status == 3, line
+    assert re.match(r"^worker running, exchange failing for \d+ s: last tick \d+ s ago \(pid \d+ on \S+\); "
+                    r"1 signal\(s\) waiting for a symbol check, 1 trade\(s\) not updated; last error ", line), line
+    assert "127.0.0.1:9 refuses connections" in line
+
+    cli("worker", "--once", check=False)  # still down: the streak keeps its first failure
+    cli.env["SIGNALPROOF_SPOT_API_URL"] = exchange_url
+    cli("worker", "--once")
+    status, line = check(cli)
+    assert status == 0 and HEALTHY.match(line) and "error" not in line, line
+
+
+def test_the_streak_keeps_its_first_failure(cli: Cli, engine: Engine) -> None:
+    (cli.cwd / "waiting.csv").write_text(HEADER + "w,2018-01-29T00:00:00Z,ETHBTC,LONG,SPOT,,0.2,0.01,,,,\n")
+    cli("signals", "import", str(cli.cwd / "waiting.csv"))
+    cli.env["SIGNALPROOF_SPOT_API_URL"] = "http://127.0.0.1:9"
+    cli("worker", "--once", check=False)
+    first = heartbeat(engine)
+    cli("worker", "--once", check=False)
+    again = heartbeat(engine)
+    assert first.failing_since is not None and again.failing_since == first.failing_since
+    assert again.last_error_at is not None and again.last_error_at > first.failing_since
+    assert (again.waiting_signals, again.stuck_trades) == (1, 0)
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://no-such-host.invalid", "no-such-host.invalid does not resolve"),
+    ("http://127.0.0.1:9", "127.0.0.1:9 refuses connections"),
+])
+def test_worker_once_gives_up_at_once_on_a_host_that_cannot_answer(cli: Cli, url: str, says: str) -> None:
+    """With the default retries and backoff (5 retries from 0.5 s, ten rounds: minutes before)."""
+    (cli.cwd / "waiting.csv").write_text(HEADER + "w,2018-01-29T00:00:00Z,ETHBTC,LONG,SPOT,,0.2,0.01,,,,\n")
+    cli("signals", "import", str(cli.cwd / "waiting.csv"))
+    cli.env |= {"SIGNALPROOF_SPOT_API_URL": url, "SIGNALPROOF_HTTP_RETRIES": "5", "SIGNALPROOF_HTTP_BACKOFF_SECONDS": "0.5"}
+    started = time.monotonic()
+    result = cli("worker", "--once", check=False)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    assert f"not finished: 1 signal(s) whose symbol could not be checked ({says}" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_missing_schema_is_one_line_and_status_2(database_kind: str, tmp_path: Path,

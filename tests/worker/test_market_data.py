@@ -22,6 +22,7 @@ from shared.kinds import Market
 from worker.market_data import (
     BinanceClient,
     ExchangeError,
+    ExchangeUnreachable,
     MalformedBody,
     MarketData,
     UnknownSymbol,
@@ -272,13 +273,24 @@ def test_a_body_that_stays_malformed_is_an_exchange_error(exchange: FakeExchange
         client.klines(SPOT, "ETHBTC", "1m", datetime(2018, 1, 20, tzinfo=UTC), FAR_FUTURE)
 
 
-def test_an_unreachable_exchange_is_an_exchange_error(exchange: FakeExchange, clock: FakeClock) -> None:
+def test_a_host_that_refuses_connections_fails_at_once_naming_it(exchange: FakeExchange, clock: FakeClock) -> None:
+    """Not retried with backoff: the same answer would come back; the next tick tries again."""
     url = exchange.url
     exchange.stop()  # nothing listens on that port any more
-    client = BinanceClient(spot_url=url, futures_url=url, retries=1, sleep=clock.sleep, monotonic=clock.monotonic)
-    with pytest.raises(ExchangeError, match="ConnectionError"):
+    client = BinanceClient(spot_url=url, futures_url=url, retries=5, sleep=clock.sleep, monotonic=clock.monotonic)
+    host = url.removeprefix("http://").rstrip("/")
+    with pytest.raises(ExchangeUnreachable, match=f"^{host} refuses connections$"):
         client.klines(SPOT, "ETHBTC", "1m", datetime(2018, 1, 20, tzinfo=UTC), FAR_FUTURE)
-    assert client.requests_made == 2
+    assert (client.requests_made, clock.sleeps) == (1, [])
+    assert issubclass(ExchangeUnreachable, ExchangeError)  # callers that wait out outages still do
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_naming_it(clock: FakeClock) -> None:
+    url = "http://exchange.does-not-exist.invalid"  # .invalid never resolves (RFC 2606)
+    client = BinanceClient(spot_url=url, futures_url=url, retries=5, sleep=clock.sleep, monotonic=clock.monotonic)
+    with pytest.raises(ExchangeUnreachable, match="^exchange.does-not-exist.invalid does not resolve"):
+        client.symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
+    assert (client.requests_made, clock.sleeps) == (1, [])
 
 
 @pytest.mark.parametrize("status", ["429", "418"])

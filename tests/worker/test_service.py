@@ -65,3 +65,29 @@ def test_worker_once_reports_an_unreachable_exchange(cli: Cli) -> None:
     assert "not finished: 1 signal(s) whose symbol could not be checked" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert signal_status(cli, "lonely") == ("NEW", "")
+
+
+def test_a_long_job_does_not_log_a_line_every_interval(cli: Cli) -> None:
+    """An exchange that accepts connections and never answers makes each signals job last 2 s
+    while the monitor is due every second: APScheduler's "skipped: maximum number of running
+    instances" / "was missed by" warnings must not fill the log."""
+    import socket
+
+    with socket.socket() as silent:  # listens, never accepts or answers: every request times out
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        import_one(cli, "slow")
+        cli.env |= {"SIGNALPROOF_SPOT_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+                    "SIGNALPROOF_HTTP_TIMEOUT_SECONDS": "2", "SIGNALPROOF_HTTP_RETRIES": "0",
+                    "SIGNALPROOF_MONITOR_INTERVAL_SECONDS": "1"}
+        worker = cli.popen("worker")
+        try:
+            time.sleep(12)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            output = worker.communicate(timeout=60)[0]
+    assert worker.returncode == 0, output
+    assert "cannot check symbol SPOT ETHBTC yet" in output  # the slow job did run, repeatedly
+    assert "maximum number of running instances" not in output
+    assert "was missed by" not in output
+    assert "Traceback" not in output
