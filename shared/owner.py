@@ -1,7 +1,7 @@
 """The owner's actions: pause or resume auto-trading, close an open trade, cancel a pending one.
 
 They are recorded like everything else: trades change only through the guarded updates of
-`shared.decisions`, settings only through `shared.settings.change`, and every action is an
+`shared.trade_rows`, settings only through `shared.settings.change`, and every action is an
 event by the actor "owner", which the public Methodology page lists and the equity curve marks.
 """
 
@@ -12,10 +12,9 @@ from sqlmodel import Session, select
 
 from shared import settings as runtime
 from shared.candles import interval_length
-from shared.decisions import describe, save_decision
+from shared.trade_rows import describe, save_decision, state_of, terms_of
 from shared.exits import ManualActionRefused, close_manually
 from shared.models import ACTIVE_STATUSES, LatestPrice, Trade, TradeStatus
-from shared.trades import state_of, terms_of
 
 OWNER = "owner"
 

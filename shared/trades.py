@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from shared import metrics, settings as runtime
-from shared.exits import TradeState, TradeTerms
-from shared.models import CLOSED_STATUSES, EntryMode, Origin, Side, Signal, Trade, TradeStatus
+from shared.models import CLOSED_STATUSES, Origin, Signal, Trade, TradeStatus
 
 TRADE_COLUMNS = (
     "trade_id", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd", "status",
@@ -22,24 +21,6 @@ TRADE_COLUMNS = (
     "fees_usd", "pnl_usd", "pnl_pct", "ambiguous",
 )
 SIGNAL_COLUMNS = ("source", "id", "time", "received_at", "status", "reason", "origin", "symbol", "side", "market")
-
-
-def terms_of(trade: Trade) -> TradeTerms:
-    return TradeTerms(
-        side=Side(trade.side), leverage=trade.leverage, stake_usd=trade.stake_usd, fee_rate=trade.fee_rate,
-        entry_mode=EntryMode(trade.entry_mode), slippage_bps=trade.slippage_bps,
-        maintenance_margin_rate=trade.maintenance_margin_rate, pending_expiry_hours=trade.pending_expiry_hours,
-        max_trade_hours=trade.max_trade_hours, signal_time=trade.signal_time, signal_entry=trade.signal_entry,
-        take_profit=trade.take_profit, stop_loss=trade.stop_loss,
-    )
-
-
-def state_of(trade: Trade) -> TradeState:
-    return TradeState(
-        status=TradeStatus(trade.status), entry_time=trade.entry_time, entry_price=trade.entry_price,
-        exit_time=trade.exit_time, exit_price=trade.exit_price, fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd,
-        pnl_pct=trade.pnl_pct, reason=trade.reason, ambiguous=trade.ambiguous, last_candle_time=trade.last_candle_time,
-    )
 
 
 def write_csv(handle: IO[str], header: Sequence[str], rows: Iterable[list[str]]) -> None:

@@ -20,13 +20,12 @@ from sqlmodel import Session, select
 
 from shared import events, settings as runtime
 from shared.admission import OpenKey, Verdict, admit
-from shared.database import insert_missing, transaction
-from shared.exits import TradeTerms, open_trade
-from shared.models import (
-    ACTIVE_STATUSES, Market, RuntimeSettings, Signal, SignalStatus, Trade, TradeStatus,
-)
 from shared.columns import UtcDateTime
+from shared.database import insert_missing, transaction
+from shared.exits import TradeTerms
+from shared.models import ACTIVE_STATUSES, Market, RuntimeSettings, Signal, SignalStatus, Trade
 from shared.signals import RawRow, Rejection, ValidSignal, row_to_raw, shown, to_row_values, validate
+from shared.trade_rows import new_trade, record_opened
 from worker.market_data import ExchangeError, MarketData
 
 log = logging.getLogger(__name__)
@@ -116,22 +115,6 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, 
 
 VERDICT_STATUS = {Verdict.ACCEPT: SignalStatus.ACCEPTED, Verdict.SKIP: SignalStatus.SKIPPED,
                   Verdict.REJECT: SignalStatus.REJECTED}
-
-
-def _new_trade(row: sa.Row[Any], signal: ValidSignal, terms: TradeTerms, settings: RuntimeSettings,
-               now: datetime) -> Trade:
-    state = open_trade(terms)
-    return Trade(
-        signal_pk=row.id, source=signal.source, signal_id=signal.signal_id, origin=signal.origin.value,
-        symbol=signal.symbol, market=signal.market.value, side=signal.side.value, leverage=signal.leverage,
-        signal_time=signal.time, signal_entry=signal.entry, take_profit=terms.take_profit,
-        stop_loss=terms.stop_loss, stake_usd=terms.stake_usd, fee_rate=terms.fee_rate,
-        entry_mode=terms.entry_mode.value, slippage_bps=terms.slippage_bps,
-        maintenance_margin_rate=terms.maintenance_margin_rate, pending_expiry_hours=terms.pending_expiry_hours,
-        max_trade_hours=terms.max_trade_hours, candle_interval=settings.candle_interval,
-        status=state.status.value, entry_time=state.entry_time, entry_price=state.entry_price,
-        created_at=now, updated_at=now,
-    )
 
 
 def _claim(session: Session, row: sa.Row[Any], status: SignalStatus, reason: str | None, now: datetime,
@@ -291,19 +274,9 @@ def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection,
         return 0
     if status is SignalStatus.ACCEPTED:
         assert signal is not None and terms is not None
-        trade = _new_trade(row, signal, terms, settings, now)
-        session.add(trade)
-        session.flush()
+        trade = new_trade(row.id, signal, terms, candle_interval=settings.candle_interval, now=now)
+        record_opened(session, trade, now=now)
         open_keys.append((trade.symbol, trade.side))
-        # Every trade starts with `trade.opened`; one that is entered at once (entry mode
-        # signal) also gets its `trade.filled` now, as the monitor records later fills.
-        events.record(session, kind="trade.opened", at=now, signal_pk=row.id, trade_id=trade.id,
-                      message=f"{ref}: {trade.side} {trade.symbol} {trade.entry_mode} entry, ${trade.stake_usd}",
-                      data={"status": trade.status})
-        if trade.status == TradeStatus.OPEN:
-            events.record(session, kind="trade.filled", at=now, signal_pk=row.id, trade_id=trade.id,
-                          message=f"trade {trade.id} {trade.side} {trade.symbol} opened at {trade.entry_price}",
-                          data={"status": trade.status, "ambiguous": False})
     else:
         events.record(session, kind=f"signal.{status.value.lower()}", at=now, signal_pk=row.id,
                       message=f"{ref} {status.value.lower()}: {reason}", data={"reason": reason})

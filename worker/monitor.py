@@ -24,8 +24,7 @@ from shared.columns import UtcDateTime
 from shared.database import transaction
 from shared.exits import TradeState, advance
 from shared.models import ACTIVE_STATUSES, LatestPrice, Market, Trade
-from shared.decisions import save_decision, save_progress
-from shared.trades import state_of, terms_of
+from shared.trade_rows import save_decision, save_progress, state_of, terms_of
 from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, UnknownSymbol
 
 log = logging.getLogger(__name__)

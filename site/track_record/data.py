@@ -23,7 +23,8 @@ from shared.owner import OWNER
 from shared.models import (
     ACTIVE_STATUSES, CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, Trade, TradeStatus, WorkerHeartbeat,
 )
-from shared.trades import state_of, status_counts, terms_of, trade_counts
+from shared.trade_rows import state_of, terms_of
+from shared.trades import status_counts, trade_counts
 
 SAMPLE_SIZE = 20_000  # distributions are drawn from at most this many trades
 CURVE_POINTS = 2_000

@@ -1,0 +1,145 @@
+"""The `trade` row: what it means (terms and state of the trade rules), how it is created, and
+how it changes — guarded updates, each with its ledger entries.
+
+The one module that maps between a `Trade` row and `shared.exits`' values. The worker (intake
+and monitor) and the owner (close or cancel on the settings page) create and change trades only
+through here. Every change is `UPDATE … WHERE id = … AND status = … AND version = …`, so two
+writers never both record a change: the second one's update matches no row. Every change appends
+its ledger entries in the same transaction, with the export schema's column names as keys
+(docs/ledger.md), so a verifier can rebuild every trade from the ledger alone.
+"""
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from shared import events
+from shared.exits import TradeState, TradeTerms, open_trade
+from shared.kinds import TradeStatus
+from shared.models import Trade
+from shared.signals import ValidSignal
+
+# The terms a trade keeps for life, as recorded in its `trade.opened` entry.
+TERM_COLUMNS = (
+    "trade_id", "signal_pk", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd",
+    "signal_time", "signal_entry", "take_profit", "stop_loss", "fee_rate", "entry_mode", "slippage_bps",
+    "maintenance_margin_rate", "pending_expiry_hours", "max_trade_hours", "candle_interval", "status",
+)
+
+
+def terms_of(trade: Trade) -> TradeTerms:
+    return TradeTerms(
+        side=trade.side, leverage=trade.leverage, stake_usd=trade.stake_usd, fee_rate=trade.fee_rate,
+        entry_mode=trade.entry_mode, slippage_bps=trade.slippage_bps,
+        maintenance_margin_rate=trade.maintenance_margin_rate, pending_expiry_hours=trade.pending_expiry_hours,
+        max_trade_hours=trade.max_trade_hours, signal_time=trade.signal_time, signal_entry=trade.signal_entry,
+        take_profit=trade.take_profit, stop_loss=trade.stop_loss,
+    )
+
+
+def state_of(trade: Trade) -> TradeState:
+    return TradeState(
+        status=TradeStatus(trade.status), entry_time=trade.entry_time, entry_price=trade.entry_price,
+        exit_time=trade.exit_time, exit_price=trade.exit_price, fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd,
+        pnl_pct=trade.pnl_pct, reason=trade.reason, ambiguous=trade.ambiguous, last_candle_time=trade.last_candle_time,
+    )
+
+
+def new_trade(signal_pk: int, signal: ValidSignal, terms: TradeTerms, *, candle_interval: str,
+              now: datetime) -> Trade:
+    """The row of an accepted signal's trade, in the state the rules open it in."""
+    state = open_trade(terms)
+    return Trade(
+        signal_pk=signal_pk, source=signal.source, signal_id=signal.signal_id, origin=signal.origin,
+        symbol=signal.symbol, market=signal.market, side=signal.side, leverage=signal.leverage,
+        signal_time=signal.time, signal_entry=signal.entry, take_profit=terms.take_profit,
+        stop_loss=terms.stop_loss, stake_usd=terms.stake_usd, fee_rate=terms.fee_rate,
+        entry_mode=terms.entry_mode, slippage_bps=terms.slippage_bps,
+        maintenance_margin_rate=terms.maintenance_margin_rate, pending_expiry_hours=terms.pending_expiry_hours,
+        max_trade_hours=terms.max_trade_hours, candle_interval=candle_interval,
+        status=state.status, entry_time=state.entry_time, entry_price=state.entry_price,
+        created_at=now, updated_at=now,
+    )
+
+
+def record_opened(session: Session, trade: Trade, *, now: datetime) -> None:
+    """Store a new trade and its `trade.opened` entry (and `trade.filled` when it is entered at
+    once, in `signal` entry mode), in the caller's transaction."""
+    session.add(trade)
+    session.flush()  # the id
+    data = {name: getattr(trade, "id" if name == "trade_id" else name) for name in TERM_COLUMNS}
+    events.record(session, kind="trade.opened", at=now, signal_pk=trade.signal_pk, trade_id=trade.id,
+                  message=f"signal {trade.source}/{trade.signal_id}: {trade.side} {trade.symbol} {trade.entry_mode} "
+                          f"entry, ${trade.stake_usd}", data=data)
+    if trade.status is TradeStatus.OPEN:
+        state = state_of(trade)
+        events.record(session, kind="trade.filled", at=now, trade_id=trade.id, message=describe(trade, state),
+                      data=state_data(state))
+
+
+def state_data(state: TradeState) -> dict[str, Any]:
+    """A trade's state as a ledger entry's data (export column names; empty values left out)."""
+    values = {"status": state.status, "reason": state.reason, "entry_time": state.entry_time,
+              "entry_price": state.entry_price, "exit_time": state.exit_time, "exit_price": state.exit_price,
+              "fees_usd": state.fees_usd, "pnl_usd": state.pnl_usd, "pnl_pct": state.pnl_pct}
+    data = {key: value for key, value in values.items() if value is not None}
+    if state.status.is_closed or state.status is TradeStatus.CANCELLED:
+        data["ambiguous"] = state.ambiguous
+    return data
+
+
+def _guard(trade: Trade) -> sa.ColumnElement[bool]:
+    return sa.and_(Trade.id == trade.id, Trade.status == trade.status, Trade.version == trade.version)
+
+
+def save_progress(session: Session, trade: Trade, after: TradeState) -> None:
+    """Remember the last candle checked (no decision: status and version stay)."""
+    session.execute(sa.update(Trade).where(_guard(trade)).values(last_candle_time=after.last_candle_time))
+
+
+def save_decision(session: Session, trade: Trade, before: TradeState, after: TradeState, *, now: datetime,
+                  actor: str = "worker") -> bool:
+    """Write a change of status and its entries; False if another writer changed the trade first."""
+    version = trade.version  # read first: the update below may refresh `trade` when it is in this session
+    result = session.execute(sa.update(Trade).where(_guard(trade)).values(
+        status=after.status, reason=after.reason, entry_time=after.entry_time, entry_price=after.entry_price,
+        exit_time=after.exit_time, exit_price=after.exit_price, fees_usd=after.fees_usd, pnl_usd=after.pnl_usd,
+        pnl_pct=after.pnl_pct, ambiguous=after.ambiguous, last_candle_time=after.last_candle_time,
+        updated_at=now, version=version + 1,
+    ))
+    if result.rowcount != 1:
+        return False
+    trade.status, trade.version = after.status, version + 1
+    for kind, state in _steps(before, after):
+        events.record(session, kind=kind, at=now, actor=actor, trade_id=trade.id, message=describe(trade, state),
+                      data=state_data(state))
+    return True
+
+
+def _steps(before: TradeState, after: TradeState) -> list[tuple[str, TradeState]]:
+    """Every step of the change, in order. One `advance` may take a trade from PENDING straight
+    to CLOSED (entered and exited within the same candles): the fill is an entry of its own,
+    recorded before the close, so every trade that ever had an entry has its `trade.filled`."""
+    steps: list[tuple[str, TradeState]] = []
+    if before.entry_time is None and after.entry_time is not None:
+        filled = replace(after, status=TradeStatus.OPEN, reason=None, exit_time=None, exit_price=None,
+                         fees_usd=None, pnl_usd=None, pnl_pct=None, ambiguous=False)
+        steps.append(("trade.filled", filled))
+    if after.status is TradeStatus.CANCELLED:
+        steps.append(("trade.cancelled", after))
+    elif after.status.is_closed:
+        steps.append(("trade.closed", after))
+    return steps
+
+
+def describe(trade: Trade, state: TradeState) -> str:
+    what = f"trade {trade.id} {trade.side} {trade.symbol}"
+    if state.status is TradeStatus.OPEN:
+        return f"{what} opened at {state.entry_price}"
+    if state.status is TradeStatus.CANCELLED:
+        return f"{what} cancelled: {state.reason}"
+    flag = " (stop-loss and take-profit in one candle: stop-loss recorded)" if state.ambiguous else ""
+    return f"{what} {state.status} at {state.exit_price}, P/L ${state.pnl_usd:.2f}{flag}"
