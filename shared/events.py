@@ -8,6 +8,7 @@ see shared.database), and the head is read under it. Either way the lock lasts u
 can never claim the same seq and the chain cannot fork.
 """
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,21 +22,47 @@ from shared.models import Event
 _HEAD = "signalproof.ledger_head"  # session.info key: (transaction, seq, hash) of our last append
 
 
+@dataclass(frozen=True)
+class Change:
+    """One state change to record: its kind, a readable message, who did it, its data."""
+
+    kind: str
+    message: str
+    at: datetime
+    actor: str = "worker"
+    signal_pk: int | None = None
+    trade_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 def record(session: Session, *, kind: str, message: str, at: datetime, actor: str = "worker",
            signal_pk: int | None = None, trade_id: int | None = None, data: dict[str, Any] | None = None) -> Entry:
     """Append one entry. Its data is `data` plus who did it, a readable message, and the ids."""
-    body: dict[str, Any] = {**(data or {}), "actor": actor, "message": message}
-    if trade_id is not None:
-        body["trade_id"] = trade_id
-    if signal_pk is not None:
-        body["signal_pk"] = signal_pk
+    return record_many(session, [Change(kind, message, at, actor, signal_pk, trade_id, data or {})])[0]
+
+
+def record_many(session: Session, changes: list[Change]) -> list[Entry]:
+    """Append several entries in one statement (an import of thousands of signals)."""
+    if not changes:
+        return []
     seq, prev = _head(session)
-    entry = make_entry(seq=seq + 1, time=at, kind=kind, data=body, prev=prev)
-    session.execute(sa.insert(Event.__table__).values(  # type: ignore[attr-defined]
-        id=entry.seq, at=at, kind=kind, actor=actor, signal_pk=signal_pk, trade_id=trade_id, message=message,
-        data=canonical(entry.data).decode(), prev=entry.prev, hash=entry.hash))
-    session.info[_HEAD] = (session.get_transaction(), entry.seq, entry.hash)
-    return entry
+    entries, rows = [], []
+    for change in changes:
+        body: dict[str, Any] = {**change.data, "actor": change.actor, "message": change.message}
+        if change.trade_id is not None:
+            body["trade_id"] = change.trade_id
+        if change.signal_pk is not None:
+            body["signal_pk"] = change.signal_pk
+        seq += 1
+        entry = make_entry(seq=seq, time=change.at, kind=change.kind, data=body, prev=prev)
+        prev = entry.hash
+        entries.append(entry)
+        rows.append({"id": entry.seq, "at": change.at, "kind": change.kind, "actor": change.actor,
+                     "signal_pk": change.signal_pk, "trade_id": change.trade_id, "message": change.message,
+                     "data": canonical(entry.data).decode(), "prev": entry.prev, "hash": entry.hash})
+    session.execute(sa.insert(Event.__table__), rows)  # type: ignore[attr-defined]
+    session.info[_HEAD] = (session.get_transaction(), entries[-1].seq, entries[-1].hash)
+    return entries
 
 
 def _head(session: Session) -> tuple[int, str]:

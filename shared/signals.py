@@ -421,6 +421,17 @@ def to_row_values(signal: ValidSignal) -> dict[str, object]:
     }
 
 
+def ledger_data(signal: ValidSignal, *, received_at: datetime) -> dict[str, object]:
+    """The whole normalised signal as its `signal.received` ledger entry holds it (export column
+    names where there is one: `signal_id`, `signal_time`; every target, in the bot's order)."""
+    return {
+        "source": signal.source, "signal_id": signal.signal_id, "signal_time": signal.time,
+        "symbol": signal.symbol, "side": signal.side, "market": signal.market, "entry": signal.entry,
+        "take_profit": list(signal.take_profits), "stop_loss": signal.stop_loss, "leverage": signal.leverage,
+        "confidence": signal.confidence, "note": signal.note, "origin": signal.origin, "received_at": received_at,
+    }
+
+
 def row_to_raw(signal_row: Any) -> dict[str, object]:
     """The `validate` input for a row of the signal table (a bot may have inserted it)."""
     raw: dict[str, object] = {"id": getattr(signal_row, "signal_id", None)}

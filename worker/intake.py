@@ -24,7 +24,7 @@ from shared.columns import UtcDateTime
 from shared.database import insert_missing, transaction
 from shared.exits import TradeTerms
 from shared.models import ACTIVE_STATUSES, Market, RuntimeSettings, Signal, SignalStatus, Trade
-from shared.signals import RawRow, Rejection, ValidSignal, row_to_raw, shown, to_row_values, validate
+from shared.signals import RawRow, Rejection, ValidSignal, ledger_data, row_to_raw, shown, to_row_values, validate
 from shared.trade_rows import new_trade, record_opened
 from worker.market_data import ExchangeError, MarketData
 
@@ -55,13 +55,15 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def _row_values(row: RawRow, *, default_source: str, received_at: datetime) -> tuple[dict[str, Any], str | None]:
-    """The `signal` row to insert for one raw record, and the rejection reason if it is invalid."""
+def _row_values(row: RawRow, *, default_source: str,
+                received_at: datetime) -> tuple[dict[str, Any], ValidSignal | None, str | None]:
+    """The `signal` row to insert for one raw record, the valid signal (if it is one) and the
+    rejection reason (if it is not)."""
     raw_json = _storable(row.text) if row.fields is None else json.dumps(row.fields, default=str)
     if row.fields is None:
         reason = row.error or "unreadable row"
         return {"source": default_source, "signal_id": _unidentified_id(row.text), "status": SignalStatus.REJECTED,
-                "reason": reason, "raw": raw_json}, reason
+                "reason": reason, "raw": raw_json}, None, reason
     result = validate(row.fields, received_at=received_at, default_source=default_source)
     if isinstance(result, Rejection):
         # Keep what the row said (as text, cut short) so the record shows it, not blanks.
@@ -69,46 +71,77 @@ def _row_values(row: RawRow, *, default_source: str, received_at: datetime) -> t
                 if row.fields.get(key) is not None}
         return {**said, "source": result.source or default_source,
                 "signal_id": result.signal_id or _unidentified_id(row.text),
-                "status": SignalStatus.REJECTED, "reason": result.reason, "raw": raw_json}, result.reason
-    return {**to_row_values(result), "status": SignalStatus.NEW, "raw": raw_json}, None
+                "status": SignalStatus.REJECTED, "reason": result.reason, "raw": raw_json}, None, result.reason
+    return {**to_row_values(result), "status": SignalStatus.NEW, "raw": raw_json}, result, None
+
+
+RAW_IN_LEDGER_CHARS = 500  # a rejected row's text in its ledger entry: enough to see what was sent
+
+
+def received(signal: ValidSignal, signal_pk: int, *, received_at: datetime, actor: str) -> events.Change:
+    """The `signal.received` entry: the whole normalised signal, before any candle is looked at."""
+    return events.Change("signal.received", f"signal {signal.source}/{signal.signal_id} received", received_at,
+                         actor, signal_pk=signal_pk, data=ledger_data(signal, received_at=received_at))
+
+
+def rejected(source: str, signal_id: str, signal_pk: int, reason: str, raw: str | None, *, received_at: datetime,
+             at: datetime, actor: str) -> events.Change:
+    return events.Change("signal.rejected", f"signal {source}/{signal_id} rejected: {reason}", at, actor,
+                         signal_pk=signal_pk,
+                         data={"source": source, "signal_id": signal_id, "status": SignalStatus.REJECTED,
+                               "reason": reason, "received_at": received_at,
+                               "raw": (raw or "")[:RAW_IN_LEDGER_CHARS]})
 
 
 def store_rows(session: Session, rows: Sequence[RawRow], *, default_source: str, received_at: datetime,
                actor: str) -> IntakeReport:
-    """Validate and insert rows; (source, id) already present → duplicate, first version stands."""
+    """Validate and insert rows; (source, id) already present → duplicate, first version stands.
+
+    Each new row gets its ledger entry here, in this transaction: `signal.received` with the
+    whole normalised signal (its seq kept in `signal.received_seq`), or `signal.rejected`."""
     report = IntakeReport()
-    prepared: dict[tuple[str, str], tuple[RawRow, dict[str, Any], str | None]] = {}
+    prepared: dict[tuple[str, str], tuple[RawRow, dict[str, Any], ValidSignal | None, str | None]] = {}
     for row in rows:
-        values, reason = _row_values(row, default_source=default_source, received_at=received_at)
+        values, signal, reason = _row_values(row, default_source=default_source, received_at=received_at)
         key = (values["source"], values["signal_id"])
         if key in prepared:
             report.duplicate += 1  # repeated inside the same file: the first line stands
             continue
-        prepared[key] = (row, {**values, "received_at": received_at, "processed_at": received_at if reason else None}, reason)
+        prepared[key] = (row, {**values, "received_at": received_at, "processed_at": received_at if reason else None},
+                         signal, reason)
     items = list(prepared.items())
     for start in range(0, len(items), INSERT_BATCH):
         batch = items[start:start + INSERT_BATCH]
-        inserted = _insert_new(session, [values for _, (_, values, _) in batch])
-        for key, (row, values, reason) in batch:
+        inserted = _insert_new(session, [values for _, (_, values, _, _) in batch])
+        changes: list[events.Change] = []
+        for key, (row, values, signal, reason) in batch:
             if key not in inserted:
                 report.duplicate += 1
-            elif reason is None:
+            elif signal is not None:
                 report.accepted += 1
+                changes.append(received(signal, inserted[key], received_at=received_at, actor=actor))
             else:
+                assert reason is not None
                 report.rejected += 1
                 report.rejections.append((row.line, reason))
-                events.record(session, kind="signal.rejected", actor=actor, at=received_at,
-                              message=f"signal {key[0]}/{key[1]} rejected: {reason}", data={"reason": reason})
-    if report.accepted:
-        events.record(session, kind="signal.received", actor=actor, at=received_at,
-                      message=f"{report.accepted} signal(s) received", data={"count": report.accepted})
+                changes.append(rejected(key[0], key[1], inserted[key], reason, values.get("raw"),
+                                        received_at=received_at, at=received_at, actor=actor))
+        entries = events.record_many(session, changes)
+        seqs = [{"pk": change.signal_pk, "seq": entry.seq} for change, entry in zip(changes, entries)
+                if change.kind == "signal.received"]
+        if seqs:
+            table = Signal.__table__
+            session.execute(sa.update(table).where(table.c.id == sa.bindparam("pk"))  # type: ignore[attr-defined]
+                            .values(received_seq=sa.bindparam("seq")), seqs)
     return report
 
 
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Insert what is new; returns the (source, id) keys that were new."""
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Insert what is new; returns the (source, id) keys that were new, with their row ids."""
     table = Signal.__table__
-    return set(insert_missing(session, table, rows, returning=(table.c.source, table.c.signal_id)))  # type: ignore[arg-type]
+    returned = insert_missing(session, table, rows,  # type: ignore[arg-type]
+                              returning=(table.c.source, table.c.signal_id, table.c.id))  # type: ignore[attr-defined]
+    return {(source, signal_id): pk for source, signal_id, pk in returned}
 
 
 # --- NEW signals → trades --------------------------------------------------------------
@@ -145,7 +178,8 @@ def _new_rows(session: Session, after_id: int, batch: int) -> list[sa.Row[Any]]:
     postgres = session.get_bind().dialect.name == "postgresql"
     as_stored = [_as_text(table.c[name], postgres).label(name) for name in (*BOT_COLUMNS, "received_at")]
     return list(session.execute(
-        sa.select(table.c.id, table.c.source, table.c.signal_id, table.c.raw, table.c.status, *as_stored)
+        sa.select(table.c.id, table.c.source, table.c.signal_id, table.c.raw, table.c.status, table.c.received_seq,
+                  *as_stored)
         .where(table.c.status.in_(NEW_SPELLINGS), table.c.id > after_id).order_by(table.c.id).limit(batch)))
 
 
@@ -272,12 +306,22 @@ def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection,
         reason, terms = decision.reason, decision.terms
     if not _claim(session, row, status, reason, now, signal):
         return 0
+    received_at = _received_at(row.received_at, now) or now
+    if row.received_seq is None and signal is not None:
+        # A row a bot inserted by hand: its `signal.received` is written now, at intake, before
+        # any candle is looked at for it (imported and polled rows got theirs when stored).
+        entry = events.record_many(session, [received(signal, row.id, received_at=received_at, actor="worker")])[0]
+        session.execute(sa.update(Signal).where(Signal.id == row.id).values(received_seq=entry.seq))
     if status is SignalStatus.ACCEPTED:
         assert signal is not None and terms is not None
         trade = new_trade(row.id, signal, terms, candle_interval=settings.candle_interval, now=now)
         record_opened(session, trade, now=now)
         open_keys.append((trade.symbol, trade.side))
+    elif status is SignalStatus.REJECTED:
+        raw = row.raw if row.raw is not None else json.dumps({n: getattr(row, n) for n in BOT_COLUMNS}, default=str)
+        events.record_many(session, [rejected(row.source, row.signal_id, row.id, reason or "", raw,
+                                              received_at=received_at, at=now, actor="worker")])
     else:
-        events.record(session, kind=f"signal.{status.value.lower()}", at=now, signal_pk=row.id,
-                      message=f"{ref} {status.value.lower()}: {reason}", data={"reason": reason})
+        events.record(session, kind="signal.skipped", at=now, signal_pk=row.id, message=f"{ref} skipped: {reason}",
+                      data={"source": row.source, "signal_id": row.signal_id, "status": status, "reason": reason})
     return 1

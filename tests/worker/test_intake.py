@@ -105,10 +105,18 @@ def test_a_valid_row_is_stored_new_then_becomes_one_trade(engine: Engine, market
     report = store(engine, make_row(symbol="eth/btc", side="buy", take_profit="0.095;0.1"))
     assert (report.accepted, report.rejected, report.duplicate) == (1, 0, 0)
     [received] = events(engine, "signal.received")
-    assert received.actor == "import" and received.message == "1 signal(s) received"
+    assert received.actor == "import" and received.message == "signal default/s1 received"
     stored = signals(engine)["s1"]
     assert (stored.status, stored.source, stored.symbol, stored.side, stored.take_profit, stored.processed_at) == (
         "NEW", "default", "ETHBTC", "LONG", "0.095;0.1", None)
+    # The ledger holds the whole normalised signal, committed before any candle is looked at.
+    assert stored.received_seq == received.id
+    assert json.loads(received.data or "") == {
+        "source": "default", "signal_id": "s1", "signal_time": "2024-05-01T11:59:00.000000Z", "symbol": "ETHBTC",
+        "side": "LONG", "market": "SPOT", "entry": None, "take_profit": ["0.095", "0.1"], "stop_loss": "0.085",
+        "leverage": 1, "confidence": None, "note": None, "origin": "live", "received_at": json.loads(
+            received.data or "")["received_at"], "actor": "import", "message": "signal default/s1 received",
+        "signal_pk": stored.id}
 
     assert process(engine, market) == (1, 0)
     assert status(engine) == {"s1": ("ACCEPTED", None)}
