@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel, select
 
 import shared.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from shared.database import make_engine, require_schema, SchemaMissing, upgrade
@@ -92,3 +92,42 @@ def test_a_bot_can_insert_a_signal_with_only_the_columns_it_knows(empty_url: str
         row = connection.execute(sa.text(
             "SELECT source, market, leverage, status, received_at IS NOT NULL FROM signal")).one()
     assert tuple(row) == ("default", "SPOT", 1, "NEW", True)
+
+
+def test_existing_events_are_chained_after_a_genesis_entry(empty_url: str, engine: sa.Engine) -> None:
+    """Migration 0003: the event log becomes the ledger; what was recorded before is kept, in its
+    order, after a `ledger.genesis` entry that says how many there were, and the chain verifies."""
+    import json
+
+    from shared.events import stored_entry
+    from shared.ledger import verify_chain
+    from shared.models import Event
+
+    upgrade(empty_url, "0002")
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO runtime_settings (id, stake_usd, entry_mode, take_profit_target, fee_rate_spot, fee_rate_futures,"
+            " slippage_bps, maintenance_margin_rate, pending_expiry_hours, max_trade_hours, candle_interval,"
+            " starting_balance_usd, min_confidence, markets, symbols_allow, symbols_deny, max_open_trades,"
+            " one_per_symbol_side, paused, signal_feed_url, site_title, site_description) VALUES (1, '250', 'limit', 2,"
+            " '0.001', '0.0005', '0', '0.004', '24', '0', '5m', '1000', '0', 'SPOT', '', '', 0, false, true,"
+            " 'https://bot.example/feed?token=secret', 't', 'd')"))
+        for n, (kind, data) in enumerate([("settings.changed", '{"key": "stake_usd", "old": "100", "new": "250"}'),
+                                          ("trade.closed", '{"status": "CLOSED_TP", "ambiguous": false}'),
+                                          ("signal.rejected", None)], start=5):
+            connection.execute(sa.text("INSERT INTO event (id, at, kind, actor, trade_id, message, data) VALUES "
+                                       "(:id, '2024-05-01 12:00:00.000000', :kind, 'worker', 7, 'm', :data)"),
+                               {"id": n * 3, "kind": kind, "data": data})
+    upgrade(empty_url)
+    with Session(engine) as session:
+        rows = list(session.exec(select(Event).order_by(Event.id)))
+    entries = [stored_entry(row) for row in rows]
+    assert verify_chain(entries) == (4, None)
+    assert [e.kind for e in entries] == ["ledger.genesis", "settings.changed", "trade.closed", "signal.rejected"]
+    genesis = entries[0].data
+    assert genesis["migrated_events"] == 3
+    assert genesis["settings"]["stake_usd"] == "250" and genesis["settings"]["paused"] == "true"
+    assert genesis["settings"]["signal_feed_url"] == "set (bot.example)"  # never the token
+    assert entries[1].data == {"key": "stake_usd", "old": "100", "new": "250", "actor": "worker", "message": "m",
+                               "trade_id": 7}
+    assert json.loads(rows[2].data or "")["status"] == "CLOSED_TP"

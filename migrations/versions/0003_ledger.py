@@ -47,6 +47,41 @@ def _data(value: object) -> object:
     return str(value)  # old data was written with json.dumps(default=str): floats become text
 
 
+# The runtime settings' defaults as of this revision (DESIGN.md's table): a new database's ledger
+# starts from them, so a verifier knows the settings in force before any `settings.changed`.
+DEFAULT_SETTINGS = {
+    "stake_usd": "100", "entry_mode": "market", "take_profit_target": "1", "fee_rate_spot": "0.001",
+    "fee_rate_futures": "0.0005", "slippage_bps": "0", "maintenance_margin_rate": "0.004",
+    "pending_expiry_hours": "24", "max_trade_hours": "0", "candle_interval": "1m", "starting_balance_usd": "1000",
+    "min_confidence": "0", "markets": "SPOT,FUTURES", "symbols_allow": "", "symbols_deny": "",
+    "max_open_trades": "0", "one_per_symbol_side": "false", "paused": "false", "signal_feed_url": "",
+    "site_title": "signalproof", "site_description": "The honest, verifiable track record of a crypto signal bot.",
+}
+
+
+BOOLEAN_SETTINGS = ("one_per_symbol_side", "paused")  # SQLite hands them back as 0/1
+
+
+def _setting_text(key: str, value: object) -> str:
+    if key in BOOLEAN_SETTINGS:
+        return "true" if value and str(value).lower() not in ("0", "false") else "false"
+    if key == "signal_feed_url" and value:
+        from urllib.parse import urlsplit
+
+        return f"set ({urlsplit(str(value)).hostname or 'unknown host'})"  # public: the host only
+    text = str(value)
+    if "." in text and text.replace(".", "", 1).isdigit():
+        text = text.rstrip("0").rstrip(".") or "0"
+    return text
+
+
+def _settings_in_force(bind: sa.Connection) -> dict[str, str]:
+    row = bind.execute(sa.text("SELECT * FROM runtime_settings WHERE id = 1")).mappings().first()
+    if row is None:
+        return dict(DEFAULT_SETTINGS)
+    return {key: _setting_text(key, row[key]) if key in row else default for key, default in DEFAULT_SETTINGS.items()}
+
+
 def upgrade() -> None:
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.add_column(sa.Column('prev', sa.String(length=64), nullable=True))
@@ -63,7 +98,7 @@ def upgrade() -> None:
     old = bind.execute(sa.select(event).order_by(event.c.id)).mappings().all()
     bind.execute(sa.delete(event))
     now = datetime.now(timezone.utc)
-    genesis = {"actor": "system", "migrated_events": len(old),
+    genesis = {"actor": "system", "migrated_events": len(old), "settings": _settings_in_force(bind),
                "message": "the ledger starts here" + (f"; the {len(old)} events recorded before it follow, chained "
                                                       "in their order" if old else ""),
                "note": "entries 2 to {} were recorded before the ledger existed".format(len(old) + 1) if old else
