@@ -10,11 +10,11 @@ from decimal import Decimal
 
 from sqlmodel import Session, select
 
-from shared import settings as runtime
+from shared import queries, settings as runtime
 from shared.candles import interval_length
 from shared.trade_rows import describe, save_decision, state_of, terms_of
 from shared.exits import ManualActionRefused, close_manually
-from shared.models import ACTIVE_STATUSES, LatestPrice, Trade, TradeStatus
+from shared.models import LatestPrice, Trade, TradeStatus
 
 OWNER = "owner"
 
@@ -36,7 +36,7 @@ def set_paused(session: Session, paused: bool, *, now: datetime) -> list[tuple[s
 
 def active_trades(*, session: Session) -> list[tuple[Trade, LatestPrice | None]]:
     """PENDING and OPEN trades, newest first, each with the latest price the worker stored."""
-    trades = session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)).order_by(Trade.id.desc())).all()
+    trades = queries.active_trades(session=session, newest_first=True)
     prices = {(p.market, p.symbol): p for p in session.exec(select(LatestPrice))}
     return [(trade, prices.get((trade.market, trade.symbol))) for trade in trades]
 

@@ -1,4 +1,4 @@
-"""Queries over trades and signals, and the export formats (CLI and site share them).
+"""The export formats of trades and signals (CLI and site share them).
 
 Functions take a keyword-only `session`; the caller owns the transaction.
 """
@@ -9,11 +9,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import IO, Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from shared import metrics, settings as runtime
-from shared.models import CLOSED_STATUSES, Origin, Signal, Trade, TradeStatus
+from shared.models import Signal, Trade
 
 TRADE_COLUMNS = (
     "trade_id", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd", "status",
@@ -77,37 +75,3 @@ def export_signals(*, session: Session, chunk: int = 5000) -> Iterator[list[str]
     for signal in session.exec(statement):
         values = {"id": signal.signal_id, **{c: getattr(signal, c) for c in SIGNAL_COLUMNS if c != "id"}}
         yield [_cell(values[c]) for c in SIGNAL_COLUMNS]
-
-
-def closed_trades(*, session: Session) -> list[metrics.ClosedTrade]:
-    """The closed trades, reduced to what the metrics need (four columns, not whole rows)."""
-    statement = (select(Trade.id, Trade.entry_time, Trade.exit_time, Trade.pnl_usd)
-                 .where(Trade.status.in_(CLOSED_STATUSES)))
-    return [metrics.ClosedTrade(trade_id=i, entry_time=entry or exit_, exit_time=exit_, pnl_usd=pnl)
-            for i, entry, exit_, pnl in session.exec(statement)]
-
-
-def status_counts(*, session: Session, live_only: bool = False) -> dict[str, int]:
-    statement = select(Trade.status, sa.func.count()).group_by(Trade.status)
-    if live_only:
-        statement = statement.where(Trade.origin == Origin.LIVE.value)
-    return dict(session.exec(statement).all())
-
-
-def trade_counts(*, session: Session, live_only: bool = False) -> metrics.Counts:
-    by_status = status_counts(session=session, live_only=live_only)
-    ambiguous_query = select(sa.func.count()).select_from(Trade).where(Trade.ambiguous)
-    if live_only:
-        ambiguous_query = ambiguous_query.where(Trade.origin == Origin.LIVE.value)
-    ambiguous = session.exec(ambiguous_query).one()
-    return metrics.Counts(
-        open_trades=by_status.get(TradeStatus.OPEN.value, 0), pending_trades=by_status.get(TradeStatus.PENDING.value, 0),
-        cancelled_trades=by_status.get(TradeStatus.CANCELLED.value, 0), ambiguous_trades=ambiguous,
-    )
-
-
-def headline_stats(*, session: Session) -> metrics.Stats:
-    """The numbers of `signalproof stats` (and the site's headline cards)."""
-    starting = runtime.current(session).starting_balance_usd
-    return metrics.compute_stats(closed_trades(session=session), starting_balance=starting,
-                                 counts=trade_counts(session=session))

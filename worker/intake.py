@@ -16,14 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from shared import events, settings as runtime
+from shared import events, queries, settings as runtime
 from shared.admission import OpenKey, Verdict, admit
 from shared.columns import UtcDateTime
 from shared.database import insert_missing, transaction
 from shared.exits import TradeTerms
-from shared.models import ACTIVE_STATUSES, Market, RuntimeSettings, Signal, SignalStatus, Trade
+from shared.models import Market, RuntimeSettings, Signal, SignalStatus
 from shared.signals import RawRow, Rejection, ValidSignal, ledger_data, row_to_raw, shown, to_row_values, validate
 from shared.trade_rows import new_trade, record_opened
 from worker.market_data import ExchangeError, MarketData
@@ -262,7 +262,7 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
                        unreachable)
         with transaction(engine) as session:
             settings = runtime.load(session)
-            open_keys: list[OpenKey] = [(t.symbol, t.side) for t in session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES)))]
+            open_keys: list[OpenKey] = queries.open_keys(session=session)
             for row, result in checked:
                 outcome = _decide(session, row, result, settings, open_keys, known_symbols, now)
                 if outcome is None:

@@ -15,15 +15,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from threading import Event as StopFlag
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from shared import queries
 from shared.candles import Candle, interval_length
-from shared.columns import UtcDateTime
 from shared.database import transaction
 from shared.exits import TradeState, advance
-from shared.models import ACTIVE_STATUSES, LatestPrice, Market, Trade
+from shared.models import LatestPrice, Market, Trade
 from shared.trade_rows import save_decision, save_progress, state_of, terms_of
 from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, UnknownSymbol
 
@@ -57,7 +56,7 @@ def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, st
     """
     report = MonitorReport()
     with transaction(engine) as session:
-        active = list(session.exec(select(Trade).where(Trade.status.in_(ACTIVE_STATUSES))))
+        active = queries.active_trades(session=session)
     groups: dict[GroupKey, list[Trade]] = defaultdict(list)
     for trade in active:
         groups[(trade.market, trade.symbol, trade.candle_interval)].append(trade)
@@ -134,7 +133,7 @@ def _store_price(session: Session, market: str, symbol: str, price: Decimal, at:
 def store_prices(engine: Engine, market_data: MarketData, *, now: datetime) -> int:
     """One batched ticker request per market for the symbols of active trades."""
     with transaction(engine) as session:
-        pairs = set(session.exec(select(Trade.market, Trade.symbol).where(Trade.status.in_(ACTIVE_STATUSES))))
+        pairs = queries.active_markets(session=session)
     stored = 0
     for market in sorted({m for m, _ in pairs}):
         prices = market_data.latest_prices(Market(market), sorted(s for m, s in pairs if m == market))
@@ -147,7 +146,6 @@ def store_prices(engine: Engine, market_data: MarketData, *, now: datetime) -> i
 
 def behind_seconds(engine: Engine, *, now: datetime) -> float | None:
     """How far behind real time the oldest unresolved trade is (None when nothing is open)."""
-    oldest_candle = sa.func.min(sa.func.coalesce(Trade.last_candle_time, Trade.signal_time), type_=UtcDateTime())
     with transaction(engine) as session:
-        oldest = session.exec(select(oldest_candle).where(Trade.status.in_(ACTIVE_STATUSES))).one()
+        oldest = queries.oldest_unresolved(session=session)
     return None if oldest is None else max(0.0, (now - oldest).total_seconds())

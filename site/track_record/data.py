@@ -17,14 +17,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from shared import metrics, settings as runtime
+from shared import metrics, queries, settings as runtime
 from shared.exits import unrealized_pnl
 from shared.owner import OWNER
 from shared.models import (
-    ACTIVE_STATUSES, CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, Trade, TradeStatus, WorkerHeartbeat,
+    Event, LatestPrice, Origin, Signal, Trade, TradeStatus, WorkerHeartbeat,
 )
 from shared.trade_rows import state_of, terms_of
-from shared.trades import status_counts, trade_counts
 
 SAMPLE_SIZE = 20_000  # distributions are drawn from at most this many trades
 CURVE_POINTS = 2_000
@@ -66,35 +65,6 @@ def heartbeat(session: Session) -> WorkerHeartbeat | None:
     return session.get(WorkerHeartbeat, 1)
 
 
-@dataclass(frozen=True)
-class _Closed:
-    """The closed trades, reduced to what the snapshot needs, in equity-curve order."""
-
-    trades: metrics.OrderedTrades
-    symbols: list[str]  # per trade, in the same order
-    sides: list[str]
-
-
-def _closed(session: Session, *, live_only: bool) -> _Closed:
-    trade = Trade.__table__.c
-    columns = [trade.id, trade.symbol, trade.side, trade.entry_time, trade.exit_time, trade.pnl_usd]
-    if session.get_bind().dialect.name == "postgresql":
-        # psycopg already returns aware datetimes and Decimals: skip the per-value Python
-        # conversion our column types do for SQLite (a million rows × three columns).
-        columns[3:] = [sa.type_coerce(trade.entry_time, sa.DateTime(timezone=True)),
-                       sa.type_coerce(trade.exit_time, sa.DateTime(timezone=True)),
-                       sa.type_coerce(trade.pnl_usd, sa.Numeric(asdecimal=True))]
-    statement = sa.select(*columns).where(trade.status.in_(CLOSED_STATUSES)).order_by(trade.exit_time, trade.id)
-    if live_only:
-        statement = statement.where(trade.origin == Origin.LIVE.value)
-    rows = session.connection().execute(statement).all()  # Core rows: no ORM bookkeeping per row
-    # The database already sorted them; order_closed keeps the metrics' own tie rule authoritative.
-    ordered = metrics.order_closed(metrics.ClosedTrade(i, entry or exit_, exit_, pnl)
-                                   for i, _, _, entry, exit_, pnl in rows)
-    by_id = {row[0]: row for row in rows}
-    return _Closed(ordered, [by_id[t.trade_id][1] for t in ordered], [by_id[t.trade_id][2] for t in ordered])
-
-
 def _curve_frame(columns: metrics.EquityColumns) -> pd.DataFrame:
     equity = np.array(columns.equity, dtype=float)
     peak = np.array(columns.peak, dtype=float)
@@ -119,7 +89,7 @@ def _downsample(curve: pd.DataFrame) -> pd.DataFrame:
     return downsample(curve, CURVE_POINTS)
 
 
-def _group_stats(closed: _Closed, keys: list[str], by: str) -> pd.DataFrame:
+def _group_stats(closed: queries.ClosedTrades, keys: list[str], by: str) -> pd.DataFrame:
     groups: dict[str, list[Decimal]] = {}
     for key, trade in zip(keys, closed.trades):
         groups.setdefault(key, []).append(trade.pnl_usd)
@@ -135,11 +105,10 @@ def _group_stats(closed: _Closed, keys: list[str], by: str) -> pd.DataFrame:
 
 
 def _recent(session: Session, *, live_only: bool, limit: int = 10) -> pd.DataFrame:
-    statement = (select(Trade.id, Trade.symbol, Trade.side, Trade.status, Trade.origin, Trade.entry_time,
-                        Trade.exit_time, Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous)
-                 .where(Trade.status.in_(CLOSED_STATUSES)).order_by(Trade.exit_time.desc(), Trade.id.desc()).limit(limit))
-    if live_only:
-        statement = statement.where(Trade.origin == Origin.LIVE.value)
+    statement = queries.live_only(
+        select(Trade.id, Trade.symbol, Trade.side, Trade.status, Trade.origin, Trade.entry_time, Trade.exit_time,
+               Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous)
+        .where(queries.is_closed()).order_by(Trade.exit_time.desc(), Trade.id.desc()).limit(limit), live_only)
     frame = pd.DataFrame(session.exec(statement).all(),
                          columns=["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time",
                                   "pnl_usd", "pnl_pct", "ambiguous"])
@@ -162,9 +131,8 @@ def open_positions(session: Session, now: datetime, *, live_only: bool = False) 
     """PENDING and OPEN trades, marked to the latest price the worker stored."""
     statement = (select(Trade, LatestPrice.price).join(
         LatestPrice, sa.and_(LatestPrice.market == Trade.market, LatestPrice.symbol == Trade.symbol), isouter=True)
-        .where(Trade.status.in_(ACTIVE_STATUSES)).order_by(Trade.id))
-    if live_only:
-        statement = statement.where(Trade.origin == Origin.LIVE.value)
+        .where(queries.is_active()).order_by(Trade.id))
+    statement = queries.live_only(statement, live_only)
     rows = []
     for trade, price in session.exec(statement).all():
         unrealized = unrealized_pnl(terms_of(trade), state_of(trade), price) if price is not None else None
@@ -201,18 +169,18 @@ def public_changes(session: Session, *, limit: int = 500) -> pd.DataFrame:
 def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) -> Snapshot:
     settings = runtime.current(session)
     starting = settings.starting_balance_usd
-    closed = _closed(session, live_only=live_only)
+    closed = queries.closed_trades(session=session, live=live_only)
     trades = closed.trades  # sorted once; every metric below reuses the order
     stats = metrics.compute_stats(trades, starting_balance=starting,
-                                  counts=trade_counts(session=session, live_only=live_only))
+                                  counts=queries.trade_counts(session=session, live=live_only))
 
-    live_start = session.exec(select(sa.func.min(Trade.signal_time)).where(Trade.origin == Origin.LIVE.value)).one()
+    live_start = session.exec(select(sa.func.min(Trade.signal_time)).where(Trade.origin == Origin.LIVE)).one()
     live_start = pd.Timestamp(live_start).tz_convert("UTC").to_pydatetime() if live_start is not None else None
     periods = {"7 days": now - timedelta(days=7), "30 days": now - timedelta(days=30)}
     period_pnl = {name: float(metrics.period_pnl(trades, since)) for name, since in periods.items()}
     period_pnl["all time"] = float(stats.total_pnl_usd)
     signals_by_status = dict(session.exec(select(Signal.status, sa.func.count()).group_by(Signal.status)).all())
-    outcomes = status_counts(session=session, live_only=live_only)
+    outcomes = queries.status_counts(session=session, live=live_only)
     monthly = pd.DataFrame([(y, m, float(p), _float(r)) for y, m, p, r in metrics.monthly_returns(trades, starting)],
                            columns=["year", "month", "pnl_usd", "return_pct"])
     return Snapshot(
@@ -265,9 +233,7 @@ def _filtered(statement: Any, flt: HistoryFilter) -> Any:
         statement = statement.where(Trade.signal_time >= flt.since)
     if flt.until is not None:
         statement = statement.where(Trade.signal_time < flt.until)
-    if flt.live_only:
-        statement = statement.where(Trade.origin == Origin.LIVE.value)
-    return statement
+    return queries.live_only(statement, flt.live_only)
 
 
 def trade_page(session: Session, flt: HistoryFilter, *, order: str, page: int, size: int) -> tuple[list[Trade], int]:

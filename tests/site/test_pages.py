@@ -2,7 +2,7 @@
 databases filled directly through the models (see conftest.py).
 
 What a visitor must be able to rely on: no traceback on any page whatever the data, the numbers
-shown are the numbers `signalproof stats` computes (`shared.trades.headline_stats`), nothing a
+shown are the numbers `signalproof stats` computes (`shared.queries.headline_stats`), nothing a
 bot or an owner typed becomes markup, and the site's connection cannot write.
 """
 
@@ -26,7 +26,8 @@ from shared import settings as runtime
 from shared.database import make_engine
 from shared.money import settle
 from shared.models import Event, Side, Signal, SignalStatus, Trade, TradeStatus
-from shared.trades import TRADE_COLUMNS, export_trades, headline_stats
+from shared.queries import headline_stats
+from shared.trades import TRADE_COLUMNS, export_trades
 from track_record import loaders
 from track_record.data import HistoryFilter
 
