@@ -36,7 +36,7 @@ from shared import settings as runtime
 from shared.clock import Clock, utcnow
 from shared.config import Config
 from shared.database import make_engine, transaction, upgrade
-from shared.signals import read_rows
+from shared.signal_files import read_rows
 from worker.intake import store_rows
 from worker.market_data import BinanceClient
 from worker.service import Worker

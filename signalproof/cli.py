@@ -16,7 +16,7 @@ from shared import settings as runtime
 from shared.clock import utcnow
 from shared.config import Config, ConfigError, load_config, sqlite_path
 from shared.database import SchemaMissing, make_engine, require_schema, transaction, upgrade
-from shared.signals import read_rows, refusal
+from shared.signal_files import read_rows, refusal
 from shared.queries import headline_stats
 from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, write_csv
 

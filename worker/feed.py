@@ -31,7 +31,8 @@ from sqlalchemy.engine import Engine
 
 from shared import heartbeat
 from shared.database import transaction
-from shared.signals import parse_feed_body, shown
+from shared.signal_files import parse_feed_body
+from shared.signals import shown
 from worker.intake import IntakeReport, store_rows
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from shared.columns import UtcDateTime
 from shared.database import insert_missing, transaction
 from shared.exits import TradeTerms
 from shared.models import Market, RuntimeSettings, Signal, SignalStatus
-from shared.signals import RawRow, Rejection, ValidSignal, ledger_data, row_to_raw, shown, to_row_values, validate
+from shared.signal_files import RawRow
+from shared.signals import Rejection, ValidSignal, ledger_data, row_to_raw, shown, to_row_values, validate
 from shared.trade_rows import new_trade, record_opened
 from worker.market_data import ExchangeError, MarketData
 

@@ -14,7 +14,8 @@ from demo.market import RandomWalkMarket
 from shared.candles import Candle
 from shared.exits import TradeState, TradeTerms, advance, open_trade
 from shared.models import EntryMode, Market, Origin, TradeStatus
-from shared.signals import ValidSignal, read_rows, validate
+from shared.signal_files import read_rows
+from shared.signals import ValidSignal, validate
 
 NOW = datetime(2024, 6, 1, 12, 0, 10, tzinfo=timezone.utc)
 MONTH = timedelta(days=30)

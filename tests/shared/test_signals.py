@@ -11,10 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from shared.models import Market, Origin, Side, Signal
-from shared.signals import (
-    SIGNAL_FIELDS, RawRow, Rejection, ValidSignal, parse_feed_body, read_rows, row_to_raw,
-    to_row_values, validate,
-)
+from shared.signal_files import RawRow, parse_feed_body, read_rows
+from shared.signals import SIGNAL_FIELDS, Rejection, ValidSignal, row_to_raw, to_row_values, validate
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)  # when every test signal is received
 NOW_MS = int(NOW.timestamp() * 1000)

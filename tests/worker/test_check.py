@@ -17,7 +17,7 @@ from conftest import Cli
 from fakes import InMemoryMarket
 from shared.database import transaction
 from shared.models import WorkerHeartbeat
-from shared.signals import RawRow
+from shared.signal_files import RawRow
 from worker.intake import store_rows
 from worker.service import Worker
 

@@ -21,7 +21,8 @@ from shared import settings as runtime
 from shared.clock import utcnow
 from shared.database import make_engine, transaction, upgrade
 from shared.models import Event, Market, Signal, Trade
-from shared.signals import SIGNAL_FIELDS, RawRow, ValidSignal, read_rows, validate
+from shared.signal_files import RawRow, read_rows
+from shared.signals import SIGNAL_FIELDS, ValidSignal, validate
 from worker.intake import IntakeReport, process_new_signals, store_rows
 
 UTC = timezone.utc

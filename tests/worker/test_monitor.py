@@ -11,7 +11,7 @@ from sqlmodel import select
 from fakes import InMemoryMarket
 from shared.database import make_engine, transaction
 from shared.models import Market, Trade
-from shared.signals import RawRow
+from shared.signal_files import RawRow
 from worker.intake import process_new_signals, store_rows
 from worker.monitor import monitor_trades, store_prices
 
