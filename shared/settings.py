@@ -18,8 +18,8 @@ from shared import events
 from shared.candles import INTERVALS
 from shared.database import single_row
 from shared.models import EntryMode, Market, RuntimeSettings
+from shared.signals import normalise_symbol, shown
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{5,20}$")
 # Far beyond any real stake, fee or rate, and what keeps a value storable: PostgreSQL's
 # NUMERIC refuses absurd scales ("1e-999999") and SQLite stores the digits as text.
 MAX_NUMBER_CHARS = 50
@@ -54,17 +54,12 @@ def _decimal_places(value: Decimal) -> int:
     return max(0, -(int(exponent) + trailing_zeros))
 
 
-def _shown(text: str, limit: int = 40) -> str:
-    """Typed text quoted in an error message, shortened: the message must stay readable."""
-    return repr(text if len(text) <= limit else text[:limit] + "…")
-
-
 def _integer(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if not re.fullmatch(r"\s*[0-9]+\s*", text):
-            raise SettingError(f"{_shown(text)} is not a whole number")
+            raise SettingError(f"{shown(text)} is not a whole number")
         if len(text.strip().lstrip("0")) > len(str(high)):  # also keeps int() away from huge inputs
-            raise SettingError(f"{_shown(text)} is out of range: must be {low}–{high}")
+            raise SettingError(f"{shown(text)} is out of range: must be {low}–{high}")
         value = int(text)
         if not low <= value <= high:
             raise SettingError(f"{value} is out of range: must be {low}–{high}")
@@ -78,7 +73,7 @@ def _boolean(text: str) -> bool:
         return True
     if lowered in ("false", "0", "no", "off"):
         return False
-    raise SettingError(f"{_shown(text)} is not true or false")
+    raise SettingError(f"{shown(text)} is not true or false")
 
 
 def _choice(options: tuple[str, ...], *, fold_case: bool = True) -> Callable[[str], str]:
@@ -87,7 +82,7 @@ def _choice(options: tuple[str, ...], *, fold_case: bool = True) -> Callable[[st
         if fold_case:
             value = value.lower() if options[0].islower() else value.upper()
         if value not in options:
-            raise SettingError(f"{_shown(text)} is not one of {', '.join(options)}")
+            raise SettingError(f"{shown(text)} is not one of {', '.join(options)}")
         return value
     return parse
 
@@ -96,16 +91,17 @@ def _markets(text: str) -> str:
     names = [part.strip().upper() for part in text.split(",") if part.strip()]
     unknown = [n for n in names if n not in Market.__members__]
     if not names or unknown:
-        raise SettingError(f"{_shown(text)}: list one or both of SPOT, FUTURES, separated by commas")
+        raise SettingError(f"{shown(text)}: list one or both of SPOT, FUTURES, separated by commas")
     return ",".join(dict.fromkeys(names))
 
 
 def _symbols(text: str) -> str:
-    names = [re.sub(r"[/\-_\s]", "", part).upper() for part in text.split(",") if part.strip()]
-    bad = [n for n in names if not SYMBOL_RE.match(n)]
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    names = [normalise_symbol(part) for part in parts]
+    bad = [part for part, name in zip(parts, names) if name is None]
     if bad:
-        raise SettingError(f"not a symbol: {_shown(bad[0])} (5–20 letters/digits, e.g. BTCUSDT)")
-    return ",".join(dict.fromkeys(names))
+        raise SettingError(f"not a symbol: {shown(bad[0])} (5–20 letters/digits, e.g. BTCUSDT)")
+    return ",".join(dict.fromkeys(name for name in names if name))
 
 
 def _feed_url(text: str) -> str:
@@ -121,7 +117,7 @@ def _feed_url(text: str) -> str:
         except ValueError:  # e.g. "http://[::1": an unclosed IPv6 bracket
             problem = True
     if problem:
-        raise SettingError(f"{_shown(text)} is not an http(s) URL (leave empty to turn the feed off)")
+        raise SettingError(f"{shown(text)} is not an http(s) URL (leave empty to turn the feed off)")
     return value
 
 

@@ -164,12 +164,20 @@ def _utc_time(value: object) -> datetime:
         raise _Invalid(f"time is out of range (got {shown(value)})") from None
 
 
+def normalise_symbol(text: str) -> str | None:
+    """A symbol as the exchange names it: trimmed, upper-cased, `/ - _` removed ("eth/btc" →
+    "ETHBTC"); None unless that is 5–20 ASCII letters and digits. The one rule for signals and
+    for the settings' symbol lists."""
+    symbol = text.strip().upper().translate(SYMBOL_SEPARATORS)
+    # ASCII is required of the original: "ı".upper() == "I" would let a look-alike through.
+    return symbol if text.isascii() and SYMBOL_PATTERN.fullmatch(symbol) else None
+
+
 def _symbol(value: object) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"symbol must be text like BTCUSDT (got {shown(value)})")
-    symbol = value.strip().upper().translate(SYMBOL_SEPARATORS)
-    # ASCII is required of the original: "ı".upper() == "I" would let a look-alike through.
-    if not value.isascii() or not SYMBOL_PATTERN.fullmatch(symbol):
+    symbol = normalise_symbol(value)
+    if symbol is None:
         raise _Invalid(
             f"symbol must be 5-20 letters and digits once / - _ are removed (got {shown(value)})"
         )
