@@ -66,9 +66,9 @@ def _active(session: Session, trade_id: int, expected: TradeStatus) -> Trade:
     trade = session.get(Trade, trade_id)
     if trade is None:
         raise ActionRefused(f"there is no trade {trade_id}")
-    if trade.status != expected.value:
+    if trade.status != expected:
         # The worker may have filled, closed or cancelled it since the page was drawn.
-        raise ActionRefused(f"trade {trade_id} is {trade.status} now, not {expected.value}: nothing was changed")
+        raise ActionRefused(f"trade {trade_id} is {trade.status} now, not {expected}: nothing was changed")
     return trade
 
 

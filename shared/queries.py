@@ -79,7 +79,7 @@ def closed_trades(*, session: Session, live: bool = False) -> ClosedTrades:
                        sa.type_coerce(trade.pnl_usd, sa.Numeric(asdecimal=True))]
     statement = sa.select(*columns).where(trade.status.in_(CLOSED_STATUSES)).order_by(trade.exit_time, trade.id)
     if live:
-        statement = statement.where(trade.origin == Origin.LIVE.value)
+        statement = statement.where(trade.origin == Origin.LIVE)
     rows: Sequence[Any] = session.connection().execute(statement).all()  # Core rows: no ORM bookkeeping
     # The database already sorted them; order_closed keeps the metrics' own tie rule authoritative.
     ordered = metrics.order_closed(metrics.ClosedTrade(i, entry or exit_, exit_, pnl)

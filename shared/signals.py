@@ -405,15 +405,15 @@ def to_row_values(signal: ValidSignal) -> dict[str, object]:
         "signal_id": signal.signal_id,
         "time": signal.time,
         "symbol": signal.symbol,
-        "side": signal.side.value,
-        "market": signal.market.value,
+        "side": signal.side,
+        "market": signal.market,
         "entry": signal.entry,
         "take_profit": ";".join(format(target, "f") for target in signal.take_profits),
         "stop_loss": signal.stop_loss,
         "leverage": signal.leverage,
         "confidence": signal.confidence,
         "note": signal.note,
-        "origin": signal.origin.value,
+        "origin": signal.origin,
     }
 
 

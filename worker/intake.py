@@ -277,7 +277,7 @@ def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, inte
     """Ask the exchange about symbols not seen before. Once a market's API has failed (after the
     client's own retries), its other symbols wait for the next tick instead of each retrying
     again: an outage must not stretch one tick over many minutes."""
-    for key in sorted({(s.market.value, s.symbol) for s in signals} - set(known)):
+    for key in sorted({(str(s.market), s.symbol) for s in signals} - set(known)):
         if key[0] in unreachable:
             continue
         try:
@@ -300,7 +300,7 @@ def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection,
         status, reason = SignalStatus.REJECTED, result.reason
     else:
         signal = result
-        decision = admit(signal, settings, open_trades=open_keys, listed=known.get((signal.market.value, signal.symbol)))
+        decision = admit(signal, settings, open_trades=open_keys, listed=known.get((str(signal.market), signal.symbol)))
         if decision.verdict is Verdict.WAIT:
             return None  # the exchange could not say yet
         status = VERDICT_STATUS[decision.verdict]
