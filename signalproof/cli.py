@@ -117,7 +117,8 @@ def cmd_settings_set(config: Config, args: argparse.Namespace) -> int:
     engine = _engine(config)
     try:
         with transaction(engine) as session:
-            applied = runtime.change(session, {args.key: args.value}, actor=f"cli:{getpass.getuser()}", now=utcnow())
+            # "cli", never the server's user name: the log of changes is public.
+            applied = runtime.change(session, {args.key: args.value}, actor="cli", now=utcnow())
     except runtime.SettingError as exc:
         raise UserError(str(exc)) from None
     for key, old, new in applied:

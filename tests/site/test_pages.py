@@ -510,3 +510,23 @@ def test_the_public_never_sees_a_feed_token(seed: Any, app: Callable[..., AppTes
     shown = " ".join(str(df.value.to_dict()) for df in at.dataframe) + " ".join(m.value for m in at.markdown)
     assert "SECRET123" not in shown
     assert "set (bot.example)" in shown
+
+
+def test_the_methodology_shows_only_scheme_host_and_port_of_the_exchange_urls(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNALPROOF_SPOT_API_URL", "https://alice:hunter2@spot.example:8443/v3/klines?key=SECRET123")
+    monkeypatch.setenv("SIGNALPROOF_FUTURES_API_URL", "http://bob@futures.example/path#frag")
+    at = ok(app("methodology"))
+    shown = " ".join(m.value for m in at.markdown)
+    for secret in ("alice", "hunter2", "SECRET123", "bob", "/v3/klines", "/path", "frag"):
+        assert secret not in shown
+    assert "spot from `https://spot.example:8443`, USDS-M futures from `http://futures.example`." in shown
+
+
+def test_a_setting_changed_with_the_cli_is_logged_as_cli_not_the_servers_user(
+        cli: Any, seed: Any, app: App) -> None:
+    seed.settings(actor="cli:root", stake_usd="150")  # recorded by an older version: stays as it was
+    cli("settings", "set", "stake_usd", "200")
+    log = frame_with(ok(app("methodology")), "label")
+    assert list(log["actor"]) == ["cli", "cli:root"]
+    assert list(log["label"]) == ["stake_usd changed 150 → 200", "stake_usd changed 100 → 150"]
