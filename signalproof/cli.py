@@ -169,7 +169,7 @@ def _worker_check(config: Config) -> int:
     return 0 if healthy else 1
 
 
-SITE_APP = Path(__file__).resolve().parent.parent / "site" / "streamlit_app.py"
+SITE_APP = Path(__file__).resolve().parent.parent / "site" / "server.py"
 # The public configuration: no error details or developer toolbar for visitors, no telemetry.
 SITE_OPTIONS = ("--server.headless=true", "--client.showErrorDetails=false", "--client.toolbarMode=viewer",
                 "--browser.gatherUsageStats=false", "--server.runOnSave=false", "--theme.base=light")
