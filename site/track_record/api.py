@@ -151,6 +151,9 @@ async def trades_csv(request: Request) -> Response:
         flt = history_filter(list(request.query_params.multi_items()))
     except BadRequest as bad:
         return _error(400, str(bad))
+    except Exception as exc:  # whatever a query string does, never a traceback
+        log.error("trades.csv: unreadable parameters: %s", type(exc).__name__)
+        return _error(400, "unreadable query parameters")
     if not _downloads.acquire(blocking=False):
         return _error(503, "too many downloads at once: try again in a minute")
     try:
