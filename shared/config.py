@@ -1,5 +1,6 @@
 """Deployment configuration: read from the environment once, in the entry points."""
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
@@ -32,6 +33,17 @@ class Config(BaseSettings):
     worker_stale_after_seconds: float | None = None
     # Set by `signalproof demo` for its site: every page then says the market is simulated.
     demo: bool = False
+    # The reverse proxies in front of the site (comma-separated addresses or CIDR networks). Only
+    # a connection from one of them has its X-Forwarded-For read (the right-most address that is
+    # not a trusted proxy is the client's); by default none: the connection's own peer counts.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(entry, strict=False)  # ValueError: "… does not appear to be an IP …"
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -88,3 +100,9 @@ def sqlite_path(database_url: str) -> Path | None:
         return None
     path = database_url[len(prefix):].split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
+
+
+def proxy_networks(trusted_proxies: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of a `trusted_proxies` value (an address is a network of one)."""
+    return [ipaddress.ip_network(entry, strict=False)
+            for entry in filter(None, (part.strip() for part in trusted_proxies.split(",")))]

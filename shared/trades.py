@@ -19,6 +19,13 @@ TRADE_COLUMNS = (
     "fees_usd", "pnl_usd", "pnl_pct", "ambiguous",
 )
 SIGNAL_COLUMNS = ("source", "id", "time", "received_at", "status", "reason", "origin", "symbol", "side", "market")
+# The columns that hold text (what a bot, a feed or a file wrote, or our own enum values). Decided
+# per column, never from the value: a price of -12.5 in `pnl_usd` is a number and stays as it is.
+TRADE_TEXT_COLUMNS = frozenset({"source", "signal_id", "origin", "symbol", "market", "side", "status", "reason"})
+SIGNAL_TEXT_COLUMNS = frozenset({"source", "id", "status", "reason", "origin", "symbol", "side", "market"})
+# What makes a spreadsheet read a cell as a formula (OWASP "CSV injection"), with the full-width
+# forms some spreadsheets fold into them.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def write_csv(handle: IO[str], header: Sequence[str], rows: Iterable[list[str]]) -> None:
@@ -58,9 +65,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def text_cell(value: Any) -> str:
+    """A text cell that a spreadsheet shows as text: one starting like a formula (after any
+    leading spaces, which some spreadsheets trim) gets a leading `'` (OWASP)."""
+    text = _cell(value)
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_STARTS) else text
+
+
+def _row(values: dict[str, Any], columns: Sequence[str], text_columns: frozenset[str]) -> list[str]:
+    return [text_cell(values[c]) if c in text_columns else _cell(values[c]) for c in columns]
+
+
 def trade_export_row(trade: Trade) -> list[str]:
     values = {"trade_id": trade.id, **{c: getattr(trade, c) for c in TRADE_COLUMNS if c != "trade_id"}}
-    return [_cell(values[c]) for c in TRADE_COLUMNS]
+    return _row(values, TRADE_COLUMNS, TRADE_TEXT_COLUMNS)
 
 
 def export_trades(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
@@ -74,4 +92,4 @@ def export_signals(*, session: Session, chunk: int = 5000) -> Iterator[list[str]
     statement = select(Signal).order_by(Signal.id).execution_options(yield_per=chunk)
     for signal in session.exec(statement):
         values = {"id": signal.signal_id, **{c: getattr(signal, c) for c in SIGNAL_COLUMNS if c != "id"}}
-        yield [_cell(values[c]) for c in SIGNAL_COLUMNS]
+        yield _row(values, SIGNAL_COLUMNS, SIGNAL_TEXT_COLUMNS)

@@ -143,7 +143,8 @@ def cmd_settings_set(config: Config, args: argparse.Namespace) -> int:
     engine = _engine(config)
     try:
         with transaction(engine) as session:
-            applied = runtime.change(session, {args.key: args.value}, actor=f"cli:{getpass.getuser()}", now=utcnow())
+            # "cli", never the server's user name: the log of changes is public.
+            applied = runtime.change(session, {args.key: args.value}, actor="cli", now=utcnow())
     except runtime.SettingError as exc:
         raise UserError(str(exc)) from None
     for key, old, new in applied:
@@ -202,7 +203,7 @@ def _site_dir() -> Path:
 
 
 SITE_DIR = _site_dir()
-SITE_APP = SITE_DIR / "streamlit_app.py"
+SITE_APP = SITE_DIR / "server.py"  # st.App: the pages (streamlit_app.py) and the public API routes
 # The site's Streamlit options live in site/.streamlit/config.toml, which Streamlit reads for any
 # run of the site's script. Only what protects visitors is also forced here, because a flag
 # outranks a STREAMLIT_* environment variable: no error details, no developer toolbar.
@@ -219,8 +220,23 @@ def cmd_site(config: Config, args: argparse.Namespace) -> int:
     import os
 
     _engine(config)  # fail here, in one line, if the schema is missing
+    # uvicorn reads X-Forwarded-For only from these (its default, loopback, would let any guess
+    # at the owner password behind a site bound to 127.0.0.1 name its own address).
+    os.environ["FORWARDED_ALLOW_IPS"] = config.trusted_proxies
     command = site_command(*args.streamlit_args)
     os.execv(command[0], command)  # the site process replaces this one (signals reach Streamlit)
+    return 0
+
+
+def cmd_owner_unlock(config: Config, _args: argparse.Namespace) -> int:
+    """Lift every wait of the settings page's login (the owner's way in during an attack)."""
+    from sqlmodel import delete
+
+    from shared.models import LoginThrottle
+
+    with transaction(_engine(config)) as session:
+        cleared = session.exec(delete(LoginThrottle)).rowcount  # type: ignore[call-overload]
+    print(f"login waits lifted ({cleared} throttle row(s) cleared)")
     return 0
 
 
@@ -312,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     site = commands.add_parser("site", help="serve the public Streamlit site (extra arguments go to streamlit run)")
     site.set_defaults(run=cmd_site)  # everything after `site` goes to Streamlit (see main)
+
+    owner = commands.add_parser("owner", help="the settings page's owner").add_subparsers(dest="owner_command",
+                                                                                       required=True)
+    owner.add_parser("unlock", help="lift every login wait of the settings page").set_defaults(run=cmd_owner_unlock)
 
     commands.add_parser("hash-password", help="prompt for the owner password (or read one line from standard "
                         "input), print the SIGNALPROOF_OWNER_PASSWORD_HASH line").set_defaults(run=cmd_hash_password)

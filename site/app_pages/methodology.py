@@ -1,5 +1,7 @@
 """Methodology: the rules every trade follows, the settings in force, and every change to them."""
 
+from urllib.parse import urlsplit
+
 import streamlit as st
 
 from shared.config import Config
@@ -9,6 +11,19 @@ URL = loaders.database_url()
 snap = loaders.snapshot(URL, loaders.version(URL), False)
 settings = {key: views.plain(value) for key, value in snap.settings.items()}  # into Markdown: escaped
 config = Config()
+
+
+def origin(url: str) -> str:
+    """Scheme, host and port only: an API URL may carry a user, a password or a key."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not shown)"
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname  # IPv6
+    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "(not shown)"
+
+
 source = "a simulated exchange's klines (this is the offline demo)" if config.demo else "Binance's own klines"
 
 st.title("Methodology", anchor=False)
@@ -19,7 +34,7 @@ chosen after the fact: the rules below are applied by the worker to every signal
 settings a trade was opened with stay with it.
 
 **Candles.** Trades are decided on {source} ({settings['candle_interval']} now) —
-spot from `{config.spot_api_url}`, USDS-M futures from `{config.futures_api_url}`. Only
+spot from `{origin(config.spot_api_url)}`, USDS-M futures from `{origin(config.futures_api_url)}`. Only
 **closed** candles decide. A missing candle (an exchange gap) is simply absent; the next one
 decides. The **start candle** is the first candle opening at or after the signal's time.
 

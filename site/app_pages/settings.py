@@ -53,7 +53,9 @@ def check_password() -> None:
         return
     assert password_hash is not None
     moment = datetime.now(timezone.utc)
-    address = st.context.ip_address  # the connection's peer; None on localhost
+    # The connection's own address, or the client a trusted proxy names (site/server.py puts it
+    # there; see track_record/proxies.py); None from localhost.
+    address = st.context.ip_address
     attempt = auth.try_login(loaders.owner_engine(URL), password_hash, password,
                              client=address if isinstance(address, str) else None, now=moment)
     wait = math.ceil(attempt.wait_seconds)

@@ -70,5 +70,5 @@ else:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     st.caption(f"{total:,} trade(s); showing {len(frame)} — sort any column by clicking its header.")
     st.dataframe(frame, hide_index=True, width="stretch", column_config=views.trade_columns(frame.columns))
-    st.download_button(f"Download {total:,} trade(s) as CSV", data=lambda: loaders.history_csv(URL, flt),
-                       file_name="signalproof-trades.csv", mime="text/csv", on_click="ignore", icon=":material/download:")
+    # Streamed by the server as the browser reads it (track_record/api.py): no file is built here.
+    st.link_button(f"Download {total:,} trade(s) as CSV", loaders.history_csv_url(flt), icon=":material/download:")

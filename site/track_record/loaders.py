@@ -153,13 +153,9 @@ def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
         return data.symbols(session)
 
 
-def history_csv(url: str, flt: data.HistoryFilter) -> bytes:
-    """The filtered history in the export schema (built only when the visitor clicks download)."""
-    import io
+def history_csv_url(flt: data.HistoryFilter) -> str:
+    """Where the filtered history downloads in the export schema: a route beside the app that
+    streams it (see track_record/api.py), so no visitor's download is ever held in memory."""
+    from track_record import api
 
-    from shared.trades import TRADE_COLUMNS, trade_export_row, write_csv
-
-    buffer = io.StringIO()
-    with _session(url) as session:
-        write_csv(buffer, TRADE_COLUMNS, (trade_export_row(t) for t in data.filtered_trades(session, flt)))
-    return buffer.getvalue().encode()
+    return api.download_url(flt)

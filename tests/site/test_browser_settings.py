@@ -152,3 +152,60 @@ def test_owner_sets_the_stake_and_pauses_and_the_worker_follows(chromium_path: P
     for command in (("settings", "show"), ("trades", "export"), ("signals", "export"), ("stats", "--json")):
         output = owner_cli(*command).stdout
         assert HASH not in output and PASSWORD not in output
+
+
+def guess_from(browser: Any, url: str, forwarded_for: str) -> str:
+    """One wrong password in a fresh browser whose every request (the page's websocket too)
+    carries `X-Forwarded-For: forwarded_for`; what the page answered."""
+    context = browser.new_context(viewport=VIEWPORT, extra_http_headers={"X-Forwarded-For": forwarded_for})
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/settings")
+        wait_until_rendered(page, "Owner settings")
+        log_in(page, "a guess")
+        alert = page.locator('[data-testid="stAlertContentError"]')
+        alert.wait_for()
+        return str(alert.inner_text())
+    finally:
+        context.close()
+
+
+def throttle_rows(url: str) -> dict[str, int]:
+    from sqlmodel import select
+
+    from shared.models import LoginThrottle
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return {row.client: row.failures for row in session.exec(select(LoginThrottle))}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("trusted_proxies", ["", "127.0.0.1"])
+def test_a_spoofed_forwarded_for_does_not_reset_the_wait(chromium_path: Path, owner_cli: Cli, postgres_url: str,
+                                                         tmp_path: Path, trusted_proxies: str) -> None:
+    """The site is bound to loopback, as behind a reverse proxy on the same host. Without trusted
+    proxies (the default) each guess counts for the connection's own address whatever header it
+    sends; with the operator's `SIGNALPROOF_TRUSTED_PROXIES=127.0.0.1`, the header names the client."""
+    from playwright.sync_api import sync_playwright
+
+    from track_record import auth
+
+    owner_cli.env["SIGNALPROOF_TRUSTED_PROXIES"] = trusted_proxies
+    addresses = [f"203.0.113.{n}" for n in range(auth.FREE_FAILURES + 1)]
+    with running_site(owner_cli, tmp_path / "site.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        try:
+            answers = [guess_from(browser, url, address) for address in addresses]
+        finally:
+            browser.close()
+    counted = throttle_rows(postgres_url)
+    wrong = [answer for answer in answers if "Wrong password." in answer]
+    if trusted_proxies:  # each address its own count: none past its free failures
+        assert len(wrong) == len(addresses) and not any("must wait" in answer for answer in wrong), answers
+        assert counted == {"*": len(addresses), **{address: 1 for address in addresses}}
+    else:  # one count for the one real address, and its wait grows (or the guess is refused)
+        assert "must wait" in answers[auth.FREE_FAILURES - 1] or "Too many" in answers[auth.FREE_FAILURES - 1]
+        assert counted == {"*": len(wrong), "local": len(wrong)}, (counted, answers)

@@ -167,7 +167,7 @@ def test_every_page_renders_without_an_exception(scenario: str, seed: Any, rich:
         assert [i.value for i in pages["overview"].info] == [
             "No closed trades yet. The equity curve starts with the first closed trade."]
         assert [i.value for i in pages["trades"].info] == ["No open or pending trades right now.", "No trades yet."]
-        assert not pages["trades"].download_button
+        assert not pages["trades"].get("link_button")
         assert [w.value for w in pages["overview"].warning] == [
             "The worker has not reported yet: trades are not being updated."]
     if scenario == "only open trades":
@@ -282,13 +282,13 @@ def test_trades_history_filters_change_the_rows(seeded_database: Any, app: App) 
         return set(frame_with(at, "signal_id")["id"])
 
     assert shown() == {t.id for t in trades}
-    assert widget(at.download_button, f"Download {len(trades)} trade(s) as CSV")
+    assert [b.proto.label for b in at.get("link_button")] == [f"Download {len(trades)} trade(s) as CSV"]
 
     widget(at.multiselect, "Symbol").set_value(["BTCUSDT"])
     ok(at.run())
     btc = {t.id for t in trades if t.symbol == "BTCUSDT"}
     assert shown() == btc and len(btc) == 4
-    assert widget(at.download_button, f"Download {len(btc)} trade(s) as CSV")
+    assert [b.proto.label for b in at.get("link_button")] == [f"Download {len(btc)} trade(s) as CSV"]
 
     widget(at.multiselect, "Status").set_value(["CLOSED_TP"])
     ok(at.run())
@@ -310,22 +310,18 @@ def test_trades_history_filters_change_the_rows(seeded_database: Any, app: App) 
     assert "No trade matches these filters." in [i.value for i in at.info]
 
 
-def test_trades_download_is_the_filtered_history_in_the_export_schema(seeded_database: Any, app: App,
-                                                                       database_url: str) -> None:
-    """The button's data is built lazily (a callable), which AppTest cannot fetch: call the
-    loader the button calls, with the filter the page builds."""
-    ok(app("trades"))
-    engine = make_engine(database_url)
-    with Session(engine) as session:
-        everything = list(export_trades(session=session))
-    engine.dispose()
-    for flt, keep in ((HistoryFilter(), lambda row: True),
-                      (HistoryFilter(symbols=("BTCUSDT",), live_only=True),
-                       lambda row: row[4] == "BTCUSDT" and row[3] == "live")):
-        header, *rows = list(csv.reader(io.StringIO(loaders.history_csv(database_url, flt).decode())))
-        assert tuple(header) == TRADE_COLUMNS
-        assert rows == [row for row in everything if keep(row)]
-    assert len(everything) == len(seeded_database.trades)
+def test_trades_download_links_to_the_streamed_export_with_the_pages_filters(seeded_database: Any,
+                                                                            app: App) -> None:
+    """The file itself is streamed by the route beside the app (tests/site/test_api.py): the
+    page only links to it, with its filters; nothing is built in the page's memory."""
+    at = ok(app("trades"))
+    [button] = at.get("link_button")
+    assert button.proto.url == "/api/v1/trades.csv"
+    assert button.proto.label == f"Download {len(seeded_database.trades):,} trade(s) as CSV"
+    widget(at.multiselect, "Symbol").set_value(["BTCUSDT"])
+    widget(at.toggle, "Live signals only").set_value(True)
+    [button] = ok(at.run()).get("link_button")
+    assert button.proto.url == "/api/v1/trades.csv?symbol=BTCUSDT&live_only=true"
 
 
 # --- Analytics ----------------------------------------------------------------------------------
@@ -571,3 +567,23 @@ def test_overview_shows_since_when_auto_trading_is_paused(seed: Any, app: App) -
     assert warning.startswith("Auto-trading is paused since 2026-03-04 05:06 UTC (")
     seed.settings(paused="false")
     assert not ok(app("overview")).warning
+
+
+def test_the_methodology_shows_only_scheme_host_and_port_of_the_exchange_urls(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNALPROOF_SPOT_API_URL", "https://alice:hunter2@spot.example:8443/v3/klines?key=SECRET123")
+    monkeypatch.setenv("SIGNALPROOF_FUTURES_API_URL", "http://bob@futures.example/path#frag")
+    at = ok(app("methodology"))
+    shown = " ".join(m.value for m in at.markdown)
+    for secret in ("alice", "hunter2", "SECRET123", "bob", "/v3/klines", "/path", "frag"):
+        assert secret not in shown
+    assert "spot from `https://spot.example:8443`, USDS-M futures from `http://futures.example`." in shown
+
+
+def test_a_setting_changed_with_the_cli_is_logged_as_cli_not_the_servers_user(
+        cli: Any, seed: Any, app: App) -> None:
+    seed.settings(actor="cli:root", stake_usd="150")  # recorded by an older version: stays as it was
+    cli("settings", "set", "stake_usd", "200")
+    log = frame_with(ok(app("methodology")), "label")
+    assert list(log["actor"]) == ["cli", "cli:root"]
+    assert list(log["label"]) == ["stake_usd changed 150 → 200", "stake_usd changed 100 → 150"]

@@ -1,0 +1,18 @@
+"""The public site as served: the Streamlit app (streamlit_app.py) and, beside it, plain HTTP
+routes (track_record/api.py). `signalproof site` runs `streamlit run site/server.py`, which
+finds `app` below and serves both with uvicorn (`--server.port`/`--server.address` apply)."""
+
+import streamlit as st
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from shared.config import Config, proxy_networks
+from track_record import api
+from track_record.proxies import PeerAddress
+
+app = st.App(
+    "streamlit_app.py",
+    routes=[Route(api.TRADES_CSV, api.trades_csv, methods=["GET"])],
+    # The connection's real address for the owner login's per-address wait (see proxies.py).
+    middleware=[Middleware(PeerAddress, trusted=proxy_networks(Config().trusted_proxies))],
+)
