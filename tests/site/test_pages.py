@@ -6,8 +6,6 @@ shown are the numbers `signalproof stats` computes (`shared.queries.headline_sta
 bot or an owner typed becomes markup, and the site's connection cannot write.
 """
 
-import csv
-import io
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
@@ -27,9 +25,7 @@ from shared.database import make_engine
 from shared.money import settle
 from shared.models import Event, Side, Signal, SignalStatus, Trade, TradeStatus
 from shared.queries import headline_stats
-from shared.trades import TRADE_COLUMNS, export_trades
 from track_record import loaders
-from track_record.data import HistoryFilter
 
 SITE = Path(__file__).resolve().parents[2] / "site"
 PAGES = ("overview", "trades", "analytics", "methodology")
