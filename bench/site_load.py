@@ -6,7 +6,7 @@
 For each N: a brand-new PostgreSQL database (signalproof_bench_<random>, dropped at the end) is
 migrated with `shared.database.upgrade` and filled with COPY: N closed trades (+ their signals),
 a few open ones with latest prices, and a few hundred events. Then a fresh Python process loads
-it the way the Overview does — `track_record.data.build_snapshot` on a read-only engine — and
+it the way the Overview does — `track_record.record.build_snapshot` on a read-only engine — and
 reports:
 
     cold    the first `track_record.loaders.snapshot` in a new process: build_snapshot on the
@@ -245,7 +245,7 @@ def measure(url: str, profile: bool) -> dict[str, float]:
     # Caching works without a running server ("bare mode"); it only warns about it, every call.
     streamlit_logger.set_log_level(logging.ERROR)
     from shared.database import make_engine
-    from track_record import data, loaders
+    from track_record import loaders, record
 
     # Cold: the first visitor's page run in a new site process. loaders.snapshot is exactly
     # build_snapshot on the read-only engine, plus storing a pickled copy in the cache.
@@ -274,7 +274,7 @@ def measure(url: str, profile: bool) -> dict[str, float]:
     for _ in range(6):
         with Session(engine) as session:
             started = time.perf_counter()
-            data.data_version(session)
+            record.data_version(session)
             versions.append(time.perf_counter() - started)
     engine.dispose()
     return {"cold_s": cold, "warm_s": warm, "version_ms": statistics.median(versions[1:]) * 1000,

@@ -1,6 +1,8 @@
-"""Time: the one place that reads the wall clock (everything else takes `now` as an argument),
-and the conversions to and from the exchange's epoch milliseconds."""
+"""Time: the one place that reads the clocks — the wall clock (`utcnow`; everything else takes
+`now` as an argument) and the monotonic one for durations (`monotonic`) — and the conversions to
+and from the exchange's epoch milliseconds."""
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -12,6 +14,11 @@ ONE_MS = timedelta(milliseconds=1)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never jumps (for timeouts and ages, not for timestamps)."""
+    return time.monotonic()
 
 
 def seconds_ago(seconds: float) -> str:

@@ -6,13 +6,13 @@ import streamlit as st
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from shared.config import Config, proxy_networks
-from track_record import api
+from shared.config import proxy_networks
+from track_record import api, deployment
 from track_record.proxies import PeerAddress
 
 app = st.App(
     "streamlit_app.py",
     routes=[Route(api.TRADES_CSV, api.trades_csv, methods=["GET"])],
     # The connection's real address for the owner login's per-address wait (see proxies.py).
-    middleware=[Middleware(PeerAddress, trusted=proxy_networks(Config().trusted_proxies))],
+    middleware=[Middleware(PeerAddress, trusted=proxy_networks(deployment.config().trusted_proxies))],
 )

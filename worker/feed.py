@@ -19,7 +19,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ import requests.certs
 from sqlalchemy.engine import Engine
 
 from shared import heartbeat
+from shared.clock import monotonic
 from shared.database import transaction
 from shared.signal_files import parse_feed_body
 from shared.signals import shown
@@ -90,7 +90,7 @@ def fetch(url: str, *, timeout: float, deadline: float, max_bytes: int,
           stop: threading.Event | None = None) -> Fetched:
     """GET the feed within `deadline` seconds overall; FeedError on anything but a usable 200."""
     first = urlsplit(url)
-    ends_at = time.monotonic() + deadline
+    ends_at = monotonic() + deadline
     for _ in range(MAX_REDIRECTS + 1):
         status, headers, fetched = _get(url, timeout=timeout, ends_at=ends_at, max_bytes=max_bytes, stop=stop)
         if status not in REDIRECTS:
@@ -114,7 +114,7 @@ def _get(url: str, *, timeout: float, ends_at: float, max_bytes: int,
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FeedError(f"not an http(s) URL ({origin(url)})")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    remaining = ends_at - time.monotonic()
+    remaining = ends_at - monotonic()
     if remaining <= 0:
         raise FeedError("gave up: the feed took longer than the deadline")
     connection: http.client.HTTPConnection
@@ -158,8 +158,8 @@ def _get(url: str, *, timeout: float, ends_at: float, max_bytes: int,
 def _guard(sock: socket.socket | None, ends_at: float, stop: threading.Event | None, done: threading.Event,
            cut: threading.Event) -> None:
     """Shut the socket down at the deadline or when the worker stops: that wakes a blocked read."""
-    while not done.wait(min(0.2, max(0.0, ends_at - time.monotonic()))):
-        if time.monotonic() >= ends_at or (stop is not None and stop.is_set()):
+    while not done.wait(min(0.2, max(0.0, ends_at - monotonic()))):
+        if monotonic() >= ends_at or (stop is not None and stop.is_set()):
             cut.set()
             try:
                 # The plain socket's shutdown, also for TLS: it acts on the file descriptor and
@@ -192,7 +192,7 @@ def _read_body(response: http.client.HTTPResponse, *, ends_at: float, max_bytes:
     parts: list[bytes] = []
     size = 0
     while True:
-        if time.monotonic() >= ends_at:
+        if monotonic() >= ends_at:
             cut.set()
             raise ConnectionAbortedError("past the deadline")
         chunk = response.read1(CHUNK_BYTES)

@@ -23,16 +23,15 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
 from shared import heartbeat, settings as runtime
-from shared.clock import Clock, utcnow
+from shared.clock import Clock, monotonic, utcnow
 from shared.database import transaction
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
@@ -63,7 +62,7 @@ class Worker:
         self.systemd = systemd
         self.known_symbols: dict[tuple[str, str], bool] = {}
         self.stop = threading.Event()
-        self.last_tick: float | None = None  # time.monotonic() of the last successful tick
+        self.last_tick: float | None = None  # monotonic() of the last successful tick
         self.last_progress: float | None = None  # … and of the last symbol a monitor pass finished
         self.intake_errors: list[ExchangeError] = []  # what the exchange answered the last intake
         self._intake_reported: tuple[int, str] | None = None  # (waiting, error) last written
@@ -107,7 +106,7 @@ class Worker:
         """Who runs, since when. Writing it proves the database accepts writes: the first tick."""
         with transaction(self.engine) as session:
             heartbeat.record_start(session, now=self.clock(), pid=os.getpid(), hostname=socket.gethostname())
-        self.last_tick = time.monotonic()
+        self.last_tick = monotonic()
 
     def record_tick(self, report: MonitorReport | None = None) -> None:
         """A successful tick (see the module docstring); a monitor report adds what the exchange did."""
@@ -117,7 +116,7 @@ class Worker:
             else:
                 heartbeat.record_tick(session, now=self.clock(), behind_seconds=report.behind_seconds,
                                       monitor_errors=report.failed, stuck_trades=report.stuck)
-        self.last_tick = time.monotonic()
+        self.last_tick = monotonic()
 
     def record_intake(self, waiting: int, error: str) -> None:
         """Signals waiting for the exchange, and why. Written when that changes or while it fails
@@ -135,14 +134,14 @@ class Worker:
 
     def _working(self) -> None:
         """A long monitor pass finished one more symbol (even one the exchange refused)."""
-        self.last_progress = time.monotonic()
+        self.last_progress = monotonic()
 
     def ticked_within(self, seconds: float) -> bool:
         """Whether the last successful tick, or progress inside a running monitor pass, is
         younger than `seconds`. A pass retrying through an exchange outage symbol by symbol is
         alive; a hung job or a database that refuses writes is not."""
         latest = max((t for t in (self.last_tick, self.last_progress) if t is not None), default=None)
-        return latest is not None and time.monotonic() - latest < seconds
+        return latest is not None and monotonic() - latest < seconds
 
     def watchdog(self, interval: float) -> None:
         """Tell systemd the worker is alive, only while its ticks succeed; silence gets it restarted."""
@@ -207,7 +206,7 @@ class Worker:
             timezone=timezone.utc,
         )
         logging.getLogger("apscheduler.scheduler").addFilter(_NoRunSkippedLines())
-        now = datetime.now(timezone.utc)  # the scheduler's own clock, not the (maybe simulated) market's
+        now = utcnow()  # the scheduler's own clock, not the (maybe simulated) market's
         jobs = [("signals", self.process_signals, 5), ("feed", self.poll_feed, 30),
                 ("monitor", self.monitor, monitor_seconds), ("prices", self.store_prices, 60)]
         for name, function, seconds in jobs:

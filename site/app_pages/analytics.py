@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from shared.metrics import MIN_TRADES_FOR_RATIOS
-from track_record import charts, loaders, views
+from track_record import charts, display, loaders
 
 URL = loaders.database_url()
 RATIO_MINIMUM = MIN_TRADES_FOR_RATIOS
@@ -18,7 +18,7 @@ stats = snap.stats
 st.title("Analytics", anchor=False)
 
 if stats["closed_trades"] == 0:
-    views.empty("Analytics appear once trades have closed.")
+    display.empty("Analytics appear once trades have closed.")
     st.stop()
 
 row = st.columns(4)
@@ -26,9 +26,9 @@ win_streak, loss_streak = snap.streaks
 row[0].metric("Longest winning streak", f"{win_streak} trade{'' if win_streak == 1 else 's'}", border=True)
 row[1].metric("Longest losing streak", f"{loss_streak} trade{'' if loss_streak == 1 else 's'}", border=True)
 enough = stats["closed_trades"] >= RATIO_MINIMUM
-row[2].metric("Sharpe (daily, annualised)", views.number(stats["sharpe"]) if enough else "—", border=True,
+row[2].metric("Sharpe (daily, annualised)", display.number(stats["sharpe"]) if enough else "—", border=True,
               help="mean / standard deviation of daily returns × √365")
-row[3].metric("Sortino (daily, annualised)", views.number(stats["sortino"]) if enough else "—", border=True,
+row[3].metric("Sortino (daily, annualised)", display.number(stats["sortino"]) if enough else "—", border=True,
               help="mean / downside deviation of daily returns × √365")
 if not enough:
     st.caption(f"Sharpe and Sortino are shown from {RATIO_MINIMUM} closed trades on "
@@ -56,7 +56,7 @@ breakdown("Long vs short", snap.by_side, "side", "P/L by side")
 st.subheader("How trades ended", anchor=False)
 ended = snap.exit_reasons[~snap.exit_reasons["status"].isin(["OPEN", "PENDING"])]
 if ended.empty:
-    views.empty("No trade has ended yet.")
+    display.empty("No trade has ended yet.")
 else:
     reasons = ended.assign(reason=lambda f: f["status"].map(REASON_NAMES).fillna(f["status"]))
     st.altair_chart(charts.bar_by(reasons, category="reason", value="trades", title="Trades by outcome",

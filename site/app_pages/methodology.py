@@ -4,13 +4,12 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from shared.config import Config
-from track_record import loaders, views
+from track_record import display, loaders
 
 URL = loaders.database_url()
 snap = loaders.snapshot(URL, loaders.version(URL), False)
-settings = {key: views.plain(value) for key, value in snap.settings.items()}  # into Markdown: escaped
-config = Config()
+settings = {key: display.plain(value) for key, value in snap.settings.items()}  # into Markdown: escaped
+config = loaders.config()
 
 
 def origin(url: str) -> str:

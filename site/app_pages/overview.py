@@ -1,11 +1,13 @@
 """Overview: the headline numbers, the equity curve and its drawdown, recent trades."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
 
-from track_record import charts, loaders, views
+from shared.clock import utcnow
+
+from track_record import charts, display, loaders
 
 URL = loaders.database_url()
 MARK_TO_MARKET_GAP = timedelta(days=14)
@@ -18,27 +20,27 @@ def overview() -> None:
     snap = loaders.snapshot(URL, version, live_only)
     positions = loaders.positions(URL, version, live_only)
     stats = snap.stats
-    views.header(snap.title, snap.description)
-    views.freshness(loaders.heartbeat(URL))
-    views.paused_banner(snap.settings, snap.settings_changes)
+    display.header(snap.title, snap.description)
+    display.freshness(loaders.heartbeat(URL))
+    display.paused_banner(snap.settings, snap.settings_changes)
 
     unrealized = float(positions["unrealized_usd"].fillna(0).sum()) if len(positions) else 0.0
     open_count = int((positions["status"] == "OPEN").sum()) if len(positions) else 0
     row = st.columns(4)
-    row[0].metric("Total P/L", views.usd(stats["total_pnl_usd"], signed=True),
-                  f"{views.pct(stats['total_pnl_usd'] / snap.starting_balance, signed=True)} of ${snap.starting_balance:,.0f}",
+    row[0].metric("Total P/L", display.usd(stats["total_pnl_usd"], signed=True),
+                  f"{display.pct(stats['total_pnl_usd'] / snap.starting_balance, signed=True)} of ${snap.starting_balance:,.0f}",
                   border=True)
-    row[1].metric("Win rate", views.pct(stats["win_rate"]),
+    row[1].metric("Win rate", display.pct(stats["win_rate"]),
                   f"{stats['wins']} W / {stats['losses']} L / {stats['breakeven']} B", delta_color="off", delta_arrow="off", border=True)
-    row[2].metric("Profit factor", views.number(stats["profit_factor"]),
+    row[2].metric("Profit factor", display.number(stats["profit_factor"]),
                   "no losing trade yet" if stats["profit_factor"] is None and stats["closed_trades"] else None,
                   delta_color="off", delta_arrow="off", border=True)
-    row[3].metric("Expectancy", views.usd(stats["expectancy_usd"], signed=True), "per closed trade",
+    row[3].metric("Expectancy", display.usd(stats["expectancy_usd"], signed=True), "per closed trade",
                   delta_color="off", delta_arrow="off", border=True)
     row = st.columns(4)
-    row[0].metric("Max drawdown", views.usd(-stats["max_drawdown_usd"]) if stats["max_drawdown_usd"] else "$0.00",
-                  f"{views.pct(stats['max_drawdown_pct'])} from the peak", delta_color="off", delta_arrow="off", border=True)
-    row[1].metric("Open trades", f"{open_count}", f"{views.usd(unrealized, signed=True)} unrealized",
+    row[0].metric("Max drawdown", display.usd(-stats["max_drawdown_usd"]) if stats["max_drawdown_usd"] else "$0.00",
+                  f"{display.pct(stats['max_drawdown_pct'])} from the peak", delta_color="off", delta_arrow="off", border=True)
+    row[1].metric("Open trades", f"{open_count}", f"{display.usd(unrealized, signed=True)} unrealized",
                   delta_color="normal" if unrealized else "off", border=True)
     row[2].metric("Closed trades", f"{stats['closed_trades']:,}",
                   f"{stats['pending_trades']} pending · {stats['cancelled_trades']} cancelled", delta_color="off",
@@ -51,12 +53,12 @@ def overview() -> None:
                        "Every one is listed, with its reason, in the signal export.")
 
     if stats["closed_trades"] == 0:
-        views.empty("No closed trades yet. The equity curve starts with the first closed trade"
+        display.empty("No closed trades yet. The equity curve starts with the first closed trade"
                     + (f"; {open_count} trade(s) are open right now." if open_count else "."))
     else:
         st.subheader("Equity", anchor=False)
         mark = None
-        now = datetime.now(timezone.utc)
+        now = utcnow()
         # The mark-to-market end point only where it reads as the curve's continuation: after a
         # long quiet spell (or a backfilled history) it would squash the whole curve into a corner.
         if len(positions) and now - snap.curve["time"].iloc[-1] < MARK_TO_MARKET_GAP:
@@ -73,13 +75,13 @@ def overview() -> None:
         st.subheader("Returns", anchor=False)
         cols = st.columns(len(snap.period_pnl))
         for col, (name, pnl) in zip(cols, snap.period_pnl.items()):
-            col.metric(name, views.usd(pnl, signed=True), views.pct(pnl / snap.starting_balance, signed=True),
+            col.metric(name, display.usd(pnl, signed=True), display.pct(pnl / snap.starting_balance, signed=True),
                        delta_color="normal" if pnl else "off", delta_arrow="auto" if pnl else "off", border=True)
 
         st.subheader("Recent closed trades", anchor=False)
         recent = snap.recent[["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time", "pnl_usd",
                               "pnl_pct", "ambiguous"]]
-        st.dataframe(recent, hide_index=True, width="stretch", column_config=views.trade_columns(recent.columns))
+        st.dataframe(recent, hide_index=True, width="stretch", column_config=display.trade_columns(recent.columns))
 
 
 overview()

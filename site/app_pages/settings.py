@@ -2,29 +2,28 @@
 runtime setting, and closing or cancelling a trade by hand.
 
 Nothing below the gate is drawn before login. Reading and writing here go through the
-read-write `loaders.owner_engine`; the public pages never get it. Every change goes through
+read-write owner functions of `loaders` (its own engine); the public pages never get it. Every change goes through
 `shared.settings.change` or `shared.owner` (validated, guarded, logged publicly).
 """
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import streamlit as st
 
 from shared import owner, settings as runtime
 from shared.candles import INTERVALS
-from shared.config import Config
-from shared.database import transaction
-from shared.models import EntryMode, LatestPrice, Market, RuntimeSettings, Trade, TradeStatus, WorkerHeartbeat
-from track_record import auth, data, loaders, views
+from shared.clock import utcnow
+from shared.models import EntryMode, LatestPrice, Market, RuntimeSettings, Trade, TradeStatus
+from track_record import auth, display, loaders
 from track_record.forms import GROUPS, LABELS
 
 URL = loaders.database_url()
-config = Config()
+config = loaders.config()
 password_hash = config.owner_password_hash.get_secret_value() if config.owner_password_hash else None
 idle = timedelta(minutes=config.owner_idle_minutes)
-now = datetime.now(timezone.utc)
+now = utcnow()
 FLASH = "owner_flash"  # a confirmation to show after the rerun that follows a change
 LOGIN_RESULT = "owner_login_result"  # what the last login attempt said (no secret in it)
 PASSWORD_FIELD = "owner_password_field"  # emptied by the login check itself
@@ -52,7 +51,7 @@ def check_password() -> None:
         st.session_state[LOGIN_RESULT] = "Type the owner password."
         return
     assert password_hash is not None
-    moment = datetime.now(timezone.utc)
+    moment = utcnow()
     # The connection's own address, or the client a trusted proxy names (site/server.py puts it
     # there; see track_record/proxies.py); None from localhost.
     address = st.context.ip_address
@@ -96,19 +95,19 @@ def health(settings: RuntimeSettings, beat: dict[str, object] | None) -> None:
                    "new signals are skipped" if settings.paused else "new signals become trades",
                    delta_color="off", delta_arrow="off", border=True)
     last_tick = beat.get("last_tick_at") if beat else None
-    cols[1].metric("Worker", views.ago(last_tick if isinstance(last_tick, datetime) else None, now),
+    cols[1].metric("Worker", display.ago(last_tick if isinstance(last_tick, datetime) else None, now),
                    f"pid {beat.get('pid')} on {beat.get('hostname')}" if beat and beat.get("pid") else "no heartbeat yet",
                    delta_color="off", delta_arrow="off", border=True)
     feed_poll = beat.get("feed_last_poll_at") if beat else None
     received = beat.get("feed_received", 0) if beat else 0
     cols[2].metric("Signal feed", "off" if not settings.signal_feed_url else f"{received} signal(s) received",
                    None if not settings.signal_feed_url else
-                   f"last poll {views.ago(feed_poll if isinstance(feed_poll, datetime) else None, now)}",
+                   f"last poll {display.ago(feed_poll if isinstance(feed_poll, datetime) else None, now)}",
                    delta_color="off", delta_arrow="off", border=True)
-    views.freshness(beat)
+    display.freshness(beat)
     if beat and beat.get("last_error"):
         at = beat.get("last_error_at")
-        st.caption(f"Last worker error ({views.ago(at if isinstance(at, datetime) else None, now)}):")
+        st.caption(f"Last worker error ({display.ago(at if isinstance(at, datetime) else None, now)}):")
         st.text(str(beat["last_error"]))  # plain text: exchange error bodies are not markup
     if settings.signal_feed_url and beat and beat.get("feed_last_error"):
         st.caption("Last feed error:")
@@ -127,21 +126,19 @@ def confirmed_button(label: str, confirmation: str, key: str, *, primary: bool =
     return True
 
 
-def kill_switch(settings: RuntimeSettings, engine: sa.Engine) -> None:
+def kill_switch(settings: RuntimeSettings) -> None:
     st.subheader("Kill switch", anchor=False)
     if settings.paused:
         st.warning("Auto-trading is **paused**: new signals are recorded as skipped (\"paused\"). Open trades are "
                    "still followed to their exit.", icon=":material/pause_circle:")
         if confirmed_button("Resume auto-trading", "Yes, turn new signals into trades again", "resume", primary=True):
-            with transaction(engine) as session:
-                owner.set_paused(session, False, now=now)
+            loaders.set_paused(URL, False, now=now)
             flash("Auto-trading resumed: the worker takes new signals again from its next tick.")
     else:
         st.caption("Pausing skips every new signal (recorded as skipped, \"paused\") until you resume. Open trades "
                    "are still followed to their exit. The pause is shown publicly.")
         if confirmed_button("Pause auto-trading", "Yes, skip every new signal until I resume", "pause"):
-            with transaction(engine) as session:
-                owner.set_paused(session, True, now=now)
+            loaders.set_paused(URL, True, now=now)
             flash("Auto-trading paused: from the worker's next tick, new signals are skipped.")
 
 
@@ -167,8 +164,7 @@ def widget(key: str, current: str, widget_key: str) -> str:
     return value
 
 
-def settings_form(group: str, keys: tuple[str, ...], values: dict[str, str], version: str,
-                  engine: sa.Engine) -> None:
+def settings_form(group: str, keys: tuple[str, ...], values: dict[str, str], version: str) -> None:
     with st.form(f"settings-{group}"):
         # The version in the key redraws the inputs with the stored values after any change.
         columns = st.columns(2)
@@ -191,10 +187,9 @@ def settings_form(group: str, keys: tuple[str, ...], values: dict[str, str], ver
         except ValueError as exc:  # SettingError, and anything else a parser may say of odd input
             errors.append(f"{LABELS[key]}: {exc}")
     if errors:  # nothing is saved unless the whole form is valid
-        st.error("Nothing was saved:\n\n" + "\n\n".join(f"- {views.plain(e)}" for e in errors), icon=":material/error:")
+        st.error("Nothing was saved:\n\n" + "\n\n".join(f"- {display.plain(e)}" for e in errors), icon=":material/error:")
         return
-    with transaction(engine) as session:
-        applied = runtime.change(session, changes, actor=owner.OWNER, now=now)
+    applied = loaders.change_settings(URL, changes, now=now)
     if not applied:
         st.info("Nothing changed.", icon=":material/info:")
         return
@@ -209,10 +204,9 @@ def trade_label(trade: Trade, latest: LatestPrice | None) -> str:
     return f"#{trade.id} {trade.symbol} {trade.side} {trade.market} {trade.status} · entry {entry} · {price}"
 
 
-def manual_actions(engine: sa.Engine) -> None:
+def manual_actions() -> None:
     st.subheader("Close or cancel a trade", anchor=False)
-    with transaction(engine) as session:
-        active = owner.active_trades(session=session)
+    active = loaders.owner_trades(URL)
     if not active:
         st.info("No open or pending trade.", icon=":material/info:")
         return
@@ -228,30 +222,27 @@ def manual_actions(engine: sa.Engine) -> None:
                         "update.", icon=":material/info:")
                 return
             confirmation = (f"Yes, close trade {trade.id} at {latest.price} (latest stored price, "
-                            f"{views.ago(latest.updated_at, now)}; slippage applies)")
+                            f"{display.ago(latest.updated_at, now)}; slippage applies)")
             # The price is part of the key: a new price needs a new tick of the box, and the
             # close happens at the price confirmed or not at all.
             key = f"close-{trade.id}-{latest.price}-{latest.updated_at.isoformat()}"
-            if confirmed_button("Close trade at the latest price", views.plain(confirmation), key, primary=True):
-                with transaction(engine) as session:
-                    message = owner.close_trade(session, trade.id, now=now, confirmed_price=latest.price)
+            if confirmed_button("Close trade at the latest price", display.plain(confirmation), key, primary=True):
+                message = loaders.close_trade(URL, trade.id, now=now, confirmed_price=latest.price)
                 flash(f"Done: {message}.")
         elif trade.entry_mode != EntryMode.LIMIT.value:
             st.info("A market entry waits only for its start candle, which decides it: it cannot be cancelled.",
                     icon=":material/info:")
         elif confirmed_button("Cancel pending trade", f"Yes, cancel pending trade {trade.id}", f"cancel-{trade.id}",
                               primary=True):
-            with transaction(engine) as session:
-                message = owner.cancel_trade(session, trade.id, now=now)
+            message = loaders.cancel_trade(URL, trade.id, now=now)
             flash(f"Done: {message}.")
     except owner.ActionRefused as refused:
-        st.error(views.plain(str(refused)), icon=":material/error:")
+        st.error(display.plain(str(refused)), icon=":material/error:")
 
 
-def recent_changes(engine: sa.Engine) -> None:
+def recent_changes() -> None:
     st.subheader("Recent changes (public)", anchor=False)
-    with transaction(engine) as session:
-        changes = data.public_changes(session, limit=20)
+    changes = loaders.recent_changes(URL, limit=20)
     if changes.empty:
         st.caption("No change yet.")
         return
@@ -275,30 +266,25 @@ try:
         login_form(expired=status == "expired")
         st.stop()
 
-    engine = loaders.owner_engine(URL)
     top = st.columns([5, 1], vertical_alignment="center")
     top[0].caption(f"Logged in as the owner. The session ends after {config.owner_idle_minutes} min without an action.")
     if top[1].button("Log out", key="logout", icon=":material/logout:", width="stretch"):
         auth.logout(st.session_state)
         st.rerun()
     if message := st.session_state.pop(FLASH, None):
-        st.success(views.plain(message), icon=":material/check_circle:")
+        st.success(display.plain(message), icon=":material/check_circle:")
 
-    with transaction(engine) as session:
-        settings = runtime.load(session)
-        beat_row = session.get(WorkerHeartbeat, 1)
-        beat = beat_row.model_dump() if beat_row is not None else None
-    values = runtime.as_dict(settings)
-    version = settings.updated_at.isoformat() if settings.updated_at else "defaults"
+    view = loaders.owner_view(URL)
+    settings, values, version, beat = view.settings, view.values, view.version, view.beat
 
     health(settings, beat)
-    kill_switch(settings, engine)
+    kill_switch(settings)
     st.subheader("Runtime settings", anchor=False)
     for tab, (group, keys) in zip(st.tabs(list(GROUPS)), GROUPS.items()):
         with tab:
-            settings_form(group, keys, values, version, engine)
-    manual_actions(engine)
-    recent_changes(engine)
+            settings_form(group, keys, values, version)
+    manual_actions()
+    recent_changes()
 except (sa.exc.OperationalError, sa.exc.ProgrammingError):
     # e.g. the database is down, or its schema predates this version of the site.
     st.error("The settings cannot be read or saved right now (database error). If you run this site: check the "

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from shared.models import Market, Side, TradeStatus
-from track_record import loaders, views
-from track_record.data import HISTORY_ORDER, HistoryFilter
+from track_record import display, loaders
+from track_record.record import HISTORY_ORDER, HistoryFilter
 
 URL = loaders.database_url()
 PAGE_SIZE = 100
@@ -21,18 +21,18 @@ st.title("Trades", anchor=False)
 @st.fragment(run_every="30s")
 def open_positions() -> None:
     """Refreshes on its own: prices move while the visitor reads."""
-    views.freshness(loaders.heartbeat(URL))
+    display.freshness(loaders.heartbeat(URL))
     st.subheader("Open positions", anchor=False)
     positions = loaders.positions(URL, loaders.version(URL), False)
     if positions.empty:
-        views.empty("No open or pending trades right now.")
+        display.empty("No open or pending trades right now.")
         return
     columns = ["trade_id", "symbol", "side", "market", "leverage", "status", "origin", "entry_time", "entry_price",
                "limit_price", "price", "take_profit", "to_tp_pct", "stop_loss", "to_sl_pct", "unrealized_usd", "age_hours"]
     if positions["limit_price"].isna().all():
         columns.remove("limit_price")  # only pending limit orders have one
     st.dataframe(positions[columns],
-                 hide_index=True, width="stretch", column_config=views.trade_columns(positions[columns].columns))
+                 hide_index=True, width="stretch", column_config=display.trade_columns(positions[columns].columns))
     st.caption("Unrealized P/L is marked to the latest price the worker stored, fees on both sides included.")
 
 
@@ -61,7 +61,7 @@ pages = max(1, -(-total // PAGE_SIZE))
 page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1) if pages > 1 else 1
 rows, total = loaders.history(URL, version, flt, order, int(page) - 1, PAGE_SIZE)
 if not rows:
-    views.empty("No trade matches these filters." if total == 0 and any(
+    display.empty("No trade matches these filters." if total == 0 and any(
         (flt.symbols, flt.sides, flt.markets, flt.statuses, flt.since, flt.live_only)) else "No trades yet.")
 else:
     frame = pd.DataFrame(rows)[HISTORY_COLUMNS]
@@ -69,6 +69,6 @@ else:
     for column in ("entry_price", "take_profit", "stop_loss", "exit_price", "fees_usd", "pnl_usd", "pnl_pct"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     st.caption(f"{total:,} trade(s); showing {len(frame)} — sort any column by clicking its header.")
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=views.trade_columns(frame.columns))
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=display.trade_columns(frame.columns))
     # Streamed by the server as the browser reads it (track_record/api.py): no file is built here.
     st.link_button(f"Download {total:,} trade(s) as CSV", loaders.history_csv_url(flt), icon=":material/download:")

@@ -23,10 +23,10 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared.config import Config
 from shared.models import Market, Side, TradeStatus
 from shared.trades import TRADE_COLUMNS, trade_export_row, write_csv
-from track_record.data import HistoryFilter, filtered_trades
+from track_record import deployment
+from track_record.record import HistoryFilter, filtered_trades
 
 log = logging.getLogger("signalproof.site.api")
 
@@ -157,7 +157,7 @@ async def trades_csv(request: Request) -> Response:
     if not _downloads.acquire(blocking=False):
         return _error(503, "too many downloads at once: try again in a minute")
     try:
-        chunks = csv_chunks(_engine(Config().database_url), flt)
+        chunks = csv_chunks(_engine(deployment.config().database_url), flt)
         # The first piece is read here, so a database that cannot be read is a clean 500, not a
         # response that breaks off after its headers.
         first = await run_in_threadpool(next, chunks)

@@ -4,36 +4,43 @@ unless the worker recorded something new."""
 
 import logging
 import threading
-import time
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from shared import owner, settings as runtime
+from shared.clock import monotonic, utcnow
 from shared.config import Config
-from track_record import data
+from shared.database import transaction
+from shared.heartbeat import read as heartbeat_row
+from shared.models import LatestPrice, RuntimeSettings, Trade
+from track_record import deployment, record
 
 
-@st.cache_resource(show_spinner=False)
+def config() -> Config:
+    """The deployment configuration (read once per process: track_record.deployment)."""
+    return deployment.config()
+
+
 def database_url() -> str:
-    return Config().database_url
+    return config().database_url
 
 
-@st.cache_resource(show_spinner=False)
 def demo_mode() -> bool:
     """Whether `signalproof demo` runs this site: then every page says the market is simulated."""
-    return Config().demo
+    return config().demo
 
 
-@st.cache_resource(show_spinner=False)
 def stale_after_seconds() -> float:
     """When the worker's heartbeat is stale: the same rule as `worker --check` (shared.heartbeat)."""
     from shared.heartbeat import stale_after
 
-    config = Config()
-    return stale_after(config.monitor_interval_seconds, config.worker_stale_after_seconds)
+    return stale_after(config().monitor_interval_seconds, config().worker_stale_after_seconds)
 
 
 @st.cache_resource(show_spinner=False)
@@ -60,7 +67,7 @@ def _session(url: str) -> Session:
 @st.cache_data(ttl=5, show_spinner=False)
 def version(url: str) -> tuple[int, str]:
     with _session(url) as session:
-        return data.data_version(session)
+        return record.data_version(session)
 
 
 MAX_SNAPSHOT_AGE_SECONDS = 300
@@ -77,31 +84,31 @@ class SnapshotStore:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         # key → (data version, built at (monotonic), snapshot)
-        self.ready: dict[tuple[str, bool], tuple[tuple[int, str], float, data.Snapshot]] = {}
+        self.ready: dict[tuple[str, bool], tuple[tuple[int, str], float, record.Snapshot]] = {}
         self.building: set[tuple[str, bool]] = set()
 
-    def get(self, url: str, data_version: tuple[int, str], live_only: bool) -> data.Snapshot:
+    def get(self, url: str, data_version: tuple[int, str], live_only: bool) -> record.Snapshot:
         key = (url, live_only)
         with self.lock:
             current = self.ready.get(key)
             if current is not None:
                 version, built_at, snap = current
                 # New data, or old enough that "last 7 days" has moved: refresh behind the scenes.
-                stale = version != data_version or time.monotonic() - built_at > MAX_SNAPSHOT_AGE_SECONDS
+                stale = version != data_version or monotonic() - built_at > MAX_SNAPSHOT_AGE_SECONDS
                 if stale and key not in self.building:
                     self.building.add(key)
                     threading.Thread(target=self._rebuild, args=(key, data_version), daemon=True).start()
                 return snap
         snap = _build(url, live_only)
         with self.lock:
-            self.ready[key] = (data_version, time.monotonic(), snap)
+            self.ready[key] = (data_version, monotonic(), snap)
         return snap
 
     def _rebuild(self, key: tuple[str, bool], data_version: tuple[int, str]) -> None:
         try:
             snap = _build(*key)
             with self.lock:
-                self.ready[key] = (data_version, time.monotonic(), snap)
+                self.ready[key] = (data_version, monotonic(), snap)
         except Exception:  # the previous snapshot stays; the next page run tries again
             logging.getLogger(__name__).exception("rebuilding the snapshot failed")
         finally:
@@ -109,9 +116,9 @@ class SnapshotStore:
                 self.building.discard(key)
 
 
-def _build(url: str, live_only: bool) -> data.Snapshot:
+def _build(url: str, live_only: bool) -> record.Snapshot:
     with _session(url) as session:
-        return data.build_snapshot(session, now=datetime.now(timezone.utc), live_only=live_only)
+        return record.build_snapshot(session, now=utcnow(), live_only=live_only)
 
 
 @st.cache_resource(show_spinner=False)
@@ -119,7 +126,7 @@ def _store() -> SnapshotStore:
     return SnapshotStore()
 
 
-def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> data.Snapshot:
+def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> record.Snapshot:
     """What the Overview, Analytics and Methodology show (small, already reduced frames)."""
     with st.spinner("Loading the track record…", show_time=True):
         return _store().get(url, data_version, live_only)
@@ -129,33 +136,83 @@ def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> data.S
 def positions(url: str, data_version: tuple[int, str], live_only: bool) -> pd.DataFrame:
     """Open trades at the latest stored prices (prices move without events: short TTL)."""
     with _session(url) as session:
-        return data.open_positions(session, datetime.now(timezone.utc), live_only=live_only)
+        return record.open_positions(session, utcnow(), live_only=live_only)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def heartbeat(url: str) -> dict[str, object] | None:
     with _session(url) as session:
-        row = data.heartbeat(session)
+        row = record.heartbeat(session)
         return row.model_dump() if row is not None else None
 
 
 @st.cache_data(ttl=60, max_entries=64, show_spinner=False)
-def history(url: str, data_version: tuple[int, str], flt: data.HistoryFilter, order: str, page: int,
+def history(url: str, data_version: tuple[int, str], flt: record.HistoryFilter, order: str, page: int,
             size: int) -> tuple[list[dict[str, object]], int]:
     with _session(url) as session:
-        trades, total = data.trade_page(session, flt, order=order, page=page, size=size)
+        trades, total = record.trade_page(session, flt, order=order, page=page, size=size)
         return [t.model_dump() for t in trades], total
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
     with _session(url) as session:
-        return data.symbols(session)
+        return record.symbols(session)
 
 
-def history_csv_url(flt: data.HistoryFilter) -> str:
+def history_csv_url(flt: record.HistoryFilter) -> str:
     """Where the filtered history downloads in the export schema: a route beside the app that
     streams it (see track_record/api.py), so no visitor's download is ever held in memory."""
     from track_record import api
 
     return api.download_url(flt)
+
+
+# --- the owner's side (the settings page): read-write, never cached ------------------------------
+
+
+@dataclass(frozen=True)
+class OwnerView:
+    settings: RuntimeSettings
+    values: dict[str, str]  # as `signalproof settings show` prints them
+    version: str  # changes with every settings change: the forms are redrawn with the stored values
+    beat: dict[str, object] | None
+
+
+def owner_view(url: str) -> OwnerView:
+    with transaction(owner_engine(url)) as session:
+        settings = runtime.load(session)
+        beat = heartbeat_row(session)
+        values = runtime.as_dict(settings)
+    version = settings.updated_at.isoformat() if settings.updated_at else "defaults"
+    return OwnerView(settings, values, version, beat.model_dump() if beat is not None else None)
+
+
+def set_paused(url: str, paused: bool, *, now: datetime) -> None:
+    with transaction(owner_engine(url)) as session:
+        owner.set_paused(session, paused, now=now)
+
+
+def change_settings(url: str, changes: dict[str, str], *, now: datetime) -> list[tuple[str, str, str]]:
+    with transaction(owner_engine(url)) as session:
+        return runtime.change(session, changes, actor=owner.OWNER, now=now)
+
+
+def owner_trades(url: str) -> list[tuple[Trade, LatestPrice | None]]:
+    with transaction(owner_engine(url)) as session:
+        return owner.active_trades(session=session)
+
+
+def close_trade(url: str, trade_id: int, *, now: datetime, confirmed_price: Decimal) -> str:
+    with transaction(owner_engine(url)) as session:
+        return owner.close_trade(session, trade_id, now=now, confirmed_price=confirmed_price)
+
+
+def cancel_trade(url: str, trade_id: int, *, now: datetime) -> str:
+    with transaction(owner_engine(url)) as session:
+        return owner.cancel_trade(session, trade_id, now=now)
+
+
+def recent_changes(url: str, *, limit: int = 20) -> pd.DataFrame:
+    with transaction(owner_engine(url)) as session:
+        return record.public_changes(session, limit=limit)

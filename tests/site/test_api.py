@@ -34,7 +34,7 @@ from spreadsheet import formula_cells
 from tests.site.test_browser import _healthy as healthy, free_port
 from tests.worker.test_robustness import many_signals
 from track_record.api import TRADES_CSV, download_url, history_filter
-from track_record.data import HistoryFilter
+from track_record.record import HistoryFilter
 
 UTC = timezone.utc
 

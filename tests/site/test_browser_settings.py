@@ -22,7 +22,7 @@ from shared.database import make_engine, upgrade
 from tests.site.test_browser import (CHROMIUM_ARGS, VIEWPORT, assert_no_error, chromium_path,  # noqa: F401
                                      running_site, screenshot, wait_until_rendered)
 from tests.worker.test_robustness import many_signals
-from track_record.data import public_changes
+from track_record.record import public_changes
 
 PASSWORD = "owner's long passphrase"
 HASH = PasswordHasher().hash(PASSWORD)

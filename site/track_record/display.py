@@ -5,13 +5,13 @@ escaped before it reaches Markdown: nothing a bot or an owner typed can become m
 """
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
 from shared import heartbeat
-from shared.clock import seconds_ago
+from shared.clock import seconds_ago, utcnow
 from shared.models import WorkerHeartbeat
 
 BEHIND_WARNING_SECONDS = 24 * 3600
@@ -71,7 +71,7 @@ def freshness(beat: dict[str, object] | None, *, stale_after: float | None = Non
         from track_record.loaders import stale_after_seconds
 
         stale_after = stale_after_seconds()
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     verdict = heartbeat.health(WorkerHeartbeat(**beat) if beat is not None else None, now=now,
                                stale_after=stale_after)
     if verdict.state is heartbeat.State.NEVER:
@@ -125,7 +125,7 @@ def paused_banner(settings: dict[str, str], changes: pd.DataFrame) -> None:
         if len(pauses):  # newest first: the change that paused it
             at = pd.Timestamp(pauses["time"].iloc[0])
             since = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
-    when = f" since {since:%Y-%m-%d %H:%M} UTC ({ago(since.to_pydatetime(), datetime.now(timezone.utc))})" \
+    when = f" since {since:%Y-%m-%d %H:%M} UTC ({ago(since.to_pydatetime(), utcnow())})" \
         if since is not None else ""
     st.warning(f"Auto-trading is paused{when}: new signals are recorded as skipped, not traded. "
                "Open trades are still followed to their exit.", icon=":material/pause_circle:")
