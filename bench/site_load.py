@@ -192,7 +192,7 @@ def fill(url: str, closed: int, *, seed: int = 1) -> None:
     import pandas as pd
     import psycopg
 
-    from shared import settings as runtime
+    from shared import events, settings as runtime
     from shared.database import make_engine, transaction
 
     now = datetime.now(timezone.utc)
@@ -209,13 +209,6 @@ def fill(url: str, closed: int, *, seed: int = 1) -> None:
         prices = prices.assign(price=prices["entry_price"] * 1.003, updated_at=now)[["market", "symbol", "price",
                                                                                       "updated_at"]]
         copy_frame(cursor, "latest_price", prices)
-        picked = sorted(random.Random(seed).sample(range(1, closed + 1), min(EVENTS, closed)))
-        events = pd.DataFrame({
-            "at": [now - timedelta(minutes=len(picked) - n) for n in range(len(picked))],
-            "kind": "trade.closed", "actor": "worker", "signal_pk": picked, "trade_id": picked,
-            "message": [f"trade {i} closed" for i in picked], "data": None,
-        })
-        copy_frame(cursor, "event", events)
         for table in ("signal", "trade"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM \"{table}\"))")
         cursor.execute("""INSERT INTO worker_heartbeat (id, started_at, last_tick_at, last_success_at, feed_received)
@@ -223,8 +216,13 @@ def fill(url: str, closed: int, *, seed: int = 1) -> None:
         connection.commit()
         connection.autocommit = True
         cursor.execute("ANALYZE")  # as autovacuum would have done on a database that grew over a year
+    picked = sorted(random.Random(seed).sample(range(1, closed + 1), min(EVENTS, closed)))
     engine = make_engine(url)
     try:
+        with transaction(engine) as session:  # ledger entries (hash-chained: appended, not copied)
+            events.record_many(session, [events.Change("trade.closed", f"trade {i} closed",
+                                                        now - timedelta(minutes=len(picked) - n), "worker",
+                                                        signal_pk=i, trade_id=i) for n, i in enumerate(picked)])
         with transaction(engine) as session:  # a logged settings change, as on a real deployment
             runtime.change(session, {"site_title": "signalproof bench"}, actor="bench", now=now)
     finally:
