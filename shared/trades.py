@@ -9,8 +9,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import IO, Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from shared.columns import UtcDateTime
 from shared.models import Signal, Trade
 
 TRADE_COLUMNS = (
@@ -89,7 +91,17 @@ def export_trades(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]
 
 
 def export_signals(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
-    statement = select(Signal).order_by(Signal.id).execution_options(yield_per=chunk)
-    for signal in session.exec(statement):
-        values = {"id": signal.signal_id, **{c: getattr(signal, c) for c in SIGNAL_COLUMNS if c != "id"}}
-        yield _row(values, SIGNAL_COLUMNS, SIGNAL_TEXT_COLUMNS)
+    """Every signal and what became of it, by id, streamed. A time a bot wrote by hand that no
+    datetime can hold (PostgreSQL's 'infinity', before the worker rejects the row) is exported
+    empty rather than failing the whole export (SQLite's unreadable values already read as empty)."""
+    table = Signal.__table__  # type: ignore[attr-defined]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    columns = []
+    for name in SIGNAL_COLUMNS:
+        column = table.c["signal_id" if name == "id" else name]
+        if postgres and isinstance(column.type, UtcDateTime):
+            column = sa.type_coerce(sa.case((sa.func.isfinite(column), column), else_=sa.null()), column.type)
+        columns.append(column.label(name))
+    statement = sa.select(*columns).order_by(table.c.id).execution_options(yield_per=chunk)
+    for row in session.connection().execute(statement):
+        yield _row(dict(row._mapping), SIGNAL_COLUMNS, SIGNAL_TEXT_COLUMNS)
