@@ -100,10 +100,14 @@ def insert_missing(session: Session, table: sa.Table, rows: list[dict[str, Any]]
     else:
         from sqlalchemy.dialects.sqlite import insert
     columns = sorted({key for row in rows for key in row})
-    statement = insert(table).values([{c: row.get(c) for c in columns} for row in rows]).on_conflict_do_nothing()
+    params = [{c: row.get(c) for c in columns} for row in rows]
+    # One single-row statement executed for many parameter sets: SQLAlchemy compiles it once
+    # (cached) and batches it into multi-row INSERTs itself ("insertmanyvalues"), instead of
+    # compiling a new 500-row VALUES clause for every batch.
+    statement = insert(table).on_conflict_do_nothing()
     if returning:
-        return [tuple(r) for r in session.execute(statement.returning(*returning))]
-    session.execute(statement)
+        return [tuple(r) for r in session.execute(statement.returning(*returning), params)]
+    session.execute(statement, params)
     return []
 
 
