@@ -29,11 +29,12 @@ from sqlalchemy.engine import Engine
 from shared import signing
 from shared.candles import Candle, interval_length
 from shared.config import Config
-from shared.ledger import ChainVerifier, Entry, LedgerFormatError, format_time, read_lines
+from shared.ledger import ChainVerifier, Entry, LedgerFormatError, format_time
 from shared.projection import Projection, compare
 from shared.replay import ReplayResult, replay
 from shared.trades import TRADE_COLUMNS
-from shared.verification import Head, PublishedCheckpoint, check_checkpoint, check_head, parse_checkpoint, parse_head
+from shared.verification import (Head, PublishedCheckpoint, check_checkpoint, check_head, parse_checkpoint, parse_head,
+                                  checked, read_checked)
 
 __all__ = ["Options", "Unusable", "parse_head", "run"]
 
@@ -110,7 +111,7 @@ class SiteSource:
         while True:
             response = self._get("/api/v1/ledger", {"after": str(after), "limit": str(PAGE)})
             try:
-                page = list(read_lines(response.content.splitlines()))
+                page = list(read_checked(response.content.splitlines()))
             except LedgerFormatError as exc:
                 raise Unusable(f"{self.name}/api/v1/ledger?after={after}: {exc}") from None
             if not page:
@@ -153,7 +154,7 @@ class FileSource:
 
     def entries(self) -> Iterator[Entry]:
         try:
-            yield from read_lines(self.handle)
+            yield from read_checked(self.handle)
         except LedgerFormatError as exc:
             raise Unusable(f"{self.name} is not a ledger file: {exc}") from None
         except OSError as exc:
@@ -212,7 +213,8 @@ def _stored(row: Any) -> Entry:
         data = {"(unreadable data)": row.data}
     if not isinstance(data, dict):
         data = {"(not an object)": row.data}
-    return Entry(seq=row.id, time=format_time(row.at), kind=row.kind, data=data, prev=row.prev or "", hash=row.hash or "")
+    return checked(Entry(seq=row.id, time=format_time(row.at), kind=row.kind, data=data, prev=row.prev or "",
+                         hash=row.hash or ""))
 
 
 def open_source(text: str, open_database: Callable[[], Engine]) -> Source:
