@@ -138,17 +138,19 @@ def checked(entry: Entry) -> Entry:
     return result
 
 
-# Number tokens as values (after a key's `":`) and as array elements: a float, or an integer
-# that may reach 2**53, is written differently by JCS than in its JSON text, so such a line takes
-# the general path. (A match inside a string only sends a line to the general path needlessly.)
-_VALUE_NUMBER = re.compile(rb'":(-?[0-9][0-9.eE+-]*)')
-_ELEMENT_NUMBER = re.compile(rb'[\[,](-?[0-9][0-9.eE+-]*)')
+# A float, or an integer that may reach 2**53, as a value (after a key's `":`) or an array
+# element: JCS writes those differently from their JSON text, so such a line takes the general
+# path. (A match inside a string only sends a line there needlessly; `":` inside a string would
+# need an escaped quote, and lines with a backslash never take the fast path.)
+_ODD_VALUE = re.compile(rb'":-?(?:[0-9]{16}|[0-9]+[.eE])')
+_ODD_ELEMENT = re.compile(rb'[\[,]-?(?:[0-9]{16}|[0-9]+[.eE])')
 _ENTRY_KEYS = frozenset({"seq", "time", "kind", "data", "prev", "hash"})
 
 
 def _fast(line: bytes) -> Entry | None:
     """The entry of a line in canonical form with its hash checked, or None for the general path."""
-    if b"\\" in line or not line.isascii() or _odd_numbers(line):
+    if (b"\\" in line or not line.isascii() or _ODD_VALUE.search(line)
+            or (b"[" in line and _ODD_ELEMENT.search(line))):
         return None
     try:
         value = orjson.loads(line)
@@ -173,10 +175,3 @@ def _fast(line: bytes) -> Entry | None:
     entry.__dict__.update(seq=seq, time=time, kind=kind, data=data, prev=prev, hash=hash_,
                           verdict=hashlib.sha256(body).hexdigest() == hash_)
     return entry
-
-
-def _odd_numbers(line: bytes) -> bool:
-    tokens = _VALUE_NUMBER.findall(line)
-    if b"[" in line:
-        tokens += _ELEMENT_NUMBER.findall(line)
-    return any(len(token) > 15 or b"." in token or b"e" in token or b"E" in token for token in tokens)
