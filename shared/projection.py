@@ -12,7 +12,6 @@ compare with (a ledger file).
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -248,7 +247,3 @@ def compare(projection: Projection, table: Iterable[list[str]]) -> Iterator[str]
     for trade_id, projected in projection.trades.items():
         if trade_id not in seen:
             yield f"seq {projected.opened_seq}: trade {trade_id} is in the ledger but not in the trade table"
-
-
-def parse_time_or_none(text: str | None) -> datetime | None:
-    return None if not text else parse_time(text)
