@@ -45,6 +45,14 @@ class Config(BaseSettings):
             ipaddress.ip_network(entry, strict=False)  # ValueError: "… does not appear to be an IP …"
         return value
 
+    # Checkpoints of the ledger's head (worker/checkpoints.py, docs/ledger.md): how often while
+    # it moves, the Ed25519 key that signs them (`signalproof keygen`), and an optional command
+    # that receives each one on stdin to publish it (examples/anchors/), with its time limit.
+    checkpoint_minutes: float = 10.0
+    signing_key: SecretStr | None = None
+    anchor_command: str | None = None
+    anchor_timeout_seconds: float = 30.0
+
     @field_validator("database_url")
     @classmethod
     def _psycopg(cls, url: str) -> str:
@@ -55,6 +63,20 @@ class Config(BaseSettings):
                 return "postgresql+psycopg://" + url[len(scheme):]
         return url
 
+    @field_validator("signing_key")
+    @classmethod
+    def _ed25519(cls, key: SecretStr | None) -> SecretStr | None:
+        """A signing key that cannot sign is refused at start-up, not at the first checkpoint."""
+        if key is not None and key.get_secret_value().strip():
+            from shared.signing import BadKey, public_of
+
+            try:
+                public_of(key.get_secret_value())
+            except BadKey as exc:
+                raise ValueError(f"{exc} (make one with `signalproof keygen`)") from None
+            return key
+        return None
+
     @model_validator(mode="after")
     def _positive(self) -> "Config":
         """Durations and counts that only make sense above (or at) zero: refused in one line
@@ -63,7 +85,9 @@ class Config(BaseSettings):
                     "monitor_interval_seconds": self.monitor_interval_seconds,
                     "owner_idle_minutes": self.owner_idle_minutes,
                     "worker_stale_after_seconds": self.worker_stale_after_seconds,
-                    "retry_after_cap_seconds": self.retry_after_cap_seconds}
+                    "retry_after_cap_seconds": self.retry_after_cap_seconds,
+                    "checkpoint_minutes": self.checkpoint_minutes,
+                    "anchor_timeout_seconds": self.anchor_timeout_seconds}
         for name, value in positive.items():
             if value is not None and not value > 0:  # `not >` also refuses NaN
                 raise ValueError(f"{ENV_PREFIX}{name.upper()}: must be greater than 0 (got {value:g})")
@@ -87,7 +111,7 @@ def _one_line(exc: ValidationError) -> str:
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if location:
         given = error.get("input")
-        secret = any(word in location[0] for word in ("url", "password"))  # may hold credentials
+        secret = any(word in location[0] for word in ("url", "password", "key", "command"))  # may hold credentials
         shown = f" (got {given!r})" if isinstance(given, (str, int, float)) and not secret else ""
         return f"{ENV_PREFIX}{location[0].upper()}: {message}{shown}"
     return message  # a model-level check: its message already names the variable

@@ -204,3 +204,18 @@ class LoginThrottle(SQLModel, table=True):
     client: str = Field(primary_key=True, max_length=64)
     failures: int = 0  # consecutive failures since the last success (forgotten after an hour)
     last_failure_at: datetime | None = _utc(default=None)
+
+
+class Checkpoint(SQLModel, table=True):
+    """The ledger's head at one moment, signed when the worker has a signing key, and what the
+    anchor command (which publishes it somewhere public) made of it (worker/checkpoints.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True)
+    hash: str = Field(max_length=64)
+    time: datetime = _utc()
+    signature: str | None = None  # base64 Ed25519 over the RFC 8785 bytes of {seq, hash, time}
+    public_key: str | None = None  # base64 of the key that signed it
+    anchor_status: str | None = None  # none, ok, failed, timeout (None: no anchor command set)
+    anchor_detail: str | None = None  # exit status and first line of the anchor's output, cut short
+    created_at: datetime = _utc()

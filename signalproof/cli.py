@@ -157,6 +157,7 @@ def cmd_settings_set(config: Config, args: argparse.Namespace) -> int:
 def cmd_worker(config: Config, args: argparse.Namespace) -> int:
     from worker.market_data import BinanceClient
     from worker.notify import Systemd
+    from worker.checkpoints import CheckpointPolicy
     from worker.service import Worker
 
     if args.check:
@@ -167,8 +168,12 @@ def cmd_worker(config: Config, args: argparse.Namespace) -> int:
                            timeout=config.http_timeout_seconds, retries=config.http_retries,
                            retry_after_cap=config.retry_after_cap_seconds,
                            backoff_base=config.http_backoff_seconds)
+    signing_key = config.signing_key.get_secret_value() if config.signing_key is not None else None
+    checkpoints = CheckpointPolicy(minutes=config.checkpoint_minutes, signing_key=signing_key,
+                                   anchor_command=config.anchor_command or None,
+                                   anchor_timeout=config.anchor_timeout_seconds)
     worker = Worker(_engine(config), client, http_timeout=config.http_timeout_seconds,
-                    systemd=Systemd.from_environment())
+                    systemd=Systemd.from_environment(), checkpoints=checkpoints)
     if not args.once:
         worker.run_forever(monitor_seconds=config.monitor_interval_seconds)
         return 0
@@ -265,6 +270,32 @@ def cmd_hash_password(_config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keygen(_config: Config, _args: argparse.Namespace) -> int:
+    """A new Ed25519 key pair: the secret line for the worker's environment, the public key to publish."""
+    from shared.signing import generate
+
+    pair = generate()
+    print(f"SIGNALPROOF_SIGNING_KEY='{pair.private}'")
+    print(f"public key (publish it; verifiers pass it as --public-key): {pair.public}")
+    return 0
+
+
+def cmd_verify(config: Config, args: argparse.Namespace) -> int:
+    """`signalproof verify SOURCE`: chain, checkpoints, published heads, tables, replay (signalproof/verify.py)."""
+    from signalproof import verify
+
+    try:
+        heads = [verify.parse_head(text) for text in args.head]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    options = verify.Options(public_key=args.public_key, heads=heads, replay=args.replay,
+                             candles=Path(args.candles) if args.candles else None)
+    try:
+        return verify.run(args.source, options, config=config, open_database=lambda: _engine(config, read_only=True))
+    except verify.Unusable as exc:
+        raise UserError(str(exc)) from None
+
+
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     """Simulated exchange, market and bot, the real worker and the real site, offline (demo/run.py)."""
     from demo.run import DemoUnavailable, run_demo
@@ -335,6 +366,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("hash-password", help="prompt for the owner password (or read one line from standard "
                         "input), print the SIGNALPROOF_OWNER_PASSWORD_HASH line").set_defaults(run=cmd_hash_password)
+
+    commands.add_parser("keygen", help="print a new Ed25519 key pair for signing checkpoints "
+                        "(SIGNALPROOF_SIGNING_KEY line, and the public key to publish)").set_defaults(run=cmd_keygen)
+
+    ver = commands.add_parser("verify", help="verify the ledger of a site URL, a ledger file (JSON lines) or `db`; "
+                              "exit 0 all hold, 1 a mismatch, 2 unusable input")
+    ver.add_argument("source", metavar="SOURCE", help="https://… (a signalproof site), a ledger file, or db")
+    ver.add_argument("--public-key", metavar="KEY", help="the owner's public key: check every checkpoint's signature")
+    ver.add_argument("--head", action="append", default=[], metavar="SEQ:HASH",
+                     help="a head published earlier that must still be in the chain (repeatable)")
+    ver.add_argument("--replay", action="store_true",
+                     help="re-resolve every trade from its signal and the settings in force, on candles")
+    ver.add_argument("--candles", metavar="DIR",
+                     help="candle files for --replay (<spot|futures>-<SYMBOL>-<interval>.json[.gz]) instead "
+                          "of the exchange")
+    ver.set_defaults(run=cmd_verify)
 
     demo = commands.add_parser("demo", help="offline demo: simulated market + signals, worker + site")
     demo.add_argument("--port", type=int, default=8501, help="the site's port (default 8501)")

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from shared import heartbeat, settings as runtime
 from shared.clock import Clock, monotonic, utcnow
 from shared.database import transaction
+from worker.checkpoints import CheckpointPolicy, checkpoint_job
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
 from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData
@@ -54,8 +55,9 @@ class _NoRunSkippedLines(logging.Filter):
 
 class Worker:
     def __init__(self, engine: Engine, market_data: MarketData, *, clock: Clock = utcnow, http_timeout: float = 10.0,
-                 systemd: Systemd = Systemd()) -> None:
+                 systemd: Systemd = Systemd(), checkpoints: CheckpointPolicy | None = None) -> None:
         self.engine = engine
+        self.checkpoints = checkpoints
         self.market_data = market_data
         self.clock = clock
         self.http_timeout = http_timeout
@@ -93,6 +95,11 @@ class Worker:
             log.info("monitor: %d trade(s) changed, %d request(s), %d symbol(s) failed",
                      report.changed, report.requests, len(report.failed))
         return report
+
+    def checkpoint(self) -> None:
+        """Note (sign, anchor) the ledger's head if it moved (worker/checkpoints.py)."""
+        if self.checkpoints is not None:
+            checkpoint_job(self.engine, self.checkpoints, now=self.clock())
 
     def store_prices(self) -> None:
         try:
@@ -175,6 +182,10 @@ class Worker:
             self.store_prices()
         except Exception as exc:  # prices only mark open trades to market; never fail the pass for them
             log.warning("latest prices: %s", exc)
+        try:
+            self.checkpoint()  # the head this pass moved, noted (and anchored) before exiting
+        except Exception as exc:  # a checkpoint never fails the pass: the next run notes the head
+            log.warning("checkpoint: %s", exc)
         return problems
 
     def tick(self, name: str, function: Callable[[], object]) -> None:
@@ -201,7 +212,8 @@ class Worker:
         scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(1),  # one job at a time: they share the database
                        "feed": ThreadPoolExecutor(1),  # somebody else's server: never queues the monitor behind it
-                       "control": ThreadPoolExecutor(1)},  # watchdog and stop: never queued behind a long job
+                       "control": ThreadPoolExecutor(1),  # watchdog and stop: never queued behind a long job
+                       "checkpoints": ThreadPoolExecutor(1)},  # an anchor may hang up to its time limit: alone
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=timezone.utc,
         )
@@ -212,6 +224,10 @@ class Worker:
         for name, function, seconds in jobs:
             scheduler.add_job(self.tick, "interval", args=(name, function), seconds=seconds, id=name, name=name,
                               next_run_time=now, executor="feed" if name == "feed" else "default")
+        if self.checkpoints is not None:
+            scheduler.add_job(self.tick, "interval", args=("checkpoint", self.checkpoint), id="checkpoint",
+                              name="checkpoint", seconds=self.checkpoints.minutes * 60, next_run_time=now,
+                              executor="checkpoints")
         interval = self.systemd.watchdog_seconds
         if interval is not None:
             scheduler.add_job(self.watchdog, "interval", args=(interval,), seconds=interval / 2, id="watchdog",
