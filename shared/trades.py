@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from shared.columns import UtcDateTime
+from shared.ledger import decimal_text
 from shared.models import Signal, Trade
 
 TRADE_COLUMNS = (
@@ -48,11 +49,7 @@ def iso_utc(moment: datetime | None) -> str:
 
 def plain_decimal(value: Decimal | None) -> str:
     """A decimal as plain text without exponent or trailing zeros ("0.00005123", "100")."""
-    if value is None:
-        return ""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
+    return "" if value is None else decimal_text(value)  # every digit the value has, as the ledger
 
 
 def _cell(value: Any) -> str:
