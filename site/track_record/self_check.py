@@ -12,7 +12,8 @@ the API (`/api/v1/head`, the badge). It holds a `shared.ledger.ChainVerifier`:
   walks such an edit is not yet shown; `signalproof verify` always walks everything.
 
 Once a problem is found it stays (the verifier stops at the first bad seq) until a later full
-walk finds the chain whole again. Reads go through the site's read-only engine.
+walk finds the chain whole again, and no shorter than the highest seq this process has
+verified (a chain cut at its end is whole, but it lost entries). Reads go through the site's read-only engine.
 """
 
 import logging
@@ -111,6 +112,7 @@ class SelfCheck:
         self._full_running = False
         self._full_done = threading.Event()
         self._last_full: float | None = None
+        self._highest = 0  # the highest seq this process has verified: the chain may not shrink below it
 
     # --- what callers use --------------------------------------------------------------------
 
@@ -159,6 +161,11 @@ class SelfCheck:
                     break
                 after = batch[-1].seq
         with self._advancing, self._lock:
+            if verifier.problem is None and verifier.verified_through < self._highest:
+                # A shorter chain that is whole is still a rewrite: entries verified before are gone.
+                verifier.problem = Problem(verifier.verified_through + 1, "entry missing (it was verified "
+                                           f"before: the ledger lost entries up to seq {self._highest})")
+            self._highest = max(self._highest, verifier.verified_through)
             self._verifier = verifier
             self._last_full = monotonic()
         if verifier.problem is not None:
@@ -189,6 +196,7 @@ class SelfCheck:
                     return None
                 with self._lock:
                     problem = verifier.feed(batch)
+                    self._highest = max(self._highest, verifier.verified_through)
                 if problem is not None:
                     return problem
                 after = batch[-1].seq
