@@ -311,13 +311,13 @@ class ReceiptDelay:
 def receipt_delays(session: Session) -> list[ReceiptDelay]:
     """How late signals reached the ledger, per origin: nearest-rank median and 95th percentile
     and the maximum, computed in SQL (an ordered read per percentile, nothing loaded whole)."""
-    received = Event.__table__.c  # type: ignore[attr-defined]
-    signal = Signal.__table__.c  # type: ignore[attr-defined]
+    events_table, signals_table = Event.__table__, Signal.__table__  # type: ignore[attr-defined]
+    received, signal = events_table.c, signals_table.c
     if session.get_bind().dialect.name == "postgresql":
         delay = sa.extract("epoch", received.at - signal.time)
     else:  # SQLite stores both as "YYYY-MM-DD HH:MM:SS.ffffff" text
         delay = (sa.func.julianday(received.at) - sa.func.julianday(signal.time)) * 86400.0
-    joined = signal.join(received, received.id == signal.received_seq)
+    joined = signals_table.join(events_table, received.id == signal.received_seq)
     result = []
     for origin in (Origin.LIVE, Origin.BACKFILL):
         where = sa.and_(signal.origin == origin, signal.received_seq.is_not(None))
