@@ -18,15 +18,17 @@ verified (a chain cut at its end is whole, but it lost entries). Reads go throug
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.clock import monotonic
-from shared.ledger import ChainVerifier, Entry, Problem, format_time
+from shared.ledger import ChainVerifier, Entry, Problem, canonical, format_time
 from shared.models import Event
 
 log = logging.getLogger("signalproof.site.self_check")
@@ -36,6 +38,7 @@ DEFAULT_FULL_CHECK_SECONDS = 600.0
 ROWS_PER_READ = 5_000
 FIRST_WAIT_SECONDS = 5.0  # the first request of a process waits this long for the first full walk
 
+_NO_CANONICAL_FORM = re.compile(r"[0-9]{16}|NaN|Infinity|\\u[dD][89a-fA-F]")
 _EVENT = Event.__table__.c  # type: ignore[attr-defined]
 ENTRY_COLUMNS = (_EVENT.id, _EVENT.at, _EVENT.kind, _EVENT.data, _EVENT.prev, _EVENT.hash)
 
@@ -48,17 +51,19 @@ def full_check_seconds() -> float:
 
 
 def row_entry(row: sa.Row[tuple[object, ...]]) -> Entry:
-    """The entry a stored row holds (as shared.events.stored_entry; data unreadable → {"?": text},
-    which cannot match its hash, so it is reported, not raised)."""
+    """The entry a stored row holds (as shared.events.stored_entry; data that is not a JSON object
+    with a canonical form → {"?": its text}, which cannot match its hash: reported, not raised)."""
     import json
 
     seq, at, kind, data, prev, hash_ = row
     try:
         parsed = json.loads(data or "{}")
-    except ValueError:
+        if _NO_CANONICAL_FORM.search(data or ""):  # rare: check the slow way only then
+            canonical(parsed)  # an integer beyond 2**53, NaN, a lone surrogate: no canonical form
+    except (ValueError, RecursionError, rfc8785.CanonicalizationError):
         parsed = {"?": str(data)}
     if not isinstance(parsed, dict):
-        parsed = {"?": parsed}
+        parsed = {"?": str(data)}
     return Entry(seq=int(seq), time=format_time(at) if at is not None else "", kind=str(kind), data=parsed,
                  prev=str(prev), hash=str(hash_))
 
@@ -168,6 +173,7 @@ class SelfCheck:
             self._highest = max(self._highest, verifier.verified_through)
             self._verifier = verifier
             self._last_full = monotonic()
+        self._full_done.set()
         if verifier.problem is not None:
             log.error("ledger self-check (full walk): %s", verifier.problem)
 

@@ -262,3 +262,17 @@ def test_the_badge_escapes_whatever_the_title_holds() -> None:
 ])
 def test_ledger_paging_parameters(query: list[tuple[str, str]], expected: tuple[int, int]) -> None:
     assert ledger_api.ledger_page(query) == expected
+
+
+@pytest.mark.parametrize("data", [
+    '{"actor":"worker","pnl_usd":"-1.5","trade_id":3,"ambiguous":false,"note":null,"t":["a",{"b":1}]}',
+    '{ "b" : 1,  "a": "x\\ny\\t\\"q\\" \\\\ /" }',  # not canonical as stored: served canonical all the same
+    '{"f":1.5,"g":1e21,"h":1E-7}', '{"big":9007199254740993}', '{"n":NaN}', '{"é":"ü","z":"\\u00e9"}',
+    '{"lone":"\\ud800"}', '{"emoji":"\\ud83d\\ude00","k\\u0001":"\\u001f"}', '[1,2]', 'not json', "", None,
+    '{"deep":' + "[" * 50 + "]" * 50 + "}",
+])
+@pytest.mark.parametrize("kind, prev", [("trade.closed", "a" * 64), ('tr"ade\\x', "é" * 64)])
+def test_the_fast_published_line_is_the_entrys_canonical_line(data: str | None, kind: str, prev: str) -> None:
+    at = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=__import__("datetime").timezone.utc)
+    row = (7, at, kind, data, prev, "b" * 64)
+    assert ledger_api.published_line(row) == self_check.row_entry(row).line()  # type: ignore[arg-type]
