@@ -7,12 +7,14 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from shared.config import proxy_networks
-from track_record import api, deployment
+from track_record import api, deployment, ledger_api
 from track_record.proxies import PeerAddress
 
 app = st.App(
     "streamlit_app.py",
-    routes=[Route(api.TRADES_CSV, api.trades_csv, methods=["GET"])],
+    # The public read-only API (DESIGN.md): GET only, each route answers 405 to anything else.
+    routes=[Route(api.TRADES_CSV, api.trades_csv, methods=["GET"]),
+            *(Route(path, endpoint, methods=["GET"]) for path, endpoint in ledger_api.ROUTES)],
     # The connection's real address for the owner login's per-address wait (see proxies.py).
     middleware=[Middleware(PeerAddress, trusted=proxy_networks(deployment.config().trusted_proxies))],
 )

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from shared.database import SchemaMissing, require_schema
-from track_record import loaders
+from track_record import display, loaders
 
 st.set_page_config(page_title="signalproof — track record", page_icon=":material/query_stats:", layout="wide")
 
@@ -14,6 +14,7 @@ pages = {
         st.Page("app_pages/trades.py", title="Trades", icon=":material/receipt_long:"),
         st.Page("app_pages/analytics.py", title="Analytics", icon=":material/analytics:"),
         st.Page("app_pages/methodology.py", title="Methodology", icon=":material/rule:"),
+        st.Page("app_pages/verify.py", title="Verify", icon=":material/verified:"),
     ],
     # Behind a password (see app_pages/settings.py); the only page that can write.
     "Owner": [st.Page("app_pages/settings.py", title="Settings", icon=":material/lock:")],
@@ -30,4 +31,7 @@ except (SchemaMissing, sa.exc.OperationalError):
 if loaders.demo_mode():
     st.warning("**DEMO — simulated market.** The candles are a random walk and the signals come from a simulated "
                "bot, both generated on this machine: nothing here is anyone's real record.", icon=":material/science:")
+# The site verifies its own ledger on every data version (track_record/self_check.py): when the
+# chain is broken, every page says so first, naming the first bad entry.
+display.ledger_banner(loaders.ledger_state(loaders.database_url()))
 navigation.run()

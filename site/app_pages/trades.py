@@ -11,7 +11,7 @@ from track_record.record import HISTORY_ORDER, HistoryFilter
 
 URL = loaders.database_url()
 PAGE_SIZE = 100
-HISTORY_COLUMNS = ["id", "symbol", "side", "market", "leverage", "status", "reason", "origin", "signal_time",
+HISTORY_COLUMNS = ["id", "ledger_seq", "symbol", "side", "market", "leverage", "status", "reason", "origin", "signal_time",
                    "entry_time", "entry_price", "take_profit", "stop_loss", "exit_time", "exit_price", "fees_usd",
                    "pnl_usd", "pnl_pct", "ambiguous", "source", "signal_id"]
 

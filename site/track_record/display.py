@@ -6,6 +6,7 @@ escaped before it reaches Markdown: nothing a bot or an owner typed can become m
 
 import re
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -13,6 +14,9 @@ import streamlit as st
 from shared import heartbeat
 from shared.clock import seconds_ago, utcnow
 from shared.models import WorkerHeartbeat
+
+if TYPE_CHECKING:
+    from track_record import self_check
 
 BEHIND_WARNING_SECONDS = 24 * 3600
 
@@ -140,6 +144,9 @@ def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
     config: dict[str, object] = {
         "trade_id": st.column_config.NumberColumn("Trade", format="%d"),
         "id": st.column_config.NumberColumn("Trade", format="%d"),
+        "ledger_seq": st.column_config.NumberColumn(
+            "Ledger #", format="%d", help="seq of the signal's signal.received entry in the public ledger "
+                                          "(committed before any candle was looked at)"),
         "symbol": "Symbol", "side": "Side", "market": "Market", "leverage": "Leverage", "status": "Status",
         "reason": "Reason", "source": "Source", "signal_id": "Signal id",
         "origin": st.column_config.TextColumn("Origin", help="backfill = signal imported after the fact"),
@@ -163,3 +170,12 @@ def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
             "Same-candle", help="stop-loss and take-profit in one candle: stop-loss recorded"),
     }
     return {name: config[name] for name in columns if name in config}
+
+
+def ledger_banner(state: "self_check.State | None") -> None:
+    """The red banner every page shows while the site's own check of its ledger fails."""
+    if state is None or state.problem is None:
+        return
+    st.error(f"**The ledger does not verify** — first bad entry: seq {state.problem.seq}: "
+             f"{plain(state.problem.message)}. Nothing from seq {state.problem.seq} on can be trusted until the "
+             "owner explains it; the Verify page shows how to check it yourself.", icon=":material/gpp_bad:")

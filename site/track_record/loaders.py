@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -20,6 +21,9 @@ from shared.database import transaction
 from shared.heartbeat import read as heartbeat_row
 from shared.models import LatestPrice, RuntimeSettings, Trade
 from track_record import deployment, record
+
+if TYPE_CHECKING:
+    from track_record import self_check
 
 
 def config() -> Config:
@@ -150,14 +154,32 @@ def heartbeat(url: str) -> dict[str, object] | None:
 def history(url: str, data_version: tuple[int, str], flt: record.HistoryFilter, order: str, page: int,
             size: int) -> tuple[list[dict[str, object]], int]:
     with _session(url) as session:
-        trades, total = record.trade_page(session, flt, order=order, page=page, size=size)
-        return [t.model_dump() for t in trades], total
+        return record.trade_page(session, flt, order=order, page=page, size=size)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
     with _session(url) as session:
         return record.symbols(session)
+
+
+def ledger_state(url: str) -> "self_check.State | None":
+    """The site's own check of its ledger (incremental per data version; see self_check.py), or
+    None when it cannot be read right now (the page then says nothing rather than fail)."""
+    from track_record import self_check
+
+    try:
+        return self_check.for_url(url).state()
+    except Exception as exc:  # one line in the log; a visitor is not shown a traceback
+        logging.getLogger(__name__).error("ledger self-check: %s: %s", type(exc).__name__,
+                                          (str(exc).splitlines() or [""])[0][:200])
+        return None
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def receipt_delays(url: str, data_version: tuple[int, str]) -> list[record.ReceiptDelay]:
+    with _session(url) as session:
+        return record.receipt_delays(session)
 
 
 def history_csv_url(flt: record.HistoryFilter) -> str:

@@ -236,11 +236,15 @@ def _filtered(statement: Any, flt: HistoryFilter) -> Any:
     return queries.live_only(statement, flt.live_only)
 
 
-def trade_page(session: Session, flt: HistoryFilter, *, order: str, page: int, size: int) -> tuple[list[Trade], int]:
-    """One page of the history and the number of matching trades."""
+def trade_page(session: Session, flt: HistoryFilter, *, order: str, page: int,
+               size: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of the history (each trade's fields plus `ledger_seq`, the seq of its signal's
+    `signal.received` entry) and the number of matching trades."""
     total = session.exec(_filtered(select(sa.func.count()).select_from(Trade), flt)).one()
-    statement = _filtered(select(Trade), flt).order_by(*HISTORY_ORDER[order]).offset(page * size).limit(size)
-    return list(session.exec(statement).all()), total
+    statement = (_filtered(select(Trade, Signal.received_seq), flt)
+                 .join(Signal, Signal.id == Trade.signal_pk, isouter=True)
+                 .order_by(*HISTORY_ORDER[order]).offset(page * size).limit(size))
+    return [{**trade.model_dump(), "ledger_seq": seq} for trade, seq in session.exec(statement).all()], total
 
 
 def filtered_trades(session: Session, flt: HistoryFilter, chunk: int = 5000) -> Any:
@@ -250,3 +254,84 @@ def filtered_trades(session: Session, flt: HistoryFilter, chunk: int = 5000) -> 
 
 def symbols(session: Session) -> list[str]:
     return list(session.exec(select(Trade.symbol).distinct().order_by(Trade.symbol)).all())
+
+
+# --- the public API's open trades and the Verify page's receipt delays ---------------------
+
+
+def _text(value: Any) -> str | None:
+    """An API value: decimals as plain strings, times in the ledger's format."""
+    if value is None:
+        return None
+    from shared.ledger import to_data
+
+    return to_data(value)  # type: ignore[no-any-return]
+
+
+def open_trades(session: Session) -> list[dict[str, Any]]:
+    """PENDING and OPEN trades for `/api/v1/open`, marked to the latest stored price (decimals as
+    strings, so nothing is rounded; times `YYYY-MM-DDTHH:MM:SS.ffffffZ`)."""
+    statement = (select(Trade, LatestPrice.price, LatestPrice.updated_at).join(
+        LatestPrice, sa.and_(LatestPrice.market == Trade.market, LatestPrice.symbol == Trade.symbol), isouter=True)
+        .where(queries.is_active()).order_by(Trade.id))
+    rows = []
+    for trade, price, price_time in session.exec(statement).all():
+        unrealized = unrealized_pnl(terms_of(trade), state_of(trade), price) if price is not None else None
+        rows.append({
+            "trade_id": trade.id, "source": trade.source, "signal_id": trade.signal_id, "origin": _text(trade.origin),
+            "symbol": trade.symbol, "side": _text(trade.side), "market": _text(trade.market),
+            "status": _text(trade.status), "leverage": trade.leverage, "stake_usd": _text(trade.stake_usd),
+            "signal_time": _text(trade.signal_time), "entry_time": _text(trade.entry_time),
+            "entry_price": _text(trade.entry_price), "take_profit": _text(trade.take_profit),
+            "stop_loss": _text(trade.stop_loss),
+            "signal_entry": _text(trade.signal_entry) if trade.status == TradeStatus.PENDING else None,
+            "price": _text(price), "price_time": _text(price_time),
+            "unrealized_pnl_usd": _text(unrealized),
+        })
+    return rows
+
+
+def prices_version(session: Session) -> str:
+    """Changes when the worker stores a new price (open trades move without new entries)."""
+    latest = session.exec(select(sa.func.max(LatestPrice.updated_at))).one()
+    return latest.isoformat() if latest is not None else ""
+
+
+@dataclass(frozen=True)
+class ReceiptDelay:
+    """Seconds from a signal's own time to its `signal.received` entry, for live or backfill."""
+
+    origin: str
+    signals: int
+    median: float | None
+    p95: float | None
+    max: float | None
+
+
+def receipt_delays(session: Session) -> list[ReceiptDelay]:
+    """How late signals reached the ledger, per origin: nearest-rank median and 95th percentile
+    and the maximum, computed in SQL (an ordered read per percentile, nothing loaded whole)."""
+    events_table, signals_table = Event.__table__, Signal.__table__  # type: ignore[attr-defined]
+    received, signal = events_table.c, signals_table.c
+    if session.get_bind().dialect.name == "postgresql":
+        delay = sa.extract("epoch", received.at - signal.time)
+    else:  # SQLite stores both as "YYYY-MM-DD HH:MM:SS.ffffff" text
+        delay = (sa.func.julianday(received.at) - sa.func.julianday(signal.time)) * 86400.0
+    joined = signals_table.join(events_table, received.id == signal.received_seq)
+    result = []
+    for origin in (Origin.LIVE, Origin.BACKFILL):
+        where = sa.and_(signal.origin == origin, signal.received_seq.is_not(None))
+        count, longest = session.execute(sa.select(sa.func.count(), sa.func.max(delay)).select_from(joined)
+                                         .where(where)).one()
+
+        def rank(q: float) -> float | None:
+            if not count:
+                return None
+            k = max(0, -(-int(q * 1000) * count // 1000) - 1)  # nearest rank: ceil(q·n) - 1
+            value = session.execute(sa.select(delay).select_from(joined).where(where)
+                                    .order_by(delay).offset(k).limit(1)).scalar()
+            return None if value is None else float(value)
+
+        result.append(ReceiptDelay(origin.value, int(count), rank(0.5), rank(0.95),
+                                   None if longest is None else float(longest)))
+    return result
