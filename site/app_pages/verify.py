@@ -77,7 +77,35 @@ else:
                  hide_index=True)
 
 st.subheader("Checkpoints", anchor=False)
-display.empty("Signed checkpoints of the head (seq, hash, time) are listed here once the worker records them.")
+st.caption("Every 10 minutes while the ledger grows, the worker records its head (seq, hash, time), signed "
+           "with the owner's Ed25519 key when one is set, and can publish it somewhere outside this server "
+           "(an anchor: a public git repository, a chat channel). A published checkpoint pins the history up "
+           "to it: a rewritten chain cannot contain its hash at its seq.")
+points = loaders.checkpoints(URL, loaders.version(URL))
+if not points:
+    display.empty("No checkpoint has been recorded yet: the worker records the first one as the ledger grows.")
+else:
+    from shared import signing
+
+    def signature_state(point: dict[str, object]) -> str:
+        if not point.get("signature"):
+            return "unsigned"
+        ok = signing.signature_ok(point, str(point["signature"]), str(point.get("public_key") or ""))
+        return "valid" if ok else "INVALID"
+
+    keys = {str(p["public_key"]) for p in points if p.get("public_key")}
+    rows = [{"seq": p["seq"], "time (UTC)": str(p["time"]).replace("T", " ")[:19], "hash": p["hash"],
+             "signature": signature_state(p),
+             "anchor": (p.get("anchor") or {}).get("status", "—") if isinstance(p.get("anchor"), dict) else "—",
+             "anchor said": (p.get("anchor") or {}).get("detail") or "" if isinstance(p.get("anchor"), dict) else ""}
+            for p in reversed(points)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if keys:
+        st.markdown("Public key the checkpoints are signed with (check it against one the owner published "
+                    "elsewhere, then pass it to `signalproof verify --public-key`):")
+        for key in sorted(keys):
+            st.code(key, language=None)
+    st.caption("All checkpoints: `/api/v1/checkpoints` (JSON).")
 
 st.subheader("Verify it yourself", anchor=False)
 site = site_address()

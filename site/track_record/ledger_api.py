@@ -40,6 +40,7 @@ LEDGER = "/api/v1/ledger"
 SUMMARY = "/api/v1/summary"
 OPEN = "/api/v1/open"
 BADGE = "/badge.svg"
+CHECKPOINTS = "/api/v1/checkpoints"
 
 DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
@@ -289,4 +290,17 @@ async def badge(request: Request) -> Response:
     return await _guarded("badge", work)
 
 
-ROUTES = ((HEAD, head), (LEDGER, ledger), (SUMMARY, summary), (OPEN, open_trades), (BADGE, badge))
+async def checkpoints(request: Request) -> Response:
+    """Every checkpoint of the head, oldest first, with its signature when signed."""
+    def work() -> Response:
+        with Session(_engine_now()) as session:
+            points = record.checkpoints(session)
+        last = points[-1] if points else {}
+        tag = _etag("k", len(points), last.get("seq", 0), str(last.get("anchor", ""))[:40])
+        return _answer(request, tag, lambda: JSONResponse(points))
+
+    return await _guarded("checkpoints", work)
+
+
+ROUTES = ((HEAD, head), (LEDGER, ledger), (SUMMARY, summary), (OPEN, open_trades), (BADGE, badge),
+          (CHECKPOINTS, checkpoints))

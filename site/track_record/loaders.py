@@ -182,6 +182,12 @@ def receipt_delays(url: str, data_version: tuple[int, str]) -> list[record.Recei
         return record.receipt_delays(session)
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def checkpoints(url: str, data_version: tuple[int, str], newest: int = 20) -> list[dict[str, object]]:
+    with _session(url) as session:
+        return record.checkpoints(session, newest=newest)
+
+
 def history_csv_url(flt: record.HistoryFilter) -> str:
     """Where the filtered history downloads in the export schema: a route beside the app that
     streams it (see track_record/api.py), so no visitor's download is ever held in memory."""

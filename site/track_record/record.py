@@ -335,3 +335,29 @@ def receipt_delays(session: Session) -> list[ReceiptDelay]:
         result.append(ReceiptDelay(origin.value, int(count), rank(0.5), rank(0.95),
                                    None if longest is None else float(longest)))
     return result
+
+
+# --- checkpoints of the ledger's head -------------------------------------------------------
+
+
+def checkpoints(session: Session, *, newest: int | None = None) -> list[dict[str, Any]]:
+    """The worker's checkpoints, oldest first (or the `newest` N), as published: seq, hash, time,
+    the signature and the key that made it when signed, and what the anchor made of it."""
+    from shared.ledger import format_time
+    from shared.models import Checkpoint
+
+    statement = select(Checkpoint).order_by(Checkpoint.seq.desc() if newest else Checkpoint.seq, Checkpoint.id)
+    if newest:
+        statement = statement.limit(newest)
+    rows = list(session.exec(statement))
+    if newest:
+        rows.reverse()
+    published = []
+    for row in rows:
+        point: dict[str, Any] = {"seq": row.seq, "hash": row.hash, "time": format_time(row.time)}
+        if row.signature:
+            point |= {"signature": row.signature, "public_key": row.public_key}
+        if row.anchor_status:
+            point["anchor"] = {"status": row.anchor_status, "detail": row.anchor_detail}
+        published.append(point)
+    return published

@@ -31,6 +31,7 @@ from conftest import Cli
 from shared.database import transaction
 from tests.site.conftest import SITE
 from tests.site.test_api import get, serving
+from shared import signing
 from tests.worker.test_robustness import many_signals
 from track_record import ledger_api, self_check
 
@@ -124,7 +125,10 @@ def test_the_api_serves_a_ledger_an_outside_verifier_accepts_and_says_when_it_is
     signals.write_text(many_signals(candles_path, 30, seed=11))
     cli("signals", "import", str(signals))
     cli("settings", "set", "site_title", HOSTILE_TITLE)
+    keys = signing.generate()
+    cli.env["SIGNALPROOF_SIGNING_KEY"] = keys.private  # `worker --once` ends with a signed checkpoint
     cli("worker", "--once")
+    del cli.env["SIGNALPROOF_SIGNING_KEY"]
     export = list(csv.DictReader(io.StringIO(cli("trades", "export").stdout)))
     closed = [row for row in export if row["status"].startswith("CLOSED") or row["status"] == "LIQUIDATED"]
     assert len(closed) > 10
@@ -156,6 +160,19 @@ def test_the_api_serves_a_ledger_an_outside_verifier_accepts_and_says_when_it_is
             # committed before the trade was opened
             assert received[(row["source"], row["signal_id"])]["seq"] < min(
                 e["seq"] for e in entries if e["kind"] == "trade.opened" and e["data"]["trade_id"] == int(row["trade_id"]))
+
+        # the checkpoints: the head the worker signed, in the chain, its signature valid under the key
+        status, headers, body = get(site + "/api/v1/checkpoints")
+        points = json.loads(body)
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "*" and points
+        by_seq = {e["seq"]: e for e in entries}
+        for point in points:
+            assert by_seq[point["seq"]]["hash"] == point["hash"]
+            assert point["public_key"] == keys.public and signing.signature_ok(point, point["signature"], keys.public)
+        # … and `signalproof verify` accepts the site as served: chain, checkpoints, tables, a head
+        verified = cli("verify", site, "--public-key", keys.public, "--head", f"{top['seq']}:{top['hash']}",
+                       check=False)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
 
         # summary = stats --json; open = the active trades, decimals as strings
         status, _, body = get(site + "/api/v1/summary")
