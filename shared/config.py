@@ -52,6 +52,9 @@ class Config(BaseSettings):
     signing_key: SecretStr | None = None
     anchor_command: str | None = None
     anchor_timeout_seconds: float = 30.0
+    # The site re-walks its whole chain this often (site/track_record/self_check.py): an entry
+    # changed in place behind the head is caught then; new entries are checked as they arrive.
+    self_check_seconds: float = 600.0
 
     @field_validator("database_url")
     @classmethod
@@ -87,7 +90,8 @@ class Config(BaseSettings):
                     "worker_stale_after_seconds": self.worker_stale_after_seconds,
                     "retry_after_cap_seconds": self.retry_after_cap_seconds,
                     "checkpoint_minutes": self.checkpoint_minutes,
-                    "anchor_timeout_seconds": self.anchor_timeout_seconds}
+                    "anchor_timeout_seconds": self.anchor_timeout_seconds,
+                    "self_check_seconds": self.self_check_seconds}
         for name, value in positive.items():
             if value is not None and not value > 0:  # `not >` also refuses NaN
                 raise ValueError(f"{ENV_PREFIX}{name.upper()}: must be greater than 0 (got {value:g})")

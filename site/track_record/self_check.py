@@ -17,7 +17,6 @@ verified (a chain cut at its end is whole, but it lost entries). Reads go throug
 """
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -33,8 +32,6 @@ from shared.models import Event
 
 log = logging.getLogger("signalproof.site.self_check")
 
-FULL_CHECK_ENV = "SIGNALPROOF_SELF_CHECK_SECONDS"
-DEFAULT_FULL_CHECK_SECONDS = 600.0
 ROWS_PER_READ = 5_000
 FIRST_WAIT_SECONDS = 5.0  # the first request of a process waits this long for the first full walk
 
@@ -44,10 +41,10 @@ ENTRY_COLUMNS = (_EVENT.id, _EVENT.at, _EVENT.kind, _EVENT.data, _EVENT.prev, _E
 
 
 def full_check_seconds() -> float:
-    try:
-        return max(0.5, float(os.environ.get(FULL_CHECK_ENV, DEFAULT_FULL_CHECK_SECONDS)))
-    except ValueError:
-        return DEFAULT_FULL_CHECK_SECONDS
+    """SIGNALPROOF_SELF_CHECK_SECONDS, from the site's configuration (read once per process)."""
+    from track_record import deployment
+
+    return max(0.5, deployment.config().self_check_seconds)
 
 
 def row_entry(row: sa.Row[tuple[object, ...]]) -> Entry:
