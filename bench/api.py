@@ -57,14 +57,14 @@ def append(url: str, count: int, start: int) -> None:
     try:
         for first in range(start, start + count, 5000):
             with transaction(engine) as session:
-                events.record_many(session, [events.Change(
+                events.record_many([events.Change(
                     "trade.closed", f"trade {n} LONG BTCUSDT CLOSED_TP", at + timedelta(minutes=n), trade_id=n,
                     data={"status": "CLOSED_TP", "exit_time": at + timedelta(minutes=n, seconds=30),
                           "exit_price": Decimal("61234.5") + n, "entry_price": Decimal("60000.25"),
                           "entry_time": at + timedelta(minutes=n), "fees_usd": Decimal("0.2012345"),
                           "pnl_usd": Decimal("1.8765") + Decimal(n) / 1000, "pnl_pct": Decimal("0.018765"),
                           "ambiguous": False})
-                    for n in range(first, min(first + 5000, start + count))])
+                    for n in range(first, min(first + 5000, start + count))], session=session)
     finally:
         engine.dispose()
 

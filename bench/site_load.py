@@ -220,11 +220,11 @@ def fill(url: str, closed: int, *, seed: int = 1) -> None:
     engine = make_engine(url)
     try:
         with transaction(engine) as session:  # ledger entries (hash-chained: appended, not copied)
-            events.record_many(session, [events.Change("trade.closed", f"trade {i} closed",
+            events.record_many([events.Change("trade.closed", f"trade {i} closed",
                                                         now - timedelta(minutes=len(picked) - n), "worker",
-                                                        signal_pk=i, trade_id=i) for n, i in enumerate(picked)])
+                                                        signal_pk=i, trade_id=i) for n, i in enumerate(picked)], session=session)
         with transaction(engine) as session:  # a logged settings change, as on a real deployment
-            runtime.change(session, {"site_title": "signalproof bench"}, actor="bench", now=now)
+            runtime.change({"site_title": "signalproof bench"}, actor="bench", now=now, session=session)
     finally:
         engine.dispose()
 
@@ -272,7 +272,7 @@ def measure(url: str, profile: bool) -> dict[str, float]:
     for _ in range(6):
         with Session(engine) as session:
             started = time.perf_counter()
-            record.data_version(session)
+            record.data_version(session=session)
             versions.append(time.perf_counter() - started)
     engine.dispose()
     return {"cold_s": cold, "warm_s": warm, "version_ms": statistics.median(versions[1:]) * 1000,

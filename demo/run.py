@@ -83,7 +83,7 @@ def run_demo(config: Config, *, port: int, database: Path, site_command: SiteCom
     live: LiveSignals | None = None
     try:
         with transaction(engine) as session:
-            runtime.change(session, DEMO_SETTINGS, actor=DEMO_ACTOR, now=now)
+            runtime.change(DEMO_SETTINGS, actor=DEMO_ACTOR, now=now, session=session)
         imported = import_history(engine, bot, start=market.start, end=now - BACKFILL_UNTIL, now=now)
         log.info("imported %d backfilled signals of the simulated bot (%s)", imported, SOURCE)
         # The exchange thread is a daemon and is not stopped explicitly: the worker's last job
@@ -158,8 +158,8 @@ def made_by_demo(path: Path) -> bool:
 def import_history(engine: Engine, bot: SignalBot, *, start: datetime, end: datetime, now: datetime) -> int:
     """The bot's past calls, through the intake `signalproof signals import` uses."""
     with transaction(engine) as session:
-        report = store_rows(session, read_rows(json_lines(bot.backfill(start, end))), default_source=SOURCE,
-                            received_at=now, actor="import")
+        report = store_rows(read_rows(json_lines(bot.backfill(start, end))), default_source=SOURCE,
+                            received_at=now, actor="import", session=session)
     if report.rejected:  # the bot makes valid signals; a rejection here is a bug worth seeing
         log.warning("%d backfilled signal(s) rejected: %s", report.rejected, report.rejections[:3])
     return report.accepted
@@ -180,8 +180,8 @@ class LiveSignals(threading.Thread):
             now = self.clock()
             try:
                 with transaction(self.engine) as session:
-                    store_rows(session, read_rows(json_lines([self.bot.signal_at(now)])), default_source=SOURCE,
-                               received_at=now, actor=SOURCE)
+                    store_rows(read_rows(json_lines([self.bot.signal_at(now)])), default_source=SOURCE,
+                               received_at=now, actor=SOURCE, session=session)
             except Exception:  # a database hiccup must not end the stream; the next call comes anyway
                 log.exception("the simulated bot could not store its signal")
 

@@ -90,8 +90,8 @@ def transaction(engine: Engine) -> Iterator[Session]:
             yield session
 
 
-def insert_missing(session: Session, table: sa.Table, rows: list[dict[str, Any]],
-                   returning: tuple[sa.Column[Any], ...] = ()) -> list[tuple[Any, ...]]:
+def insert_missing(table: sa.Table, rows: list[dict[str, Any]],
+                   returning: tuple[sa.Column[Any], ...] = (), *, session: Session) -> list[tuple[Any, ...]]:
     """INSERT … ON CONFLICT DO NOTHING: safe when two processes create the same row at once."""
     if not rows:
         return []
@@ -111,12 +111,12 @@ def insert_missing(session: Session, table: sa.Table, rows: list[dict[str, Any]]
     return []
 
 
-def single_row(session: Session, model: type[Any]) -> Any:
+def single_row(model: type[Any], *, session: Session) -> Any:
     """The one row (id = 1) of a settings-like table, created with its defaults if missing."""
     row = session.get(model, 1)
     if row is None:
         defaults = model(id=1)
-        insert_missing(session, model.__table__, [{c.name: getattr(defaults, c.name) for c in model.__table__.columns}])
+        insert_missing(model.__table__, [{c.name: getattr(defaults, c.name) for c in model.__table__.columns}], session=session)
         row = session.get(model, 1)
     return row
 

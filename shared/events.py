@@ -35,17 +35,17 @@ class Change:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def record(session: Session, *, kind: str, message: str, at: datetime, actor: str = "worker",
+def record(*, session: Session, kind: str, message: str, at: datetime, actor: str = "worker",
            signal_pk: int | None = None, trade_id: int | None = None, data: dict[str, Any] | None = None) -> Entry:
     """Append one entry. Its data is `data` plus who did it, a readable message, and the ids."""
-    return record_many(session, [Change(kind, message, at, actor, signal_pk, trade_id, data or {})])[0]
+    return record_many([Change(kind, message, at, actor, signal_pk, trade_id, data or {})], session=session)[0]
 
 
-def record_many(session: Session, changes: list[Change]) -> list[Entry]:
+def record_many(changes: list[Change], *, session: Session) -> list[Entry]:
     """Append several entries in one statement (an import of thousands of signals)."""
     if not changes:
         return []
-    seq, prev = _head(session)
+    seq, prev = _head(session=session)
     entries, rows = [], []
     for change in changes:
         body: dict[str, Any] = {**change.data, "actor": change.actor, "message": change.message}
@@ -65,7 +65,7 @@ def record_many(session: Session, changes: list[Change]) -> list[Entry]:
     return entries
 
 
-def _head(session: Session) -> tuple[int, str]:
+def _head(*, session: Session) -> tuple[int, str]:
     """(seq, hash) of the newest entry, read once per transaction under the append lock."""
     transaction = session.get_transaction()
     cached = session.info.get(_HEAD)

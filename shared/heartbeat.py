@@ -120,22 +120,22 @@ def _one_line(text: str | None, limit: int = 200) -> str:
 # --- reading and writing the row ---------------------------------------------------------
 
 
-def read(session: Session) -> WorkerHeartbeat | None:
+def read(*, session: Session) -> WorkerHeartbeat | None:
     """The row as stored, or None before the first worker start (never writes: read-only safe)."""
     return session.get(WorkerHeartbeat, 1)
 
 
-def record_start(session: Session, *, now: datetime, pid: int, hostname: str) -> None:
+def record_start(*, session: Session, now: datetime, pid: int, hostname: str) -> None:
     """Who runs, since when; also the first tick (the write proves the database accepts writes)."""
-    row = single_row(session, WorkerHeartbeat)
+    row = single_row(WorkerHeartbeat, session=session)
     row.started_at, row.last_tick_at, row.pid, row.hostname = now, now, pid, hostname
 
 
-def record_tick(session: Session, *, now: datetime, behind_seconds: float | None = None,
+def record_tick(*, session: Session, now: datetime, behind_seconds: float | None = None,
                 monitor_errors: list[str] | None = None, stuck_trades: int | None = None) -> None:
     """A successful tick. With a monitor pass's outcome: the trades it could not update and its
     errors (none = the exchange served every trade: `last_success_at`)."""
-    row = single_row(session, WorkerHeartbeat)
+    row = single_row(WorkerHeartbeat, session=session)
     row.last_tick_at = now
     if stuck_trades is None:
         return
@@ -148,24 +148,24 @@ def record_tick(session: Session, *, now: datetime, behind_seconds: float | None
     _streak(row, now)
 
 
-def record_intake(session: Session, *, now: datetime, waiting_signals: int, error: str | None) -> None:
+def record_intake(*, session: Session, now: datetime, waiting_signals: int, error: str | None) -> None:
     """What the intake could not decide because the exchange did not answer a symbol check."""
-    row = single_row(session, WorkerHeartbeat)
+    row = single_row(WorkerHeartbeat, session=session)
     row.waiting_signals = waiting_signals
     if error:
         row.last_error, row.last_error_at = f"intake: {error}"[:MAX_ERROR_LENGTH], now
     _streak(row, now)
 
 
-def record_failure(session: Session, *, now: datetime, error: str) -> None:
+def record_failure(*, session: Session, now: datetime, error: str) -> None:
     """A job that raised: its error is kept and `last_tick_at` stays (so it goes stale)."""
-    row = single_row(session, WorkerHeartbeat)
+    row = single_row(WorkerHeartbeat, session=session)
     row.last_error, row.last_error_at = error[:MAX_ERROR_LENGTH], now
 
 
-def record_feed(session: Session, *, now: datetime, error: str | None, received: int = 0) -> None:
+def record_feed(*, session: Session, now: datetime, error: str | None, received: int = 0) -> None:
     """One poll of the signal feed: when, its error (None = it answered), signals taken in."""
-    row = single_row(session, WorkerHeartbeat)
+    row = single_row(WorkerHeartbeat, session=session)
     row.feed_last_poll_at, row.feed_last_error = now, error
     row.feed_received += received
 

@@ -29,9 +29,9 @@ MAX_PRICE_AGE = timedelta(minutes=10)
 MAX_UNCHECKED = 2
 
 
-def set_paused(session: Session, paused: bool, *, now: datetime) -> list[tuple[str, str, str]]:
+def set_paused(paused: bool, *, session: Session, now: datetime) -> list[tuple[str, str, str]]:
     """The kill switch: while paused the worker skips new signals ("paused"); open trades run on."""
-    return runtime.change(session, {"paused": "true" if paused else "false"}, actor=OWNER, now=now)
+    return runtime.change({"paused": "true" if paused else "false"}, actor=OWNER, now=now, session=session)
 
 
 def active_trades(*, session: Session) -> list[tuple[Trade, LatestPrice | None]]:
@@ -41,28 +41,28 @@ def active_trades(*, session: Session) -> list[tuple[Trade, LatestPrice | None]]
     return [(trade, prices.get((trade.market, trade.symbol))) for trade in trades]
 
 
-def close_trade(session: Session, trade_id: int, *, now: datetime, confirmed_price: Decimal | None = None) -> str:
+def close_trade(trade_id: int, *, session: Session, now: datetime, confirmed_price: Decimal | None = None) -> str:
     """Close an OPEN trade at market: the latest stored price (the one the owner confirmed, if
     given), with slippage, fees and P/L as usual (`CLOSED_MANUAL`)."""
-    trade = _active(session, trade_id, TradeStatus.OPEN)
-    latest = _checked_price(session, trade, now=now, required=True)
+    trade = _active(trade_id, TradeStatus.OPEN, session=session)
+    latest = _checked_price(trade, now=now, required=True, session=session)
     assert latest is not None
     if confirmed_price is not None and latest.price != confirmed_price:
         raise ActionRefused(f"the latest price of {trade.symbol} moved from {confirmed_price} to {latest.price} "
                             "since you confirmed: confirm again")
     if trade.entry_time is not None and latest.updated_at < trade.entry_time:
         raise ActionRefused(f"the latest stored price of {trade.symbol} predates the entry: wait for the next one")
-    return _decide(session, trade, price=latest.price, at=latest.updated_at, now=now)
+    return _decide(trade, price=latest.price, at=latest.updated_at, now=now, session=session)
 
 
-def cancel_trade(session: Session, trade_id: int, *, now: datetime) -> str:
+def cancel_trade(trade_id: int, *, session: Session, now: datetime) -> str:
     """Cancel a PENDING limit entry that the price has not reached: it never becomes a position."""
-    trade = _active(session, trade_id, TradeStatus.PENDING)
-    latest = _checked_price(session, trade, now=now, required=False)
-    return _decide(session, trade, price=latest.price if latest else None, at=now, now=now)
+    trade = _active(trade_id, TradeStatus.PENDING, session=session)
+    latest = _checked_price(trade, now=now, required=False, session=session)
+    return _decide(trade, price=latest.price if latest else None, at=now, now=now, session=session)
 
 
-def _active(session: Session, trade_id: int, expected: TradeStatus) -> Trade:
+def _active(trade_id: int, expected: TradeStatus, *, session: Session) -> Trade:
     trade = session.get(Trade, trade_id)
     if trade is None:
         raise ActionRefused(f"there is no trade {trade_id}")
@@ -72,7 +72,7 @@ def _active(session: Session, trade_id: int, expected: TradeStatus) -> Trade:
     return trade
 
 
-def _checked_price(session: Session, trade: Trade, *, now: datetime, required: bool) -> LatestPrice | None:
+def _checked_price(trade: Trade, *, session: Session, now: datetime, required: bool) -> LatestPrice | None:
     """The latest stored price, once the worker has checked the trade's candles up to about then."""
     latest = session.get(LatestPrice, (trade.market, trade.symbol))
     if latest is None and required:
@@ -88,9 +88,9 @@ def _checked_price(session: Session, trade: Trade, *, now: datetime, required: b
     return latest
 
 
-def _decide(session: Session, trade: Trade, *, price: Decimal | None, at: datetime, now: datetime) -> str:
+def _decide(trade: Trade, *, session: Session, price: Decimal | None, at: datetime, now: datetime) -> str:
     before = state_of(trade)
     after = close_manually(terms_of(trade), before, price=price, now=at)
-    if not save_decision(session, trade, before, after, now=now, actor=OWNER):
+    if not save_decision(trade, before, after, now=now, actor=OWNER, session=session):
         raise ActionRefused(f"trade {trade.id} was just updated by the worker: look again before acting")
     return describe(trade, after)

@@ -104,6 +104,6 @@ def trade_counts(*, session: Session, live: bool = False) -> metrics.Counts:
 
 def headline_stats(*, session: Session, live: bool = False) -> metrics.Stats:
     """The numbers of `signalproof stats` (and the site's headline cards)."""
-    starting = runtime.current(session).starting_balance_usd
+    starting = runtime.current(session=session).starting_balance_usd
     return metrics.compute_stats(closed_trades(session=session, live=live).trades, starting_balance=starting,
                                  counts=trade_counts(session=session, live=live))

@@ -179,12 +179,12 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def load(session: Session) -> RuntimeSettings:
+def load(*, session: Session) -> RuntimeSettings:
     """The settings row, created with the defaults the first time anyone asks."""
-    return single_row(session, RuntimeSettings)
+    return single_row(RuntimeSettings, session=session)
 
 
-def current(session: Session) -> RuntimeSettings:
+def current(*, session: Session) -> RuntimeSettings:
     """The settings in force, without writing anything (for read-only connections)."""
     return session.get(RuntimeSettings, 1) or RuntimeSettings(id=1)
 
@@ -193,10 +193,10 @@ def as_dict(settings: RuntimeSettings) -> dict[str, str]:
     return {key: format_value(getattr(settings, key)) for key in SETTINGS}
 
 
-def change(session: Session, changes: Mapping[str, str], *, actor: str, now: datetime) -> list[tuple[str, str, str]]:
+def change(changes: Mapping[str, str], *, session: Session, actor: str, now: datetime) -> list[tuple[str, str, str]]:
     """Validate every change first (all or nothing), then apply and log each real change."""
     parsed = {key: parse_setting(key, text) for key, text in changes.items()}
-    row = load(session)
+    row = load(session=session)
     session.refresh(row, with_for_update=session.get_bind().dialect.name == "postgresql")
     applied = []
     for key, value in parsed.items():
@@ -207,9 +207,9 @@ def change(session: Session, changes: Mapping[str, str], *, actor: str, now: dat
         applied.append((key, old, new))
         # The event log is public: values go in as the public may see them.
         old, new = public_value(key, old), public_value(key, new)
-        events.record(session, kind="settings.changed", actor=actor, at=now,
+        events.record(kind="settings.changed", actor=actor, at=now,
                       message=f"{key} changed {old or '(empty)'} → {new or '(empty)'}",
-                      data={"key": key, "old": old, "new": new})
+                      data={"key": key, "old": old, "new": new}, session=session)
     if applied:
         row.updated_at = now
     return applied

@@ -65,19 +65,19 @@ def new_trade(signal_pk: int, signal: ValidSignal, terms: TradeTerms, *, candle_
     )
 
 
-def record_opened(session: Session, trade: Trade, *, now: datetime) -> None:
+def record_opened(trade: Trade, *, session: Session, now: datetime) -> None:
     """Store a new trade and its `trade.opened` entry (and `trade.filled` when it is entered at
     once, in `signal` entry mode), in the caller's transaction."""
     session.add(trade)
     session.flush()  # the id
     data = {name: getattr(trade, "id" if name == "trade_id" else name) for name in TERM_COLUMNS}
-    events.record(session, kind="trade.opened", at=now, signal_pk=trade.signal_pk, trade_id=trade.id,
+    events.record(kind="trade.opened", at=now, signal_pk=trade.signal_pk, trade_id=trade.id,
                   message=f"signal {trade.source}/{trade.signal_id}: {trade.side} {trade.symbol} {trade.entry_mode} "
-                          f"entry, ${trade.stake_usd}", data=data)
+                          f"entry, ${trade.stake_usd}", data=data, session=session)
     if trade.status is TradeStatus.OPEN:
         state = state_of(trade)
-        events.record(session, kind="trade.filled", at=now, trade_id=trade.id, message=describe(trade, state),
-                      data=state_data(state))
+        events.record(kind="trade.filled", at=now, trade_id=trade.id, message=describe(trade, state),
+                      data=state_data(state), session=session)
 
 
 def state_data(state: TradeState) -> dict[str, Any]:
@@ -95,12 +95,12 @@ def _guard(trade: Trade) -> sa.ColumnElement[bool]:
     return sa.and_(Trade.id == trade.id, Trade.status == trade.status, Trade.version == trade.version)
 
 
-def save_progress(session: Session, trade: Trade, after: TradeState) -> None:
+def save_progress(trade: Trade, after: TradeState, *, session: Session) -> None:
     """Remember the last candle checked (no decision: status and version stay)."""
     session.execute(sa.update(Trade).where(_guard(trade)).values(last_candle_time=after.last_candle_time))
 
 
-def save_decision(session: Session, trade: Trade, before: TradeState, after: TradeState, *, now: datetime,
+def save_decision(trade: Trade, before: TradeState, after: TradeState, *, session: Session, now: datetime,
                   actor: str = "worker") -> bool:
     """Write a change of status and its entries; False if another writer changed the trade first."""
     version = trade.version  # read first: the update below may refresh `trade` when it is in this session
@@ -114,8 +114,8 @@ def save_decision(session: Session, trade: Trade, before: TradeState, after: Tra
         return False
     trade.status, trade.version = after.status, version + 1
     for kind, state in _steps(before, after):
-        events.record(session, kind=kind, at=now, actor=actor, trade_id=trade.id, message=describe(trade, state),
-                      data=state_data(state))
+        events.record(kind=kind, at=now, actor=actor, trade_id=trade.id, message=describe(trade, state),
+                      data=state_data(state), session=session)
     return True
 
 

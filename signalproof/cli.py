@@ -95,8 +95,8 @@ def cmd_signals_import(config: Config, args: argparse.Namespace) -> int:
     # interruption is safe: (source, id) already stored counts as a duplicate.
     for start in range(0, len(rows), IMPORT_BATCH_ROWS):
         with transaction(engine) as session:
-            part = store_rows(session, rows[start:start + IMPORT_BATCH_ROWS], default_source=source,
-                              received_at=now, actor="import")
+            part = store_rows(rows[start:start + IMPORT_BATCH_ROWS], default_source=source,
+                              received_at=now, actor="import", session=session)
         report.accepted, report.rejected = report.accepted + part.accepted, report.rejected + part.rejected
         report.duplicate += part.duplicate
         report.rejections += part.rejections
@@ -132,7 +132,7 @@ def cmd_stats(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_settings_show(config: Config, _args: argparse.Namespace) -> int:
     with transaction(_engine(config)) as session:
-        values = runtime.as_dict(runtime.load(session))
+        values = runtime.as_dict(runtime.load(session=session))
     width = max(map(len, values))
     for key, value in values.items():
         print(f"{key:<{width}}  {value}")
@@ -144,7 +144,7 @@ def cmd_settings_set(config: Config, args: argparse.Namespace) -> int:
     try:
         with transaction(engine) as session:
             # "cli", never the server's user name: the log of changes is public.
-            applied = runtime.change(session, {args.key: args.value}, actor="cli", now=utcnow())
+            applied = runtime.change({args.key: args.value}, actor="cli", now=utcnow(), session=session)
     except runtime.SettingError as exc:
         raise UserError(str(exc)) from None
     for key, old, new in applied:
@@ -192,7 +192,7 @@ def _worker_check(config: Config) -> int:
     # Read-only: a healthcheck must never take SQLite's write lock away from the worker.
     engine = _engine(config, read_only=True)
     with transaction(engine) as session:
-        verdict = heartbeat.health(heartbeat.read(session), now=utcnow(),
+        verdict = heartbeat.health(heartbeat.read(session=session), now=utcnow(),
                                    stale_after=heartbeat.stale_after(config.monitor_interval_seconds,
                                                                      config.worker_stale_after_seconds))
     print(verdict.line)

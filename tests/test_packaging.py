@@ -18,8 +18,9 @@ import pytest
 
 from conftest import ROOT
 from fake_exchange import FakeExchange
-from tests.site.test_browser import (CHROMIUM_ARGS, PAGE_TIMEOUT_MS, _healthy, assert_no_error,  # noqa: F401
-                                     chromium_path, free_port, wait_until_rendered)
+from local_server import free_port, healthy as _healthy
+from tests.site.test_browser import (CHROMIUM_ARGS, PAGE_TIMEOUT_MS, assert_no_error,  # noqa: F401
+                                     chromium_path, wait_until_rendered)
 
 # What a checkout holds that an install must not need (and must not copy: it may be large).
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",

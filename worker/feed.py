@@ -75,14 +75,14 @@ def poll_feed(engine: Engine, url: str, *, now: datetime, timeout: float, deadli
             raise FeedError(f"not JSON (starts with {shown(body[:20])})")
         rows = parse_feed_body(body)
         with transaction(engine) as session:
-            report = store_rows(session, rows, default_source="feed", received_at=now, actor="feed")
+            report = store_rows(rows, default_source="feed", received_at=now, actor="feed", session=session)
         if report.accepted or report.rejected:
             log.info("feed: %s", report.summary())
     except FeedError as exc:
         error = f"{exc}"[:500]
         log.warning("feed %s: %s", origin(url), error)
     with transaction(engine) as session:
-        heartbeat.record_feed(session, now=now, error=error, received=report.accepted if report is not None else 0)
+        heartbeat.record_feed(now=now, error=error, received=report.accepted if report is not None else 0, session=session)
     return report
 
 

@@ -94,7 +94,7 @@ def rejected(source: str, signal_id: str, signal_pk: int, reason: str, raw: str 
                                "raw": (raw or "")[:RAW_IN_LEDGER_CHARS]})
 
 
-def store_rows(session: Session, rows: Sequence[RawRow], *, default_source: str, received_at: datetime,
+def store_rows(rows: Sequence[RawRow], *, session: Session, default_source: str, received_at: datetime,
                actor: str) -> IntakeReport:
     """Validate and insert rows; (source, id) already present → duplicate, first version stands.
 
@@ -113,7 +113,7 @@ def store_rows(session: Session, rows: Sequence[RawRow], *, default_source: str,
     items = list(prepared.items())
     for start in range(0, len(items), INSERT_BATCH):
         batch = items[start:start + INSERT_BATCH]
-        inserted = _insert_new(session, [values for _, (_, values, _, _) in batch])
+        inserted = _insert_new([values for _, (_, values, _, _) in batch], session=session)
         changes: list[events.Change] = []
         for key, (row, values, signal, reason) in batch:
             if key not in inserted:
@@ -127,7 +127,7 @@ def store_rows(session: Session, rows: Sequence[RawRow], *, default_source: str,
                 report.rejections.append((row.line, reason))
                 changes.append(rejected(key[0], key[1], inserted[key], reason, values.get("raw"),
                                         received_at=received_at, at=received_at, actor=actor))
-        entries = events.record_many(session, changes)
+        entries = events.record_many(changes, session=session)
         seqs = [{"pk": change.signal_pk, "seq": entry.seq} for change, entry in zip(changes, entries)
                 if change.kind == "signal.received"]
         if seqs:
@@ -137,11 +137,11 @@ def store_rows(session: Session, rows: Sequence[RawRow], *, default_source: str,
     return report
 
 
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+def _insert_new(rows: list[dict[str, Any]], *, session: Session) -> dict[tuple[str, str], int]:
     """Insert what is new; returns the (source, id) keys that were new, with their row ids."""
     table = Signal.__table__
-    returned = insert_missing(session, table, rows,  # type: ignore[arg-type]
-                              returning=(table.c.source, table.c.signal_id, table.c.id))  # type: ignore[attr-defined]
+    returned = insert_missing(table, rows,  # type: ignore[arg-type]
+                              returning=(table.c.source, table.c.signal_id, table.c.id), session=session)  # type: ignore[attr-defined]
     return {(source, signal_id): pk for source, signal_id, pk in returned}
 
 
@@ -151,8 +151,8 @@ VERDICT_STATUS = {Verdict.ACCEPT: SignalStatus.ACCEPTED, Verdict.SKIP: SignalSta
                   Verdict.REJECT: SignalStatus.REJECTED}
 
 
-def _claim(session: Session, row: sa.Row[Any], status: SignalStatus, reason: str | None, now: datetime,
-           normalised: ValidSignal | None) -> bool:
+def _claim(row: sa.Row[Any], status: SignalStatus, reason: str | None, now: datetime,
+           normalised: ValidSignal | None, *, session: Session) -> bool:
     """Move a signal out of NEW, guarded so that two workers never both act on it."""
     values: dict[str, Any] = {"status": status.value, "reason": reason, "processed_at": now}
     if row.raw is None:  # a row a bot inserted by hand: keep what it wrote before rewriting it
@@ -171,7 +171,7 @@ def _claim(session: Session, row: sa.Row[Any], status: SignalStatus, reason: str
 NEW_SPELLINGS = tuple(sorted({"".join(letters) for letters in itertools.product(*zip("NEW", "new"))}))
 
 
-def _new_rows(session: Session, after_id: int, batch: int) -> list[sa.Row[Any]]:
+def _new_rows(after_id: int, batch: int, *, session: Session) -> list[sa.Row[Any]]:
     """NEW signals with the bot's columns as stored, not through their column types: a value the
     type cannot load ('garbage' in `time` on SQLite, 'infinity' on PostgreSQL) must end as a
     REJECTED row, not as an error on every tick."""
@@ -250,8 +250,8 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
     unreachable: dict[str, ExchangeError] = {}  # markets whose API failed during this call
     while True:
         with transaction(engine) as session:
-            interval = runtime.load(session).candle_interval
-            rows = _new_rows(session, last_id, batch)
+            interval = runtime.load(session=session).candle_interval
+            rows = _new_rows(last_id, batch, session=session)
         if not rows:
             if errors is not None:
                 errors.extend(unreachable.values())
@@ -262,10 +262,10 @@ def process_new_signals(engine: Engine, market_data: MarketData, *, now: datetim
         _check_symbols([s for _, s in checked if isinstance(s, ValidSignal)], market_data, interval, now, known_symbols,
                        unreachable)
         with transaction(engine) as session:
-            settings = runtime.load(session)
+            settings = runtime.load(session=session)
             open_keys: list[OpenKey] = queries.open_keys(session=session)
             for row, result in checked:
-                outcome = _decide(session, row, result, settings, open_keys, known_symbols, now)
+                outcome = _decide(row, result, settings, open_keys, known_symbols, now, session=session)
                 if outcome is None:
                     left += 1
                 else:
@@ -287,8 +287,8 @@ def _check_symbols(signals: Iterable[ValidSignal], market_data: MarketData, inte
             unreachable[key[0]] = exc
 
 
-def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection, settings: RuntimeSettings,
-            open_keys: list[OpenKey], known: dict[tuple[str, str], bool], now: datetime) -> int | None:
+def _decide(row: sa.Row[Any], result: ValidSignal | Rejection, settings: RuntimeSettings,
+            open_keys: list[OpenKey], known: dict[tuple[str, str], bool], now: datetime, *, session: Session) -> int | None:
     """1 when the signal was decided here, 0 when another worker got there first, None to retry later.
 
     What becomes of the signal is `shared.admission.admit`'s decision; this only claims the row
@@ -305,24 +305,24 @@ def _decide(session: Session, row: sa.Row[Any], result: ValidSignal | Rejection,
             return None  # the exchange could not say yet
         status = VERDICT_STATUS[decision.verdict]
         reason, terms = decision.reason, decision.terms
-    if not _claim(session, row, status, reason, now, signal):
+    if not _claim(row, status, reason, now, signal, session=session):
         return 0
     received_at = _received_at(row.received_at, now) or now
     if row.received_seq is None and signal is not None:
         # A row a bot inserted by hand: its `signal.received` is written now, at intake, before
         # any candle is looked at for it (imported and polled rows got theirs when stored).
-        entry = events.record_many(session, [received(signal, row.id, received_at=received_at, actor="worker")])[0]
+        entry = events.record_many([received(signal, row.id, received_at=received_at, actor="worker")], session=session)[0]
         session.execute(sa.update(Signal).where(Signal.id == row.id).values(received_seq=entry.seq))
     if status is SignalStatus.ACCEPTED:
         assert signal is not None and terms is not None
         trade = new_trade(row.id, signal, terms, candle_interval=settings.candle_interval, now=now)
-        record_opened(session, trade, now=now)
+        record_opened(trade, now=now, session=session)
         open_keys.append((trade.symbol, trade.side))
     elif status is SignalStatus.REJECTED:
         raw = row.raw if row.raw is not None else json.dumps({n: getattr(row, n) for n in BOT_COLUMNS}, default=str)
-        events.record_many(session, [rejected(row.source, row.signal_id, row.id, reason or "", raw,
-                                              received_at=received_at, at=now, actor="worker")])
+        events.record_many([rejected(row.source, row.signal_id, row.id, reason or "", raw,
+                                              received_at=received_at, at=now, actor="worker")], session=session)
     else:
-        events.record(session, kind="signal.skipped", at=now, signal_pk=row.id, message=f"{ref} skipped: {reason}",
-                      data={"source": row.source, "signal_id": row.signal_id, "status": status, "reason": reason})
+        events.record(kind="signal.skipped", at=now, signal_pk=row.id, message=f"{ref} skipped: {reason}",
+                      data={"source": row.source, "signal_id": row.signal_id, "status": status, "reason": reason}, session=session)
     return 1

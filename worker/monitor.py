@@ -113,15 +113,15 @@ def _write(engine: Engine, updates: list[tuple[Trade, TradeState, TradeState]], 
     with transaction(engine) as session:
         for trade, before, after in updates:
             if after.status is before.status:
-                save_progress(session, trade, after)
-            elif save_decision(session, trade, before, after, now=now):
+                save_progress(trade, after, session=session)
+            elif save_decision(trade, before, after, now=now, session=session):
                 changed += 1
         if latest is not None:
-            _store_price(session, market, symbol, latest.close, latest.open_time, now=now)
+            _store_price(market, symbol, latest.close, latest.open_time, now=now, session=session)
     return changed
 
 
-def _store_price(session: Session, market: str, symbol: str, price: Decimal, at: datetime, *, now: datetime) -> None:
+def _store_price(market: str, symbol: str, price: Decimal, at: datetime, *, session: Session, now: datetime) -> None:
     """Keep the newest known price; a ticker price from the price job may be newer than a candle."""
     row = session.get(LatestPrice, (market, symbol))
     if row is None:
@@ -139,7 +139,7 @@ def store_prices(engine: Engine, market_data: MarketData, *, now: datetime) -> i
         prices = market_data.latest_prices(Market(market), sorted(s for m, s in pairs if m == market))
         with transaction(engine) as session:
             for symbol, price in prices.items():
-                _store_price(session, market, symbol, price, now, now=now)
+                _store_price(market, symbol, price, now, now=now, session=session)
                 stored += 1
     return stored
 

@@ -84,7 +84,7 @@ class Worker:
 
     def poll_feed(self) -> None:
         with transaction(self.engine) as session:
-            url = runtime.load(session).signal_feed_url
+            url = runtime.load(session=session).signal_feed_url
         if url:
             poll_feed(self.engine, url, now=self.clock(), timeout=self.http_timeout, stop=self.stop)
 
@@ -112,17 +112,17 @@ class Worker:
     def record_start(self) -> None:
         """Who runs, since when. Writing it proves the database accepts writes: the first tick."""
         with transaction(self.engine) as session:
-            heartbeat.record_start(session, now=self.clock(), pid=os.getpid(), hostname=socket.gethostname())
+            heartbeat.record_start(now=self.clock(), pid=os.getpid(), hostname=socket.gethostname(), session=session)
         self.last_tick = monotonic()
 
     def record_tick(self, report: MonitorReport | None = None) -> None:
         """A successful tick (see the module docstring); a monitor report adds what the exchange did."""
         with transaction(self.engine) as session:
             if report is None:
-                heartbeat.record_tick(session, now=self.clock())
+                heartbeat.record_tick(now=self.clock(), session=session)
             else:
-                heartbeat.record_tick(session, now=self.clock(), behind_seconds=report.behind_seconds,
-                                      monitor_errors=report.failed, stuck_trades=report.stuck)
+                heartbeat.record_tick(now=self.clock(), behind_seconds=report.behind_seconds,
+                                      monitor_errors=report.failed, stuck_trades=report.stuck, session=session)
         self.last_tick = monotonic()
 
     def record_intake(self, waiting: int, error: str) -> None:
@@ -131,13 +131,13 @@ class Worker:
         if (waiting, error) == self._intake_reported == (0, ""):
             return
         with transaction(self.engine) as session:
-            heartbeat.record_intake(session, now=self.clock(), waiting_signals=waiting, error=error or None)
+            heartbeat.record_intake(now=self.clock(), waiting_signals=waiting, error=error or None, session=session)
         self._intake_reported = (waiting, error)
 
     def record_failure(self, error: str) -> None:
         """A failed tick: the error is kept, `last_tick_at` is not moved (so it goes stale)."""
         with transaction(self.engine) as session:
-            heartbeat.record_failure(session, now=self.clock(), error=error)
+            heartbeat.record_failure(now=self.clock(), error=error, session=session)
 
     def _working(self) -> None:
         """A long monitor pass finished one more symbol (even one the exchange refused)."""

@@ -128,7 +128,7 @@ def csv_chunks(engine: Engine, flt: HistoryFilter, rows_per_chunk: int = ROWS_PE
     write_csv(buffer, TRADE_COLUMNS, [])
     writer = csv.writer(buffer, lineterminator="\n")  # the dialect of `write_csv`
     with Session(engine) as session:
-        for n, trade in enumerate(filtered_trades(session, flt, chunk=rows_per_chunk), start=1):
+        for n, trade in enumerate(filtered_trades(flt, chunk=rows_per_chunk, session=session), start=1):
             writer.writerow(trade_export_row(trade))
             if n % rows_per_chunk == 0:
                 yield _drain(buffer)

@@ -107,7 +107,7 @@ def _forgotten(row: LoginThrottle, now: datetime) -> bool:
     return row.failures == 0 or row.last_failure_at is None or now - row.last_failure_at > FORGET_AFTER
 
 
-def _prune(session: Session, now: datetime) -> None:
+def _prune(now: datetime, *, session: Session) -> None:
     """Keep the table small whatever a guesser does: rows whose failures are forgotten go, and
     beyond `MAX_CLIENT_ROWS - 1` (room for this try's) the oldest failures go."""
     clients = LoginThrottle.client != SITE  # type: ignore[arg-type]
@@ -119,10 +119,10 @@ def _prune(session: Session, now: datetime) -> None:
     session.exec(delete(LoginThrottle).where(LoginThrottle.client.in_(oldest)))  # type: ignore[attr-defined,call-overload]
 
 
-def _rows(session: Session, client: str) -> tuple[LoginThrottle, LoginThrottle]:
+def _rows(client: str, *, session: Session) -> tuple[LoginThrottle, LoginThrottle]:
     """The client's row and the site's, created if missing, locked until the transaction ends."""
-    insert_missing(session, LoginThrottle.__table__, [{"client": client, "failures": 0},  # type: ignore[attr-defined]
-                                                      {"client": SITE, "failures": 0}])
+    insert_missing(LoginThrottle.__table__, [{"client": client, "failures": 0},  # type: ignore[attr-defined]
+                                                      {"client": SITE, "failures": 0}], session=session)
     query = select(LoginThrottle).where(LoginThrottle.client.in_([client, SITE]))  # type: ignore[attr-defined]
     if session.get_bind().dialect.name == "postgresql":  # (SQLite: the write transaction already locks)
         query = query.with_for_update()
@@ -136,8 +136,8 @@ def try_login(engine: Engine, password_hash: str, password: str, *, client: str 
     locked meanwhile, so parallel guesses queue up."""
     client = throttle_key(client)
     with transaction(engine) as session:
-        _prune(session, now)
-        mine, site = _rows(session, client)
+        _prune(now, session=session)
+        mine, site = _rows(client, session=session)
         # An address without recent failures is not held up by the site-wide wait: that is
         # how the owner gets in during an attack from elsewhere.
         waiting = (wait_seconds(mine.failures, mine.last_failure_at, now) if _forgotten(mine, now)

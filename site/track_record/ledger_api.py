@@ -202,15 +202,15 @@ async def ledger(request: Request) -> Response:
     return await _guarded("ledger", work)
 
 
-def _version(session: Session) -> tuple[int, str]:
-    seq, settings_at = record.data_version(session)
+def _version(*, session: Session) -> tuple[int, str]:
+    seq, settings_at = record.data_version(session=session)
     return seq, re.sub(r"[^0-9]", "", settings_at)
 
 
 async def summary(request: Request) -> Response:
     def work() -> Response:
         with Session(_engine_now()) as session:
-            tag = _etag("s", *_version(session))
+            tag = _etag("s", *_version(session=session))
             if _not_modified(request, tag):
                 return _answer(request, tag, Response)
             stats = headline_stats(session=session).to_json_dict()
@@ -222,10 +222,10 @@ async def summary(request: Request) -> Response:
 async def open_trades(request: Request) -> Response:
     def work() -> Response:
         with Session(_engine_now()) as session:
-            tag = _etag("o", *_version(session), re.sub(r"[^0-9]", "", record.prices_version(session)))
+            tag = _etag("o", *_version(session=session), re.sub(r"[^0-9]", "", record.prices_version(session=session)))
             if _not_modified(request, tag):
                 return _answer(request, tag, Response)
-            trades = record.open_trades(session)
+            trades = record.open_trades(session=session)
         return _answer(request, tag, lambda: JSONResponse(trades))
 
     return await _guarded("open", work)
@@ -278,13 +278,13 @@ async def badge(request: Request) -> Response:
     def work() -> Response:
         state = head_state()
         with Session(_engine_now()) as session:
-            tag = _etag("b", *_version(session), *_state_tag(state))
+            tag = _etag("b", *_version(session=session), *_state_tag(state))
             if _not_modified(request, tag):
                 return _answer(request, tag, Response)
             stats = headline_stats(session=session).to_json_dict()
             from shared import settings as runtime
 
-            title = runtime.current(session).site_title
+            title = runtime.current(session=session).site_title
         return _answer(request, tag, lambda: Response(badge_svg(title, stats, state), media_type="image/svg+xml"))
 
     return await _guarded("badge", work)
@@ -294,7 +294,7 @@ async def checkpoints(request: Request) -> Response:
     """Every checkpoint of the head, oldest first, with its signature when signed."""
     def work() -> Response:
         with Session(_engine_now()) as session:
-            points = record.checkpoints(session)
+            points = record.checkpoints(session=session)
         last = points[-1] if points else {}
         tag = _etag("k", len(points), last.get("seq", 0), str(last.get("anchor", ""))[:40])
         return _answer(request, tag, lambda: JSONResponse(points))

@@ -71,7 +71,7 @@ def _session(url: str) -> Session:
 @st.cache_data(ttl=5, show_spinner=False)
 def version(url: str) -> tuple[int, str]:
     with _session(url) as session:
-        return record.data_version(session)
+        return record.data_version(session=session)
 
 
 MAX_SNAPSHOT_AGE_SECONDS = 300
@@ -122,7 +122,7 @@ class SnapshotStore:
 
 def _build(url: str, live_only: bool) -> record.Snapshot:
     with _session(url) as session:
-        return record.build_snapshot(session, now=utcnow(), live_only=live_only)
+        return record.build_snapshot(now=utcnow(), live_only=live_only, session=session)
 
 
 @st.cache_resource(show_spinner=False)
@@ -140,13 +140,13 @@ def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> record
 def positions(url: str, data_version: tuple[int, str], live_only: bool) -> pd.DataFrame:
     """Open trades at the latest stored prices (prices move without events: short TTL)."""
     with _session(url) as session:
-        return record.open_positions(session, utcnow(), live_only=live_only)
+        return record.open_positions(utcnow(), live_only=live_only, session=session)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def heartbeat(url: str) -> dict[str, object] | None:
     with _session(url) as session:
-        row = record.heartbeat(session)
+        row = record.heartbeat(session=session)
         return row.model_dump() if row is not None else None
 
 
@@ -154,13 +154,13 @@ def heartbeat(url: str) -> dict[str, object] | None:
 def history(url: str, data_version: tuple[int, str], flt: record.HistoryFilter, order: str, page: int,
             size: int) -> tuple[list[dict[str, object]], int]:
     with _session(url) as session:
-        return record.trade_page(session, flt, order=order, page=page, size=size)
+        return record.trade_page(flt, order=order, page=page, size=size, session=session)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
     with _session(url) as session:
-        return record.symbols(session)
+        return record.symbols(session=session)
 
 
 def ledger_state(url: str) -> "self_check.State | None":
@@ -179,13 +179,13 @@ def ledger_state(url: str) -> "self_check.State | None":
 @st.cache_data(ttl=30, show_spinner=False)
 def receipt_delays(url: str, data_version: tuple[int, str]) -> list[record.ReceiptDelay]:
     with _session(url) as session:
-        return record.receipt_delays(session)
+        return record.receipt_delays(session=session)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def checkpoints(url: str, data_version: tuple[int, str], newest: int = 20) -> list[dict[str, object]]:
     with _session(url) as session:
-        return record.checkpoints(session, newest=newest)
+        return record.checkpoints(newest=newest, session=session)
 
 
 def history_csv_url(flt: record.HistoryFilter) -> str:
@@ -209,8 +209,8 @@ class OwnerView:
 
 def owner_view(url: str) -> OwnerView:
     with transaction(owner_engine(url)) as session:
-        settings = runtime.load(session)
-        beat = heartbeat_row(session)
+        settings = runtime.load(session=session)
+        beat = heartbeat_row(session=session)
         values = runtime.as_dict(settings)
     version = settings.updated_at.isoformat() if settings.updated_at else "defaults"
     return OwnerView(settings, values, version, beat.model_dump() if beat is not None else None)
@@ -218,12 +218,12 @@ def owner_view(url: str) -> OwnerView:
 
 def set_paused(url: str, paused: bool, *, now: datetime) -> None:
     with transaction(owner_engine(url)) as session:
-        owner.set_paused(session, paused, now=now)
+        owner.set_paused(paused, now=now, session=session)
 
 
 def change_settings(url: str, changes: dict[str, str], *, now: datetime) -> list[tuple[str, str, str]]:
     with transaction(owner_engine(url)) as session:
-        return runtime.change(session, changes, actor=owner.OWNER, now=now)
+        return runtime.change(changes, actor=owner.OWNER, now=now, session=session)
 
 
 def owner_trades(url: str) -> list[tuple[Trade, LatestPrice | None]]:
@@ -233,14 +233,14 @@ def owner_trades(url: str) -> list[tuple[Trade, LatestPrice | None]]:
 
 def close_trade(url: str, trade_id: int, *, now: datetime, confirmed_price: Decimal) -> str:
     with transaction(owner_engine(url)) as session:
-        return owner.close_trade(session, trade_id, now=now, confirmed_price=confirmed_price)
+        return owner.close_trade(trade_id, now=now, confirmed_price=confirmed_price, session=session)
 
 
 def cancel_trade(url: str, trade_id: int, *, now: datetime) -> str:
     with transaction(owner_engine(url)) as session:
-        return owner.cancel_trade(session, trade_id, now=now)
+        return owner.cancel_trade(trade_id, now=now, session=session)
 
 
 def recent_changes(url: str, *, limit: int = 20) -> pd.DataFrame:
     with transaction(owner_engine(url)) as session:
-        return record.public_changes(session, limit=limit)
+        return record.public_changes(limit=limit, session=session)

@@ -54,14 +54,14 @@ class Snapshot:
     streaks: tuple[int, int]
 
 
-def data_version(session: Session) -> tuple[int, str]:
+def data_version(*, session: Session) -> tuple[int, str]:
     """Changes whenever anything the pages show changes: every state change appends an event."""
     last_event = session.exec(select(sa.func.max(Event.id))).one() or 0
-    settings_at = runtime.current(session).updated_at
+    settings_at = runtime.current(session=session).updated_at
     return last_event, settings_at.isoformat() if settings_at else ""
 
 
-def heartbeat(session: Session) -> WorkerHeartbeat | None:
+def heartbeat(*, session: Session) -> WorkerHeartbeat | None:
     return session.get(WorkerHeartbeat, 1)
 
 
@@ -104,7 +104,7 @@ def _group_stats(closed: queries.ClosedTrades, keys: list[str], by: str) -> pd.D
                                        "expectancy_usd"])
 
 
-def _recent(session: Session, *, live_only: bool, limit: int = 10) -> pd.DataFrame:
+def _recent(*, session: Session, live_only: bool, limit: int = 10) -> pd.DataFrame:
     statement = queries.live_only(
         select(Trade.id, Trade.symbol, Trade.side, Trade.status, Trade.origin, Trade.entry_time, Trade.exit_time,
                Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous)
@@ -127,7 +127,7 @@ def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def open_positions(session: Session, now: datetime, *, live_only: bool = False) -> pd.DataFrame:
+def open_positions(now: datetime, *, session: Session, live_only: bool = False) -> pd.DataFrame:
     """PENDING and OPEN trades, marked to the latest price the worker stored."""
     statement = (select(Trade, LatestPrice.price).join(
         LatestPrice, sa.and_(LatestPrice.market == Trade.market, LatestPrice.symbol == Trade.symbol), isouter=True)
@@ -157,7 +157,7 @@ def open_positions(session: Session, now: datetime, *, live_only: bool = False) 
     return frame
 
 
-def public_changes(session: Session, *, limit: int = 500) -> pd.DataFrame:
+def public_changes(*, session: Session, limit: int = 500) -> pd.DataFrame:
     """The public log of changes, newest first: every settings change (from the settings page
     or the CLI) and every owner action (pause/resume, manual close or cancel)."""
     changes = sa.or_(Event.kind == "settings.changed", Event.actor == OWNER)
@@ -166,8 +166,8 @@ def public_changes(session: Session, *, limit: int = 500) -> pd.DataFrame:
     return pd.DataFrame(events, columns=["time", "actor", "label"])
 
 
-def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) -> Snapshot:
-    settings = runtime.current(session)
+def build_snapshot(*, session: Session, now: datetime, live_only: bool = False) -> Snapshot:
+    settings = runtime.current(session=session)
     starting = settings.starting_balance_usd
     closed = queries.closed_trades(session=session, live=live_only)
     trades = closed.trades  # sorted once; every metric below reuses the order
@@ -189,10 +189,10 @@ def build_snapshot(session: Session, *, now: datetime, live_only: bool = False) 
         starting_balance=float(starting), stats=stats.to_json_dict(),
         curve=_curve_frame(metrics.equity_columns(trades, starting)),
         last_equity=float(starting + stats.total_pnl_usd), live_start=live_start, period_pnl=period_pnl,
-        recent=_recent(session, live_only=live_only),
+        recent=_recent(live_only=live_only, session=session),
         signal_counts={"received": sum(signals_by_status.values()),
                        **{k.lower(): v for k, v in signals_by_status.items()}},
-        settings_changes=public_changes(session),
+        settings_changes=public_changes(session=session),
         per_symbol=_group_stats(closed, closed.symbols, "symbol"), by_side=_group_stats(closed, closed.sides, "side"),
         exit_reasons=pd.DataFrame(sorted(outcomes.items()), columns=["status", "trades"]), monthly=monthly,
         distribution=_distribution(trades), sample_of=len(trades), streaks=metrics.streaks(trades),
@@ -236,7 +236,7 @@ def _filtered(statement: Any, flt: HistoryFilter) -> Any:
     return queries.live_only(statement, flt.live_only)
 
 
-def trade_page(session: Session, flt: HistoryFilter, *, order: str, page: int,
+def trade_page(flt: HistoryFilter, *, session: Session, order: str, page: int,
                size: int) -> tuple[list[dict[str, Any]], int]:
     """One page of the history (each trade's fields plus `ledger_seq`, the seq of its signal's
     `signal.received` entry) and the number of matching trades."""
@@ -247,12 +247,12 @@ def trade_page(session: Session, flt: HistoryFilter, *, order: str, page: int,
     return [{**trade.model_dump(), "ledger_seq": seq} for trade, seq in session.exec(statement).all()], total
 
 
-def filtered_trades(session: Session, flt: HistoryFilter, chunk: int = 5000) -> Any:
+def filtered_trades(flt: HistoryFilter, chunk: int = 5000, *, session: Session) -> Any:
     """Every matching trade by id, streamed (for the CSV download)."""
     return session.exec(_filtered(select(Trade), flt).order_by(Trade.id).execution_options(yield_per=chunk))
 
 
-def symbols(session: Session) -> list[str]:
+def symbols(*, session: Session) -> list[str]:
     return list(session.exec(select(Trade.symbol).distinct().order_by(Trade.symbol)).all())
 
 
@@ -268,7 +268,7 @@ def _text(value: Any) -> str | None:
     return to_data(value)  # type: ignore[no-any-return]
 
 
-def open_trades(session: Session) -> list[dict[str, Any]]:
+def open_trades(*, session: Session) -> list[dict[str, Any]]:
     """PENDING and OPEN trades for `/api/v1/open`, marked to the latest stored price (decimals as
     strings, so nothing is rounded; times `YYYY-MM-DDTHH:MM:SS.ffffffZ`)."""
     statement = (select(Trade, LatestPrice.price, LatestPrice.updated_at).join(
@@ -291,7 +291,7 @@ def open_trades(session: Session) -> list[dict[str, Any]]:
     return rows
 
 
-def prices_version(session: Session) -> str:
+def prices_version(*, session: Session) -> str:
     """Changes when the worker stores a new price (open trades move without new entries)."""
     latest = session.exec(select(sa.func.max(LatestPrice.updated_at))).one()
     return latest.isoformat() if latest is not None else ""
@@ -308,7 +308,7 @@ class ReceiptDelay:
     max: float | None
 
 
-def receipt_delays(session: Session) -> list[ReceiptDelay]:
+def receipt_delays(*, session: Session) -> list[ReceiptDelay]:
     """How late signals reached the ledger, per origin: nearest-rank median and 95th percentile
     and the maximum, computed in SQL (an ordered read per percentile, nothing loaded whole)."""
     events_table, signals_table = Event.__table__, Signal.__table__  # type: ignore[attr-defined]
@@ -340,7 +340,7 @@ def receipt_delays(session: Session) -> list[ReceiptDelay]:
 # --- checkpoints of the ledger's head -------------------------------------------------------
 
 
-def checkpoints(session: Session, *, newest: int | None = None) -> list[dict[str, Any]]:
+def checkpoints(*, session: Session, newest: int | None = None) -> list[dict[str, Any]]:
     """The worker's checkpoints, oldest first (or the `newest` N), as published: seq, hash, time,
     the signature and the key that made it when signed, and what the anchor made of it."""
     from shared.ledger import format_time

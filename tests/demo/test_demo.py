@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from demo.run import site_healthy
+from local_server import free_port
 from tests.site.test_browser import (  # noqa: F401 - chromium_path is a fixture
-    CHROMIUM_ARGS, PAGE_TIMEOUT_MS, VIEWPORT, assert_no_error, chromium_path, free_port, metric_value, screenshot,
+    CHROMIUM_ARGS, PAGE_TIMEOUT_MS, VIEWPORT, assert_no_error, chromium_path, metric_value, screenshot,
     wait_until_rendered,
 )
 

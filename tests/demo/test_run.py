@@ -22,7 +22,7 @@ def database_with(path: Path, *sources: str, demo_settings: bool = False) -> str
     engine = make_engine(url)
     with transaction(engine) as session:
         if demo_settings:
-            runtime.change(session, {"max_trade_hours": "24"}, actor="demo", now=utcnow())
+            runtime.change({"max_trade_hours": "24"}, actor="demo", now=utcnow(), session=session)
         for number, source in enumerate(sources):
             session.add(Signal(source=source, signal_id=str(number)))
     engine.dispose()

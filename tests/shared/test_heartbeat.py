@@ -59,30 +59,30 @@ def test_an_exchange_failing_ten_minutes_is_severe(failing_for: timedelta, sever
 
 def read(engine: Engine) -> WorkerHeartbeat:
     with transaction(engine) as session:
-        beat = heartbeat.read(session)
+        beat = heartbeat.read(session=session)
         assert beat is not None
         return beat
 
 
 def test_the_failure_streak_starts_stays_and_ends(engine: Engine) -> None:
     with transaction(engine) as session:
-        assert heartbeat.read(session) is None  # reading writes nothing
-        heartbeat.record_start(session, now=NOW, pid=7, hostname="box")
+        assert heartbeat.read(session=session) is None  # reading writes nothing
+        heartbeat.record_start(now=NOW, pid=7, hostname="box", session=session)
     with transaction(engine) as session:
-        heartbeat.record_intake(session, now=NOW + S, waiting_signals=2, error="h does not resolve")
+        heartbeat.record_intake(now=NOW + S, waiting_signals=2, error="h does not resolve", session=session)
     with transaction(engine) as session:
-        heartbeat.record_tick(session, now=NOW + 2 * S, behind_seconds=1.0, monitor_errors=["SPOT X: h"],
-                              stuck_trades=1)
+        heartbeat.record_tick(now=NOW + 2 * S, behind_seconds=1.0, monitor_errors=["SPOT X: h"],
+                              stuck_trades=1, session=session)
     beat = read(engine)
     assert (beat.failing_since, beat.waiting_signals, beat.stuck_trades) == (NOW + S, 2, 1)
     assert (beat.last_error, beat.last_error_at) == ("SPOT X: h", NOW + 2 * S)
     # The intake recovers; the monitor still fails: the streak goes on from its first failure.
     with transaction(engine) as session:
-        heartbeat.record_intake(session, now=NOW + 3 * S, waiting_signals=0, error=None)
+        heartbeat.record_intake(now=NOW + 3 * S, waiting_signals=0, error=None, session=session)
     assert read(engine).failing_since == NOW + S
     # Nothing waits any more: the streak ends and the last error is behind a success.
     with transaction(engine) as session:
-        heartbeat.record_tick(session, now=NOW + 4 * S, behind_seconds=1.0, monitor_errors=[], stuck_trades=0)
+        heartbeat.record_tick(now=NOW + 4 * S, behind_seconds=1.0, monitor_errors=[], stuck_trades=0, session=session)
     beat = read(engine)
     assert (beat.failing_since, beat.last_success_at, beat.last_tick_at) == (None, NOW + 4 * S, NOW + 4 * S)
     assert health(beat, now=NOW + 5 * S, stale_after=90).line == "worker healthy: last tick 1 s ago (pid 7 on box)"
@@ -90,10 +90,10 @@ def test_the_failure_streak_starts_stays_and_ends(engine: Engine) -> None:
 
 def test_a_failed_job_keeps_the_last_tick_and_the_feed_counts(engine: Engine) -> None:
     with transaction(engine) as session:
-        heartbeat.record_start(session, now=NOW, pid=7, hostname="box")
-        heartbeat.record_failure(session, now=NOW + S, error="monitor: OperationalError: gone")
-        heartbeat.record_feed(session, now=NOW + S, error=None, received=3)
-        heartbeat.record_feed(session, now=NOW + 2 * S, error="HTTP 500", received=0)
+        heartbeat.record_start(now=NOW, pid=7, hostname="box", session=session)
+        heartbeat.record_failure(now=NOW + S, error="monitor: OperationalError: gone", session=session)
+        heartbeat.record_feed(now=NOW + S, error=None, received=3, session=session)
+        heartbeat.record_feed(now=NOW + 2 * S, error="HTTP 500", received=0, session=session)
     beat = read(engine)
     assert (beat.last_tick_at, beat.last_error, beat.last_error_at) == (NOW, "monitor: OperationalError: gone", NOW + S)
     assert (beat.feed_last_poll_at, beat.feed_last_error, beat.feed_received) == (NOW + 2 * S, "HTTP 500", 3)

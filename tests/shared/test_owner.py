@@ -54,7 +54,7 @@ def test_close_records_the_latest_price_with_fees_and_leverage(engine: Engine) -
     trade_id = add_trade(engine, TradeStatus.OPEN)
     set_price(engine, "2950")
     with transaction(engine) as session:
-        message = owner.close_trade(session, trade_id, now=NOW)
+        message = owner.close_trade(trade_id, now=NOW, session=session)
     money = settle(side_sign=-1, stake=D(250), leverage=5, fee_rate=D("0.0005"), entry=D(3000), exit=D(2950))
     # (no slippage in these trades' terms; shared/test_exits.py checks it is applied)
     with Session(engine) as session:
@@ -70,7 +70,7 @@ def test_close_records_the_latest_price_with_fees_and_leverage(engine: Engine) -
 def test_cancel_a_pending_entry(engine: Engine) -> None:
     trade_id = add_trade(engine, TradeStatus.PENDING)
     with transaction(engine) as session:
-        owner.cancel_trade(session, trade_id, now=NOW)
+        owner.cancel_trade(trade_id, now=NOW, session=session)
     with Session(engine) as session:
         trade = session.get(Trade, trade_id)
     assert trade is not None and (trade.status, trade.reason, trade.pnl_usd) == ("CANCELLED", "cancelled by the owner", None)
@@ -91,7 +91,7 @@ def test_what_cannot_be_done_is_refused_and_changes_nothing(engine: Engine, stat
         set_price(engine, price)
     act = owner.close_trade if action == "close" else owner.cancel_trade
     with pytest.raises(owner.ActionRefused, match=refusal), transaction(engine) as session:
-        act(session, trade_id, now=NOW)
+        act(trade_id, session=session, now=NOW)
     with Session(engine) as session:
         assert session.get(Trade, trade_id).status == status.value  # type: ignore[union-attr]
     assert owner_events(engine) == []
@@ -111,7 +111,7 @@ def test_a_close_the_rules_or_the_market_do_not_allow_is_refused(engine: Engine,
     trade_id = add_trade(engine, TradeStatus.OPEN, **over)
     set_price(engine, price, at=price_at)
     with pytest.raises(owner.ActionRefused, match=refusal), transaction(engine) as session:
-        owner.close_trade(session, trade_id, now=NOW, confirmed_price=D(confirmed) if confirmed else None)
+        owner.close_trade(trade_id, now=NOW, confirmed_price=D(confirmed) if confirmed else None, session=session)
     with Session(engine) as session:
         assert session.get(Trade, trade_id).status == "OPEN"  # type: ignore[union-attr]
 
@@ -120,12 +120,12 @@ def test_a_limit_entry_the_price_has_reached_cannot_be_cancelled(engine: Engine)
     trade_id = add_trade(engine, TradeStatus.PENDING)  # a SHORT limit at 3000
     set_price(engine, "3001")
     with pytest.raises(owner.ActionRefused, match="has reached the limit entry"), transaction(engine) as session:
-        owner.cancel_trade(session, trade_id, now=NOW)
+        owner.cancel_trade(trade_id, now=NOW, session=session)
 
 
 def test_an_unknown_trade_is_refused(engine: Engine) -> None:
     with pytest.raises(owner.ActionRefused, match="there is no trade 999"), transaction(engine) as session:
-        owner.close_trade(session, 999, now=NOW)
+        owner.close_trade(999, now=NOW, session=session)
 
 
 def test_a_worker_decision_in_between_wins(engine: Engine) -> None:
@@ -138,15 +138,15 @@ def test_a_worker_decision_in_between_wins(engine: Engine) -> None:
         # … then the worker's guarded update lands (written here on the same connection: SQLite
         # has one writer at a time, and the point is only that the stored version moved on).
         session.execute(Trade.__table__.update().where(Trade.id == trade_id).values(version=1))  # type: ignore[attr-defined]
-        owner.close_trade(session, trade_id, now=NOW)
+        owner.close_trade(trade_id, now=NOW, session=session)
     with Session(engine) as session:
         assert session.get(Trade, trade_id).status == "OPEN"  # type: ignore[union-attr]
 
 
 def test_pause_and_resume_are_logged_settings_changes(engine: Engine) -> None:
     with transaction(engine) as session:
-        assert owner.set_paused(session, True, now=NOW) == [("paused", "false", "true")]
+        assert owner.set_paused(True, now=NOW, session=session) == [("paused", "false", "true")]
     with transaction(engine) as session:
-        assert owner.set_paused(session, True, now=NOW) == []  # already paused: nothing logged
-        assert owner.set_paused(session, False, now=NOW) == [("paused", "true", "false")]
+        assert owner.set_paused(True, now=NOW, session=session) == []  # already paused: nothing logged
+        assert owner.set_paused(False, now=NOW, session=session) == [("paused", "true", "false")]
     assert owner_events(engine) == [("settings.changed", "owner", None)] * 2

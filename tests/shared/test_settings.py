@@ -217,7 +217,7 @@ def test_an_unknown_key_is_refused_listing_the_known_ones() -> None:
 
 def test_defaults_are_the_design_table(engine: Engine) -> None:
     with transaction(engine) as session:
-        shown = as_dict(load(session))
+        shown = as_dict(load(session=session))
     assert {k: v for k, v in shown.items() if k not in PRESENTATION} == DESIGN_DEFAULTS
     assert set(shown) == set(DESIGN_DEFAULTS) | PRESENTATION
     assert shown["site_title"]
@@ -225,10 +225,10 @@ def test_defaults_are_the_design_table(engine: Engine) -> None:
 
 def test_load_creates_the_default_row_once(engine: Engine) -> None:
     with transaction(engine) as session:
-        first = load(session)
-        again = load(session)
+        first = load(session=session)
+        again = load(session=session)
     with transaction(engine) as session:
-        later = load(session)
+        later = load(session=session)
     assert first.id == again.id == later.id == 1
     assert settings_rows(engine) == 1
     assert events(engine) == []  # creating the defaults is not a change
@@ -236,10 +236,10 @@ def test_load_creates_the_default_row_once(engine: Engine) -> None:
 
 def test_a_change_is_stored_and_logged_with_old_and_new(engine: Engine) -> None:
     with transaction(engine) as session:
-        applied = change(session, {"stake_usd": "250"}, actor="owner", now=NOW)
+        applied = change({"stake_usd": "250"}, actor="owner", now=NOW, session=session)
     assert applied == [("stake_usd", "100", "250")]
     with transaction(engine) as session:
-        row = load(session)
+        row = load(session=session)
         assert row.stake_usd == D("250")
         assert row.updated_at == NOW
     [event] = events(engine)
@@ -250,30 +250,30 @@ def test_a_change_is_stored_and_logged_with_old_and_new(engine: Engine) -> None:
 
 def test_each_real_change_gets_one_event_and_unchanged_values_none(engine: Engine) -> None:
     with transaction(engine) as session:
-        applied = change(session, {
+        applied = change({
             "stake_usd": "100.00",  # the same amount written differently
             "fee_rate_spot": "0.0010",
             "entry_mode": "MARKET",
             "paused": "no",
             "symbols_deny": "eth/btc",
             "max_open_trades": "3",
-        }, actor="owner", now=NOW)
+        }, actor="owner", now=NOW, session=session)
     assert applied == [("symbols_deny", "", "ETHBTC"), ("max_open_trades", "0", "3")]
     assert [e.message for e in events(engine)] == [
         "symbols_deny changed (empty) → ETHBTC",
         "max_open_trades changed 0 → 3",
     ]
     with transaction(engine) as session:
-        assert change(session, {"symbols_deny": "ETHBTC", "max_open_trades": "3"}, actor="owner", now=LATER) == []
-        assert load(session).updated_at == NOW  # an empty change touches nothing
+        assert change({"symbols_deny": "ETHBTC", "max_open_trades": "3"}, actor="owner", now=LATER, session=session) == []
+        assert load(session=session).updated_at == NOW  # an empty change touches nothing
     assert len(events(engine)) == 2
 
 
 def test_a_change_back_is_logged_too(engine: Engine) -> None:
     with transaction(engine) as session:
-        change(session, {"paused": "true"}, actor="owner", now=NOW)
+        change({"paused": "true"}, actor="owner", now=NOW, session=session)
     with transaction(engine) as session:
-        change(session, {"paused": "false"}, actor="cli:alice", now=LATER)
+        change({"paused": "false"}, actor="cli:alice", now=LATER, session=session)
     assert [(e.actor, e.at, e.message) for e in events(engine)] == [
         ("owner", NOW, "paused changed false → true"),
         ("cli:alice", LATER, "paused changed true → false"),
@@ -283,11 +283,11 @@ def test_a_change_back_is_logged_too(engine: Engine) -> None:
 def test_a_change_is_all_or_nothing(engine: Engine) -> None:
     with transaction(engine) as session:
         with pytest.raises(SettingError, match="^entry_mode: "):
-            change(session, {"stake_usd": "250", "entry_mode": "best", "paused": "true"}, actor="owner", now=NOW)
-        row = load(session)  # nothing applied even inside the same transaction
+            change({"stake_usd": "250", "entry_mode": "best", "paused": "true"}, actor="owner", now=NOW, session=session)
+        row = load(session=session)  # nothing applied even inside the same transaction
         assert (row.stake_usd, row.paused) == (D("100"), False)
     with transaction(engine) as session:
-        assert as_dict(load(session))["stake_usd"] == "100"
+        assert as_dict(load(session=session))["stake_usd"] == "100"
     assert events(engine) == []
 
 
@@ -301,9 +301,9 @@ def test_a_change_is_all_or_nothing(engine: Engine) -> None:
 def test_normalised_values_survive_the_database(engine: Engine, key: str, text: str, value: object,
                                                 shown: str) -> None:
     with transaction(engine) as session:
-        change(session, {key: text}, actor="owner", now=NOW)
+        change({key: text}, actor="owner", now=NOW, session=session)
     with transaction(engine) as session:
-        row = load(session)
+        row = load(session=session)
         assert getattr(row, key) == value
         assert as_dict(row)[key] == shown
 
@@ -341,4 +341,4 @@ def test_the_cli_sets_shows_and_refuses(cli: Cli, engine: Engine) -> None:
     assert event.message == "stake_usd changed 100 → 250"
     assert event.actor == "cli"  # not "cli:<the server's user name>": the log is public
     with transaction(engine) as session:
-        assert load(session).stake_usd == D("250")
+        assert load(session=session).stake_usd == D("250")

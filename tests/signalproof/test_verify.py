@@ -4,7 +4,6 @@ PostgreSQL: an honest record verifies (db, ledger file, site API, --replay), and
 tampering done directly in the database or the file is caught, naming its seq.
 """
 
-import csv
 import http.server
 import io
 import json
@@ -186,11 +185,11 @@ def test_a_forged_entry_appended_with_a_recomputed_hash_is_caught(filled: Cli, d
     try:
         with transaction(engine) as session:
             trade_id = session.execute(sa.text("SELECT id FROM trade WHERE status = 'OPEN'")).scalar_one()
-            record(session, kind="trade.closed", at=datetime.now(timezone.utc), trade_id=trade_id, message="forged",
+            record(kind="trade.closed", at=datetime.now(timezone.utc), trade_id=trade_id, message="forged",
                    data={"status": "CLOSED_TP", "entry_time": "2018-01-29T00:00:00.000000Z",
                          "entry_price": "0.00005083", "exit_time": "2018-01-29T01:00:00.000000Z",
                          "exit_price": "0.00001", "fees_usd": "0.1", "pnl_usd": "80", "pnl_pct": "0.8",
-                         "ambiguous": False})
+                         "ambiguous": False}, session=session)
     finally:
         engine.dispose()
     status, lines, _ = verify(filled, "db")

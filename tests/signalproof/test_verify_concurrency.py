@@ -38,7 +38,7 @@ def test_two_workers_settings_and_owner_actions_at_once_keep_one_chain(cli: Cli,
         try:
             for number in range(12):
                 with transaction(engine) as session:
-                    set_paused(session, number % 2 == 0, now=utcnow())
+                    set_paused(number % 2 == 0, now=utcnow(), session=session)
                 time.sleep(0.1)
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
             errors.append(exc)
@@ -52,7 +52,7 @@ def test_two_workers_settings_and_owner_actions_at_once_keep_one_chain(cli: Cli,
                 cli("signals", "import", str(tmp_path / "second.csv"))
         thread.join()
         with transaction(engine) as session:
-            set_paused(session, False, now=utcnow())
+            set_paused(False, now=utcnow(), session=session)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with engine.connect() as connection:

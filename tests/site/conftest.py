@@ -122,14 +122,14 @@ class Seeder:
             trade.signal_pk = signal.id
             session.add(trade)
             session.flush()
-            events.record(session, kind="signal.accepted", at=trade.signal_time, signal_pk=signal.id,
-                          message=f"signal {trade.signal_id} accepted")
+            events.record(kind="signal.accepted", at=trade.signal_time, signal_pk=signal.id,
+                          message=f"signal {trade.signal_id} accepted", session=session)
             if trade.entry_time is not None:
-                events.record(session, kind="trade.opened", at=trade.entry_time, trade_id=trade.id,
-                              message=f"trade {trade.id} opened")
+                events.record(kind="trade.opened", at=trade.entry_time, trade_id=trade.id,
+                              message=f"trade {trade.id} opened", session=session)
             if trade.exit_time is not None:
-                events.record(session, kind="trade.closed", at=trade.exit_time, trade_id=trade.id,
-                              message=f"trade {trade.id} {trade.status}")
+                events.record(kind="trade.closed", at=trade.exit_time, trade_id=trade.id,
+                              message=f"trade {trade.id} {trade.status}", session=session)
         self.trades.append(trade)
         return trade
 
@@ -146,8 +146,8 @@ class Seeder:
             session.add(signal)
             session.flush()
             if status is not SignalStatus.NEW:
-                events.record(session, kind=f"signal.{status.value.lower()}", at=time, signal_pk=signal.id,
-                              message=f"signal {signal.signal_id} {status.value.lower()}: {reason}")
+                events.record(kind=f"signal.{status.value.lower()}", at=time, signal_pk=signal.id,
+                              message=f"signal {signal.signal_id} {status.value.lower()}: {reason}", session=session)
         return signal
 
     def price(self, symbol: str, price: str, market: str = "SPOT") -> None:
@@ -157,7 +157,7 @@ class Seeder:
 
     def settings(self, actor: str = "owner", at: datetime | None = None, **changes: str) -> list[tuple[str, str, str]]:
         with transaction(self.engine) as session:
-            return runtime.change(session, changes, actor=actor, now=at or now())
+            return runtime.change(changes, actor=actor, now=at or now(), session=session)
 
     def heartbeat(self, seconds_ago: float = 12) -> None:
         beat = now() - timedelta(seconds=seconds_ago)

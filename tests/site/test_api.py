@@ -10,7 +10,6 @@ details, and no cell reaches a spreadsheet as a formula.
 import csv
 import io
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -31,7 +30,8 @@ from conftest import Cli
 from fake_exchange import FakeExchange
 from shared.database import transaction, upgrade
 from spreadsheet import formula_cells
-from tests.site.test_browser import _healthy as healthy, free_port
+import local_server
+from local_server import free_port
 from tests.worker.test_robustness import many_signals
 from track_record.api import TRADES_CSV, download_url, history_filter
 from track_record.record import HistoryFilter
@@ -72,26 +72,9 @@ HOSTILE_PARAMS = [
 def serving(cli: Cli, log_path: Path) -> Iterator[tuple[str, int]]:
     """`signalproof site` (as the browser tests start it): its URL and its process id."""
     port = free_port()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            cli.command("site", "--server.port", str(port), "--server.address", "127.0.0.1"),
-            cwd=cli.cwd, env=cli.env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the site did not come up (exit {process.poll()}):\n{log_path.read_text()}")
-            time.sleep(0.2)
+    command = cli.command("site", "--server.port", str(port), "--server.address", "127.0.0.1")
+    with local_server.serving(command, port=port, cwd=cli.cwd, env=cli.env, log_path=log_path) as (url, process):
         yield url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
 HOSTILE_TEXT = {"source": '=HYPERLINK("http://evil.example","x")', "signal_id": "@SUM(1)", "reason": "-1+1"}

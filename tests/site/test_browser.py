@@ -11,10 +11,7 @@ checks that it rendered without an error, that the Overview's headline cards say
 import json
 import re
 import shutil
-import socket
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 
 from conftest import ROOT, Cli, unavailable
 from fake_exchange import FakeExchange
+from local_server import free_port, serving
 from shared.database import upgrade
 from tests.worker.test_robustness import many_signals
 
@@ -67,52 +65,21 @@ def filled_cli(postgres_url: str, exchange: FakeExchange, tmp_path: Path, candle
     return cli
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_site(cli: Cli, log_path: Path) -> Iterator[str]:
     """`signalproof site` with `cli`'s configuration on a free local port; yields its base URL,
     stops it afterwards, and fails if the server log shows a traceback."""
     port = free_port()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            cli.command("site", "--server.port", str(port), "--server.address", "127.0.0.1"),
-            cwd=cli.cwd, env=cli.env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the site did not come up (exit {process.poll()}):\n{log_path.read_text()}")
-            time.sleep(0.2)
+    command = cli.command("site", "--server.port", str(port), "--server.address", "127.0.0.1")
+    with serving(command, port=port, cwd=cli.cwd, env=cli.env, log_path=log_path,
+                 start_timeout=START_TIMEOUT_S) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    # Tracebacks in the server log mean a page failed even if the visitor saw a tidy message.
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
 @pytest.fixture
 def site(filled_cli: Cli, tmp_path: Path) -> Iterator[str]:
     with running_site(filled_cli, tmp_path / "site.log") as url:
         yield url
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-            return response.read().decode().strip() == "ok"
-    except OSError:
-        return False
 
 
 def usd(value: float) -> str:

@@ -130,7 +130,7 @@ def test_owner_sets_the_stake_and_pauses_and_the_worker_follows(chromium_path: P
         screenshot(page, "methodology-with-changes")  # the log is a canvas table: see the screenshot
         engine = make_engine(owner_cli.env["SIGNALPROOF_DATABASE_URL"], read_only=True)
         with Session(engine) as session:
-            log = list(public_changes(session)["label"])
+            log = list(public_changes(session=session)["label"])
         engine.dispose()
         assert log == ["paused changed true → false", "paused changed false → true", "stake_usd changed 100 → 250"]
 

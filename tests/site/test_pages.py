@@ -98,7 +98,7 @@ def stats_of(url: str) -> Any:
     try:
         with Session(engine) as session:
             stats = headline_stats(session=session)
-            starting = runtime.current(session).starting_balance_usd
+            starting = runtime.current(session=session).starting_balance_usd
             signals = dict(session.exec(select(Signal.status, sa.func.count()).group_by(Signal.status)).all())
         return stats, float(starting), signals
     finally:
@@ -378,7 +378,7 @@ def test_methodology_settings_in_force_and_the_public_change_log(seeded_database
     in_force = dict(zip(*frame_with(at, "setting")[["setting", "value"]].T.values))
     engine = make_engine(database_url)
     with Session(engine) as session:
-        assert in_force == runtime.as_dict(runtime.current(session))
+        assert in_force == runtime.as_dict(runtime.current(session=session))
     engine.dispose()
     assert (in_force["stake_usd"], in_force["fee_rate_spot"], in_force["paused"]) == ("250", "0.00075", "true")
     assert "**\\$250**" in at.markdown[0].value

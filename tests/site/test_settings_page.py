@@ -89,7 +89,7 @@ def logged_in(at: AppTest) -> bool:
 
 def stored(db: Any) -> RuntimeSettings:
     with transaction(db) as session:
-        return runtime.current(session)
+        return runtime.current(session=session)
 
 
 def public_log(db: Any) -> list[tuple[str, str]]:

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,8 @@ import pytest
 
 from shared.database import upgrade
 from signalproof import cli
-from tests.site.test_browser import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, _healthy, chromium_path, free_port  # noqa: F401
+from local_server import free_port, serving
+from tests.site.test_browser import CHROMIUM_ARGS, PAGE_TIMEOUT_MS, chromium_path  # noqa: F401
 
 # What a visitor must not see, whatever fails: the exception, where the code lives, its lines.
 LEAKS = ("Traceback", "no such table", "OperationalError", "SELECT", ".py", "site/", "track_record", "sqlalchemy")
@@ -69,26 +69,10 @@ def streamlit_run_directly(tmp_path: Path, database_url: str) -> Iterator[str]:
     """`streamlit run <checkout>/site/streamlit_app.py --server.port N`, nothing else, from an
     unrelated directory: every other option must come from the site's config file."""
     port = free_port()
-    log_path = tmp_path / "streamlit.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(cli.SITE_APP), "--server.port",
-                                    str(port)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                   env=clean_env(tmp_path, SIGNALPROOF_DATABASE_URL=database_url))
-    url = f"http://127.0.0.1:{port}"  # the config's address: loopback
-    try:
-        deadline = time.monotonic() + 30
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not come up (exit {process.poll()}):\n{log_path.read_text()}")
-            time.sleep(0.2)
+    command = [sys.executable, "-m", "streamlit", "run", str(cli.SITE_APP), "--server.port", str(port)]
+    with serving(command, port=port, cwd=tmp_path, env=clean_env(tmp_path, SIGNALPROOF_DATABASE_URL=database_url),
+                 log_path=tmp_path / "streamlit.log", check_log=False) as (url, _):  # the config's address: loopback
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.mark.slow

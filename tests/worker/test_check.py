@@ -209,8 +209,8 @@ def test_only_successful_monitor_passes_count_as_ticks_and_the_exchange_is_not_t
     with transaction(engine) as session:
         fields = {"id": "t1", "time": (T0 - timedelta(hours=1)).isoformat(), "symbol": "ETHBTC", "side": "LONG",
                   "take_profit": "0.2", "stop_loss": "0.01"}
-        store_rows(session, [RawRow(line=1, text="", fields=fields, error=None)], default_source="test",
-                   received_at=now[0], actor="test")
+        store_rows([RawRow(line=1, text="", fields=fields, error=None)], default_source="test",
+                   received_at=now[0], actor="test", session=session)
     at(3, "signals", worker.process_signals)
     market.failing.add("ETHBTC")
     beat = at(4, "monitor", worker.monitor)
@@ -233,7 +233,7 @@ def test_a_monitor_pass_through_an_exchange_outage_keeps_the_watchdog_fed(engine
                                                  "symbol": symbol, "side": "LONG", "take_profit": "0.2",
                                                  "stop_loss": "0.01"}, error=None)
                 for n, symbol in enumerate(("ETHBTC", "ADABTC"))]
-        store_rows(session, rows, default_source="test", received_at=T0, actor="test")
+        store_rows(rows, default_source="test", received_at=T0, actor="test", session=session)
     worker.process_signals()
     assert not worker.ticked_within(3600)  # no tick recorded yet, no progress either
     market.failing.update({"ETHBTC", "ADABTC"})

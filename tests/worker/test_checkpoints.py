@@ -36,7 +36,7 @@ def test_a_checkpoint_is_recorded_when_the_head_moved_and_signed(engine: Engine)
     assert first is not None and first.seq == 1  # the genesis entry
     assert record_checkpoint(engine, now=NOW + timedelta(minutes=10), signing_key=keys.private) is None  # unmoved
     with transaction(engine) as session:
-        entry = record(session, kind="settings.changed", message="test", at=NOW, data={"key": "k", "old": "", "new": ""})
+        entry = record(kind="settings.changed", message="test", at=NOW, data={"key": "k", "old": "", "new": ""}, session=session)
     second = record_checkpoint(engine, now=NOW + timedelta(minutes=20), signing_key=keys.private)
     assert second is not None and (second.seq, second.hash) == (entry.seq, entry.hash)
     assert second.public_key == keys.public
@@ -44,7 +44,7 @@ def test_a_checkpoint_is_recorded_when_the_head_moved_and_signed(engine: Engine)
     assert signing.signature_ok(point, second.signature or "", keys.public)
     unsigned = None
     with transaction(engine) as session:
-        record(session, kind="settings.changed", message="test", at=NOW, data={"key": "k", "old": "", "new": ""})
+        record(kind="settings.changed", message="test", at=NOW, data={"key": "k", "old": "", "new": ""}, session=session)
     unsigned = record_checkpoint(engine, now=NOW + timedelta(minutes=30))
     assert unsigned is not None and unsigned.signature is None and unsigned.public_key is None
     assert [c.seq for c in checkpoints(engine)] == [1, entry.seq, entry.seq + 1]

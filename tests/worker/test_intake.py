@@ -67,7 +67,7 @@ def raw_rows(*rows: dict[str, object] | RawRow) -> list[RawRow]:
 
 def store(engine: Engine, *rows: dict[str, object] | RawRow, source: str = "default") -> IntakeReport:
     with transaction(engine) as session:
-        return store_rows(session, raw_rows(*rows), default_source=source, received_at=RECEIVED, actor="import")
+        return store_rows(raw_rows(*rows), default_source=source, received_at=RECEIVED, actor="import", session=session)
 
 
 def process(engine: Engine, market: InMemoryMarket, *, now: datetime = RECEIVED,
@@ -77,7 +77,7 @@ def process(engine: Engine, market: InMemoryMarket, *, now: datetime = RECEIVED,
 
 def configure(engine: Engine, **changes: str) -> None:
     with transaction(engine) as session:
-        runtime.change(session, changes, actor="owner", now=RECEIVED)
+        runtime.change(changes, actor="owner", now=RECEIVED, session=session)
 
 
 def signals(engine: Engine) -> dict[str, Signal]:

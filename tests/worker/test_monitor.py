@@ -33,7 +33,7 @@ def market(candles_path: Path) -> InMemoryMarket:
 def open_trades(database_url: str, market: InMemoryMarket, rows: list[RawRow], now: datetime) -> None:
     engine = make_engine(database_url)
     with transaction(engine) as session:
-        store_rows(session, rows, default_source="test", received_at=now, actor="test")
+        store_rows(rows, default_source="test", received_at=now, actor="test", session=session)
     process_new_signals(engine, market, now=now, known_symbols={})
 
 
