@@ -39,7 +39,9 @@ else:
     left, middle, right = st.columns(3)
     left.metric("Head (seq)", f"{state.head.seq:,}")
     middle.metric("Verified through (seq)", f"{state.verified_through:,}")
-    right.metric("Head time (UTC)", state.head.time)
+    # The time of day large, its date under it: a whole timestamp does not fit the card.
+    right.metric("Head time (UTC)", state.head.time[11:19], state.head.time[:10], delta_color="off",
+                 delta_arrow="off")
     st.markdown("Head hash")
     st.code(state.head.hash, language=None)
     if state.problem is not None:
