@@ -7,7 +7,7 @@ day of the random walk and takes the side that reaches its take-profit before it
 when one does. Every other call takes a side at random. The demo is about the site, not a
 strategy: nothing here says anything about real markets.
 
-Everything else about a signal is what a real bot sends (DESIGN.md "Signals"): symbol, side,
+Everything else about a signal is what a real bot sends (docs/signals.md): symbol, side,
 market, an entry at the price of the moment, a stop-loss a volatility-sized distance away,
 one or two take-profits at a reward multiple of that risk, leverage on futures (now and then
 far too much of it, which gets liquidated), a confidence and a note. The signals go through

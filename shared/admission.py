@@ -1,4 +1,4 @@
-"""Admission: what becomes of a valid signal (DESIGN.md "Signals" and "Trade rules").
+"""Admission: what becomes of a valid signal (docs/signals.md and docs/trade-rules.md).
 
 A pure rule, like the exits: the signal, the settings in force, the trades open right now and
 whether the exchange lists the symbol go in; one decision comes out. No database, no HTTP, no

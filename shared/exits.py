@@ -1,6 +1,6 @@
 """The trade rules: how a signal's paper trade is entered and exited on closed candles.
 
-This module is the methodology in code (DESIGN.md "Trade rules"); read them side by side.
+This module is the methodology in code (docs/trade-rules.md); read them side by side.
 It is pure: terms, state and candles in, new state out. No clock, no database, no HTTP.
 """
 

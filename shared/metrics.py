@@ -1,4 +1,4 @@
-"""Track-record metrics, as pure functions over closed trades (DESIGN.md "Metric definitions").
+"""Track-record metrics, as pure functions over closed trades (docs/metrics.md).
 
 The worker's `signalproof stats`, the CLI's `--json` and every number on the public site come
 from these functions, so they take plain values (no session, no clock, no Streamlit) and give
@@ -294,7 +294,7 @@ def sharpe_sortino(returns: Sequence[float]) -> tuple[float | None, float | None
 
 
 def summarize(pnls: Sequence[Decimal]) -> Summary:
-    """Counts, sums and means of closed trades' P/L (DESIGN.md "Metric definitions")."""
+    """Counts, sums and means of closed trades' P/L (docs/metrics.md)."""
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]
     with localcontext(MONEY_CONTEXT):
@@ -325,7 +325,7 @@ def compute_stats(
     counts: Counts = Counts(),
     min_trades_for_ratios: int = MIN_TRADES_FOR_RATIOS,
 ) -> Stats:
-    """All headline metrics of a track record (DESIGN.md "Metric definitions").
+    """All headline metrics of a track record (docs/metrics.md).
 
     Ratios that need a denominator are None without one: win rate and expectancy without
     closed trades, profit factor without losses, averages without wins/losses. Sharpe and

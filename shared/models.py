@@ -128,7 +128,7 @@ class Event(SQLModel, table=True):
 
 
 class RuntimeSettings(SQLModel, table=True):
-    """The one row of settings the owner edits at run time (defaults = DESIGN.md)."""
+    """The one row of settings the owner edits at run time (defaults = docs/configuration.md)."""
 
     __tablename__ = "runtime_settings"
 

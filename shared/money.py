@@ -1,4 +1,4 @@
-"""Money: fees and P/L of a system trade, exactly as DESIGN.md defines them.
+"""Money: fees and P/L of a system trade, exactly as docs/trade-rules.md defines them.
 
 With stake S (USD margin), leverage L, fee rate f per side, notional N = S·L, side s (+1/−1):
 

@@ -5,7 +5,7 @@ verifier that trusts nothing but the chain feeds it every entry in order; each t
 then what its `trade.opened`, `trade.filled`, `trade.closed` / `trade.cancelled` entries say.
 Beyond rebuilding, it checks what an honest worker always writes: a life cycle in order
 (opened → filled → closed, or → cancelled), one trade per signal, and the money of every close
-recomputed from the trade's own terms (DESIGN.md's formula, shared.money.settle), so a forged
+recomputed from the trade's own terms (the P/L formula of docs/trade-rules.md, shared.money.settle), so a forged
 entry with a recomputed hash but an invented P/L is caught even where no table is there to
 compare with (a ledger file).
 """

@@ -58,7 +58,7 @@ class ReplayResult:
     replayed_trades: int = 0
 
     def stats(self) -> metrics.Stats:
-        """The `stats --json` metrics of the replayed trades (DESIGN.md "Metric definitions")."""
+        """The `stats --json` metrics of the replayed trades (docs/metrics.md)."""
         closed, counts = [], defaultdict(int)
         for decision in self.decisions.values():
             row = decision.row

@@ -321,7 +321,7 @@ def _note(value: object) -> str | None:
 def validate(
     raw: Mapping[str, object], *, received_at: datetime, default_source: str = "default"
 ) -> ValidSignal | Rejection:
-    """Apply every rule of DESIGN.md "Signals"; the first broken one, in a stable order
+    """Apply every rule of docs/signals.md; the first broken one, in a stable order
     (id, source, time, symbol, side, market, prices, leverage, confidence), is the reason."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")  # a caller bug, not bad data

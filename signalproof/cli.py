@@ -1,4 +1,4 @@
-"""`signalproof` — the command line (DESIGN.md "CLI"). Configuration is read here, once."""
+"""`signalproof` — the command line (docs/cli.md). Configuration is read here, once."""
 
 import argparse
 import getpass
@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     setter.set_defaults(run=cmd_settings_set)
 
     trades = commands.add_parser("trades", help="export trades").add_subparsers(dest="trades_command", required=True)
-    texp = trades.add_parser("export", help="export every trade (CSV, DESIGN.md schema)")
+    texp = trades.add_parser("export", help="export every trade (CSV, docs/export-schema.md schema)")
     texp.add_argument("--output", help="file to write (default: standard output)")
     texp.set_defaults(run=cmd_trades_export)
 

@@ -1,6 +1,6 @@
-"""`signalproof verify SOURCE`: the wiring around the pure checks (DESIGN.md "Verification").
+"""`signalproof verify SOURCE`: the wiring around the pure checks (docs/ledger.md).
 
-SOURCE is a site (read through its public API exactly as DESIGN.md's table says), a ledger
+SOURCE is a site (read through its public API exactly as the table of docs/configuration.md says), a ledger
 file (JSON lines, as /api/v1/ledger serves them), or `db` (the configured database, through a
 read-only connection, in one snapshot so the ledger and the trade table agree in time). The
 checks themselves are pure and live in shared/: the chain (shared.ledger), the projections

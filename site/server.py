@@ -12,7 +12,7 @@ from track_record.proxies import PeerAddress
 
 app = st.App(
     "streamlit_app.py",
-    # The public read-only API (DESIGN.md): GET only, each route answers 405 to anything else.
+    # The public read-only API (README "Public API"): GET only, each route answers 405 to anything else.
     routes=[Route(api.TRADES_CSV, api.trades_csv, methods=["GET"]),
             *(Route(path, endpoint, methods=["GET"]) for path, endpoint in ledger_api.ROUTES)],
     # The connection's real address for the owner login's per-address wait (see proxies.py).

@@ -82,7 +82,7 @@ def test_upgrading_twice_is_harmless(empty_url: str, engine: sa.Engine) -> None:
 
 
 def test_a_bot_can_insert_a_signal_with_only_the_columns_it_knows(empty_url: str, engine: sa.Engine) -> None:
-    """DESIGN.md "Signals" way 3: every column a bot does not know has a server default."""
+    """docs/signals.md way 3: every column a bot does not know has a server default."""
     upgrade(empty_url)
     with engine.begin() as connection:
         connection.execute(sa.text(

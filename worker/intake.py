@@ -31,7 +31,7 @@ from worker.market_data import ExchangeError, MarketData
 
 log = logging.getLogger(__name__)
 INSERT_BATCH = 500
-# The columns a bot fills when it inserts a signal itself (DESIGN.md "Signals", way 3).
+# The columns a bot fills when it inserts a signal itself (docs/signals.md, way 3).
 BOT_COLUMNS = ("time", "symbol", "side", "market", "entry", "take_profit", "stop_loss", "leverage", "confidence", "note")
 
 

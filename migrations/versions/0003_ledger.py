@@ -47,7 +47,7 @@ def _data(value: object) -> object:
     return str(value)  # old data was written with json.dumps(default=str): floats become text
 
 
-# The runtime settings' defaults as of this revision (DESIGN.md's table): a new database's ledger
+# The runtime settings' defaults as of this revision (the table of docs/configuration.md): a new database's ledger
 # starts from them, so a verifier knows the settings in force before any `settings.changed`.
 DEFAULT_SETTINGS = {
     "stake_usd": "100", "entry_mode": "market", "take_profit_target": "1", "fee_rate_spot": "0.001",

@@ -1,4 +1,4 @@
-"""The public read-only API beside the site (DESIGN.md "Public read-only API"), besides
+"""The public read-only API beside the site (the README's "Public API"), besides
 `/api/v1/trades.csv` (track_record/api.py):
 
     GET /api/v1/head      {"seq", "hash", "time", "verified", "verified_through", "problem"}

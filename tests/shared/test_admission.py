@@ -1,4 +1,4 @@
-"""One row per rule of admission (shared/admission.py; DESIGN.md "Signals" and "Trade rules"):
+"""One row per rule of admission (shared/admission.py; docs/signals.md and docs/trade-rules.md):
 what becomes of a valid signal, given the settings, the open trades and the exchange's listing."""
 
 from datetime import datetime, timezone
@@ -24,7 +24,7 @@ def make_signal(**over: object) -> ValidSignal:
 
 
 def make_settings(**over: object) -> RuntimeSettings:
-    return RuntimeSettings(id=1, **over)  # the defaults of DESIGN.md's table
+    return RuntimeSettings(id=1, **over)  # the defaults of the table of docs/configuration.md
 
 
 OPEN_ETH_LONG = [("ETHBTC", Side.LONG)]

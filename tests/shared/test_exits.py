@@ -1,4 +1,4 @@
-"""One row per sentence of DESIGN.md "Trade rules". Expected numbers are derived in the ids/comments."""
+"""One row per sentence of docs/trade-rules.md. Expected numbers are derived in the ids/comments."""
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D

@@ -1,4 +1,4 @@
-"""Runtime settings (DESIGN.md "Configuration", second table): one typed row, validated for the
+"""Runtime settings (docs/configuration.md, runtime settings): one typed row, validated for the
 CLI and the settings page alike, every real change logged publicly."""
 
 from collections.abc import Iterator
@@ -19,7 +19,7 @@ from shared.settings import SETTINGS, SettingError, as_dict, change, load, parse
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 LATER = datetime(2024, 5, 2, 8, 30, tzinfo=timezone.utc)
 
-# DESIGN.md's table, as `settings show` prints it.
+# the table of docs/configuration.md, as `settings show` prints it.
 DESIGN_DEFAULTS = {
     "stake_usd": "100",
     "entry_mode": "market",
@@ -41,7 +41,7 @@ DESIGN_DEFAULTS = {
     "paused": "false",
     "signal_feed_url": "",
 }
-PRESENTATION = {"site_title", "site_description"}  # "…" in DESIGN.md: any sensible text
+PRESENTATION = {"site_title", "site_description"}  # "…" in docs/configuration.md: any sensible text
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""One row per sentence of DESIGN.md "Signals" (parsing and validation), plus the readers."""
+"""One row per sentence of docs/signals.md (parsing and validation), plus the readers."""
 
 import csv
 import io

@@ -2,7 +2,7 @@
 ledger (self_check.py), against the real server `signalproof site` starts, on a database the
 real CLI filled (`signals import`, `worker --once` against the fake exchange).
 
-The hashing rule is implemented again HERE, from DESIGN.md alone (the `rfc8785` package and
+The hashing rule is implemented again HERE, from docs/ledger.md alone (the `rfc8785` package and
 hashlib, nothing of shared.ledger), as an outside verifier would: every hash and link the API
 serves must agree with it, and every closed trade of trades.csv must be rebuildable from the
 entries. Then the database is tampered with directly, and the API and the pages must say so.
@@ -43,7 +43,7 @@ BAD_LEDGER_PARAMS = ["after=-1", "limit=0", "limit=10001", "after=abc", "limit=1
 HOSTILE_TITLE = "<script>alert('x')</script> & \"friends\""
 
 
-# --- an independent verifier (DESIGN.md "The verifiable ledger") ---------------------------
+# --- an independent verifier (docs/ledger.md) ---------------------------
 
 
 def walk(site: str, page: int) -> list[dict[str, Any]]:

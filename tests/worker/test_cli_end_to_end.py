@@ -2,7 +2,7 @@
 HTTP exchange serving the recorded Binance candles — on SQLite and PostgreSQL.
 
 Every expected value below was read off the candle files by hand; the candle that decides is
-quoted in the comment. P/L is recomputed here from DESIGN.md's formula, independently of
+quoted in the comment. P/L is recomputed here from the P/L formula of docs/trade-rules.md, independently of
 shared.money.
 """
 

@@ -1,4 +1,4 @@
-"""Rows a bot inserts with its own SQL (DESIGN.md "Signals", way 3), through the real CLI on
+"""Rows a bot inserts with its own SQL (docs/signals.md, way 3), through the real CLI on
 SQLite and PostgreSQL: values no Python datetime holds (PostgreSQL's ±infinity), a status
 written in lower case, times before any exchange history. Each odd row ends REJECTED with its
 reason (or, for 'new', is taken as NEW), the other rows go on, and the export still works."""

@@ -1,4 +1,4 @@
-"""Intake (DESIGN.md "Signals"): rows in → stored once → REJECTED, SKIPPED or one trade each,
+"""Intake (docs/signals.md): rows in → stored once → REJECTED, SKIPPED or one trade each,
 on a real SQLite file and a real PostgreSQL database, against the in-memory market."""
 
 import csv

@@ -1,5 +1,5 @@
 """A worker killed at any instant and restarted, or two workers at once, end with exactly one
-trade per signal and the same outcomes as one clean run (DESIGN.md "idempotent by construction")."""
+trade per signal and the same outcomes as one clean run (docs/trade-rules.md "idempotent by construction")."""
 
 import csv
 import io
