@@ -5,20 +5,23 @@ from these functions, so they take plain values (no session, no clock, no Stream
 the same answer whatever order the trades arrive in: everything that depends on order first
 goes through `order_closed`.
 
-Money stays `Decimal` end to end, computed in a local 34-digit context (decimal128) so that
-long histories of cent-level P/L neither round nor depend on the caller's context; only the
-Sharpe and Sortino ratios, which need a square root of a statistical estimate anyway, are floats.
+Money stays `Decimal` end to end. Sums (totals, the equity curve, per-day P/L) are exact, so
+they do not depend on the order of the additions: the site adds per-day subtotals kept by the
+worker (shared/rollup.py) and gets the same digits as this module adding trade by trade.
+Reported values are rounded to 34 digits (decimal128) and ratios computed in that context; only
+the Sharpe and Sortino ratios, which need a square root of a statistical estimate anyway, are
+floats.
 """
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import TypeVar
 
-from shared.money import MONEY_CONTEXT
+from shared.money import EXACT_CONTEXT, MONEY_CONTEXT, exact_sum, rounded
 
 _ZERO = Decimal(0)
 # Daily returns are annualised over calendar days: crypto trades every day of the year.
@@ -158,7 +161,7 @@ def equity_columns(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> 
     columns = EquityColumns([], [], [], [])
     if not ordered:
         return columns
-    with localcontext(MONEY_CONTEXT):
+    with localcontext(EXACT_CONTEXT):
         equity = peak = Decimal(starting_balance)
         # min() over exits too: a bad row with exit before entry must not start the curve late.
         columns.time.append(min(min(t.entry_time for t in ordered), ordered[0].exit_time))
@@ -198,10 +201,7 @@ def equity_curve(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> li
 
 def _point(time: datetime, trade_id: int | None, equity: Decimal, peak: Decimal) -> EquityPoint:
     drawdown = peak - equity
-    # With no positive peak there is no bankroll to lose a fraction of; report 0 rather than
-    # divide by zero or print a sign-flipped percentage.
-    pct = drawdown / peak if peak > 0 else _ZERO
-    return EquityPoint(time, trade_id, equity, peak, drawdown, pct)
+    return EquityPoint(time, trade_id, equity, peak, drawdown, drawdown_fraction(drawdown, peak))
 
 
 def max_drawdown(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> DrawDown:
@@ -223,7 +223,7 @@ def max_drawdown(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> Dr
     if not ordered:
         return best
     # The same walk as equity_curve, without building a point per trade.
-    with localcontext(MONEY_CONTEXT):
+    with localcontext(EXACT_CONTEXT):
         equity = peak = Decimal(starting_balance)
         peak_time: datetime | None = min(min(t.entry_time for t in ordered), ordered[0].exit_time)
         for trade in ordered:
@@ -232,9 +232,15 @@ def max_drawdown(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> Dr
                 # The latest time at the peak: a fall starts when equity leaves it for good.
                 peak, peak_time = equity, trade.exit_time
             elif peak - equity > best.max_drawdown_usd:
-                drawdown = peak - equity
-                best = DrawDown(drawdown, drawdown / peak if peak > 0 else _ZERO, peak_time, trade.exit_time)
-    return best
+                best = DrawDown(peak - equity, drawdown_fraction(peak - equity, peak), peak_time, trade.exit_time)
+    return replace(best, max_drawdown_usd=rounded(best.max_drawdown_usd))
+
+
+def drawdown_fraction(drawdown: Decimal, peak: Decimal) -> Decimal:
+    """A fall as a fraction of the peak it started from; 0 with no positive peak (no bankroll
+    to lose a fraction of, and a negative peak would flip the sign)."""
+    with localcontext(MONEY_CONTEXT):
+        return drawdown / peak if peak > 0 else _ZERO
 
 
 def daily_returns(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> list[tuple[date, float]]:
@@ -255,19 +261,25 @@ def daily_returns(trades: Iterable[ClosedTrade], starting_balance: Decimal) -> l
     ordered = order_closed(trades)
     if not ordered:
         return []
-    by_day = _by_utc_day(ordered)
-    first = _utc_day(min(t.entry_time for t in ordered))
-    last = _utc_day(ordered[-1].exit_time)
+    return returns_by_day(_by_utc_day(ordered), _utc_day(min(t.entry_time for t in ordered)), starting_balance)
+
+
+def returns_by_day(by_day: Mapping[date, Decimal], first_entry_day: date,
+                   starting_balance: Decimal) -> list[tuple[date, float]]:
+    """`daily_returns` from the P/L per UTC exit day (exact sums) and the first entry day."""
+    if not by_day:
+        return []
+    last = max(by_day)
     returns: list[tuple[date, float]] = []
-    with localcontext(MONEY_CONTEXT):
-        equity = Decimal(starting_balance)
-        day = min(first, last)
-        while day <= last:
-            pnl = by_day.get(day, _ZERO)
-            if equity > 0:
+    equity = Decimal(starting_balance)
+    day = min(first_entry_day, min(by_day))
+    while day <= last:
+        pnl = by_day.get(day, _ZERO)
+        if equity > 0:
+            with localcontext(MONEY_CONTEXT):
                 returns.append((day, float(pnl / equity)))
-            equity += pnl
-            day += timedelta(days=1)
+        equity = exact_sum((pnl,), equity)
+        day += timedelta(days=1)
     return returns
 
 
@@ -297,24 +309,30 @@ def summarize(pnls: Sequence[Decimal]) -> Summary:
     """Counts, sums and means of closed trades' P/L (docs/metrics.md)."""
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]
+    return summary_of(closed=len(pnls), wins=len(wins), losses=len(losses), total=exact_sum(pnls),
+                      gross_profit=exact_sum(wins), gross_loss=exact_sum(losses),
+                      best=max(pnls) if pnls else None, worst=min(pnls) if pnls else None)
+
+
+def summary_of(*, closed: int, wins: int, losses: int, total: Decimal, gross_profit: Decimal, gross_loss: Decimal,
+               best: Decimal | None, worst: Decimal | None) -> Summary:
+    """The Summary from counts and exact sums: the ratios are derived here, in one place."""
     with localcontext(MONEY_CONTEXT):
-        gross_profit = sum(wins, _ZERO)
-        gross_loss = sum(losses, _ZERO)
         return Summary(
-            closed_trades=len(pnls),
-            wins=len(wins),
-            losses=len(losses),
-            breakeven=len(pnls) - len(wins) - len(losses),
-            win_rate=Decimal(len(wins)) / len(pnls) if pnls else None,
-            total_pnl_usd=sum(pnls, _ZERO),
-            gross_profit_usd=gross_profit,
-            gross_loss_usd=gross_loss,
+            closed_trades=closed,
+            wins=wins,
+            losses=losses,
+            breakeven=closed - wins - losses,
+            win_rate=Decimal(wins) / closed if closed else None,
+            total_pnl_usd=rounded(total),
+            gross_profit_usd=rounded(gross_profit),
+            gross_loss_usd=rounded(gross_loss),
             profit_factor=gross_profit / -gross_loss if losses else None,
-            expectancy_usd=_mean(pnls),
-            avg_win_usd=_mean(wins),
-            avg_loss_usd=_mean(losses),
-            best_trade_usd=max(pnls) if pnls else None,
-            worst_trade_usd=min(pnls) if pnls else None,
+            expectancy_usd=total / closed if closed else None,
+            avg_win_usd=gross_profit / wins if wins else None,
+            avg_loss_usd=gross_loss / losses if losses else None,
+            best_trade_usd=best,
+            worst_trade_usd=worst,
         )
 
 
@@ -340,24 +358,26 @@ def compute_stats(
     (2, 1, Decimal('-5'), Decimal('0.75'), Decimal('-1.666666666666666666666666666666667'), Decimal('20'))
     """
     ordered = order_closed(trades)
-    summary = summarize([t.pnl_usd for t in ordered])
-    drawdown = max_drawdown(ordered, starting_balance)
-    sharpe: float | None = None
-    sortino: float | None = None
-    if ordered and len(ordered) >= min_trades_for_ratios:
-        sharpe, sortino = sharpe_sortino([r for _, r in daily_returns(ordered, starting_balance)])
-    with localcontext(MONEY_CONTEXT):
-        return Stats(
-            **vars(summary),
-            max_drawdown_usd=drawdown.max_drawdown_usd,
-            max_drawdown_pct=drawdown.max_drawdown_pct,
-            open_trades=counts.open_trades,
-            pending_trades=counts.pending_trades,
-            cancelled_trades=counts.cancelled_trades,
-            ambiguous_trades=counts.ambiguous_trades,
-            sharpe=sharpe,
-            sortino=sortino,
-        )
+    enough = bool(ordered) and len(ordered) >= min_trades_for_ratios
+    return stats_of(summarize([t.pnl_usd for t in ordered]), max_drawdown(ordered, starting_balance),
+                    daily_returns(ordered, starting_balance) if enough else None, counts)
+
+
+def stats_of(summary: Summary, drawdown: DrawDown, returns: Sequence[tuple[date, float]] | None,
+             counts: Counts) -> Stats:
+    """The headline metrics from their parts; `returns` None: too few trades for the ratios."""
+    sharpe, sortino = sharpe_sortino([r for _, r in returns]) if returns is not None else (None, None)
+    return Stats(
+        **vars(summary),
+        max_drawdown_usd=drawdown.max_drawdown_usd,
+        max_drawdown_pct=drawdown.max_drawdown_pct,
+        open_trades=counts.open_trades,
+        pending_trades=counts.pending_trades,
+        cancelled_trades=counts.cancelled_trades,
+        ambiguous_trades=counts.ambiguous_trades,
+        sharpe=sharpe,
+        sortino=sortino,
+    )
 
 
 def streaks(trades: Iterable[ClosedTrade]) -> tuple[int, int]:
@@ -381,8 +401,7 @@ def period_pnl(trades: Iterable[ClosedTrade], since: datetime) -> Decimal:
 
     `since` is a parameter, not "now minus 7 days", so the caller owns the clock.
     """
-    with localcontext(MONEY_CONTEXT):
-        return sum((t.pnl_usd for t in trades if t.exit_time >= since), _ZERO)
+    return rounded(exact_sum(t.pnl_usd for t in trades if t.exit_time >= since))
 
 
 def monthly_returns(
@@ -404,21 +423,29 @@ def monthly_returns(
     ordered = order_closed(trades)
     if not ordered:
         return []
+    return returns_by_month(_by_utc_day(ordered), _utc_day(min(t.entry_time for t in ordered)), starting_balance)
+
+
+def returns_by_month(by_day: Mapping[date, Decimal], first_entry_day: date,
+                     starting_balance: Decimal) -> list[tuple[int, int, Decimal, Decimal | None]]:
+    """`monthly_returns` from the P/L per UTC exit day (exact sums) and the first entry day."""
+    if not by_day:
+        return []
     by_month: dict[tuple[int, int], Decimal] = {}
-    with localcontext(MONEY_CONTEXT):
-        for day, pnl in _by_utc_day(ordered).items():
+    with localcontext(EXACT_CONTEXT):
+        for day, pnl in by_day.items():
             by_month[(day.year, day.month)] = by_month.get((day.year, day.month), _ZERO) + pnl
-    first = _utc_month(min(t.entry_time for t in ordered))
-    last = _utc_month(ordered[-1].exit_time)
+    first_day = min(first_entry_day, min(by_day))
+    year, month = first_day.year, first_day.month
+    last = max(by_month)
     rows: list[tuple[int, int, Decimal, Decimal | None]] = []
-    with localcontext(MONEY_CONTEXT):
-        equity = Decimal(starting_balance)
-        year, month = min(first, last)
-        while (year, month) <= last:
-            pnl = by_month.get((year, month), _ZERO)
-            rows.append((year, month, pnl, pnl / equity if equity > 0 else None))
-            equity += pnl
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    equity = Decimal(starting_balance)
+    while (year, month) <= last:
+        pnl = by_month.get((year, month), _ZERO)
+        with localcontext(MONEY_CONTEXT):
+            rows.append((year, month, rounded(pnl), pnl / equity if equity > 0 else None))
+        equity = exact_sum((pnl,), equity)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return rows
 
 
@@ -427,11 +454,6 @@ _EPOCH_DAY = date(1970, 1, 1)
 
 def _utc_day(time: datetime) -> date:
     return time.astimezone(timezone.utc).date()
-
-
-def _utc_month(time: datetime) -> tuple[int, int]:
-    utc = time.astimezone(timezone.utc)
-    return utc.year, utc.month
 
 
 def _by_utc_day(trades: Iterable[ClosedTrade]) -> dict[date, Decimal]:
@@ -444,13 +466,9 @@ def _by_utc_day(trades: Iterable[ClosedTrade]) -> dict[date, Decimal]:
 
 def _sum_by(trades: Iterable[ClosedTrade], key: Callable[[ClosedTrade], _T]) -> dict[_T, Decimal]:
     totals: dict[_T, Decimal] = {}
-    with localcontext(MONEY_CONTEXT):
+    with localcontext(EXACT_CONTEXT):
         for trade in trades:
             k = key(trade)
             totals[k] = totals.get(k, _ZERO) + trade.pnl_usd
     return totals
 
-
-def _mean(values: Sequence[Decimal]) -> Decimal | None:
-    with localcontext(MONEY_CONTEXT):
-        return sum(values, _ZERO) / len(values) if values else None

@@ -10,11 +10,29 @@ A liquidated trade loses its whole margin plus the entry fee: pnl = −S − f·
 """
 
 from dataclasses import dataclass
-from decimal import Context, Decimal, localcontext
+from collections.abc import Iterable
+from decimal import Context, Decimal, Inexact, localcontext
 
 # 34 significant digits (decimal128): far beyond any exchange's tick size, so rounding never shows.
 # The one Decimal context for money in the whole codebase (trade rules and metrics alike).
 MONEY_CONTEXT = Context(prec=34)
+
+# Sums of many P/Ls are kept exact, not rounded at every step: a sum rounded along the way
+# depends on the order of the additions, and the site adds per-day subtotals where the CLI adds
+# trade by trade. 34-digit terms between 1e-40 and 1e12 fit in 120 digits; a sum that did not
+# would raise (Inexact is trapped) rather than round silently.
+EXACT_CONTEXT = Context(prec=120, traps=[Inexact])
+
+
+def exact_sum(values: Iterable[Decimal], start: Decimal = Decimal(0)) -> Decimal:
+    """The exact sum (order does not matter); round it with `rounded` where it is reported."""
+    with localcontext(EXACT_CONTEXT):
+        return sum(values, start)
+
+
+def rounded(value: Decimal) -> Decimal:
+    """A value as reported: rounded to the money context's 34 digits."""
+    return MONEY_CONTEXT.plus(value)
 
 
 @dataclass(frozen=True, slots=True)
