@@ -134,8 +134,19 @@ def upgrade(url: str, revision: str = "head") -> None:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
+        if revision == "head":
+            with transaction(engine) as session:
+                ensure_summaries(session=session)
     finally:
         engine.dispose()
+
+
+def ensure_summaries(*, session: Session) -> int | None:
+    """Rebuild the summary tables when they do not match the trades (a first upgrade to them,
+    rows written by hand, a restored backup); the number of trades counted, None if current."""
+    from shared import summaries
+
+    return None if summaries.is_current(session=session) else summaries.rebuild(session=session)
 
 
 def require_schema(engine: Engine) -> None:

@@ -3,7 +3,7 @@
 Data flows one way: bot → `signal` → worker → `trade` + `event` → site (read-only).
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -219,3 +219,73 @@ class Checkpoint(SQLModel, table=True):
     anchor_status: str | None = None  # none, ok, failed, timeout (None: no anchor command set)
     anchor_detail: str | None = None  # exit status and first line of the anchor's output, cut short
     created_at: datetime = _utc()
+
+
+# --- summaries: what the public numbers are computed from (shared/summaries.py keeps them) ---
+
+
+class DaySummary(SQLModel, table=True):
+    """The closed trades of one UTC day (by exit time): their `rollup.Tally` and `rollup.Stretch`,
+    for every trade (scope "all") and for live signals only ("live")."""
+
+    __tablename__ = "summary_day"
+
+    scope: str = Field(primary_key=True, max_length=8)
+    day: date = Field(primary_key=True)
+    trades: int
+    wins: int
+    losses: int
+    pnl: Decimal = _money()
+    gross_profit: Decimal = _money()
+    gross_loss: Decimal = _money()
+    best: Decimal = _money()
+    worst: Decimal = _money()
+    ambiguous: int
+    first_entry: datetime = _utc()  # the earliest entry of the day's exits (daily returns start there)
+    last_exit: datetime = _utc()
+    high: Decimal = _money()  # the stretch: offsets from the equity at the start of the day
+    high_time: datetime | None = _utc(default=None)  # None: the start of the day
+    low: Decimal = _money()
+    low_at: int
+    low_time: datetime | None = _utc(default=None)
+    fall: Decimal = _money()
+    trough: Decimal = _money()
+    trough_at: int
+    win_lead: int
+    win_tail: int
+    win_run: int
+    loss_lead: int
+    loss_tail: int
+    loss_run: int
+
+
+class TradeBreakdown(SQLModel, table=True):
+    """Ended trades (closed or cancelled) per origin, symbol, side and status: a `rollup.Tally`."""
+
+    __tablename__ = "summary_breakdown"
+
+    origin: str = Field(primary_key=True, max_length=16)
+    symbol: str = Field(primary_key=True)
+    side: str = Field(primary_key=True, max_length=8)
+    status: str = Field(primary_key=True, max_length=32)
+    trades: int
+    wins: int
+    losses: int
+    pnl: Decimal = _money()
+    gross_profit: Decimal = _money()
+    gross_loss: Decimal = _money()
+    best: Decimal | None = _money(default=None)
+    worst: Decimal | None = _money(default=None)
+    ambiguous: int
+
+
+class DistributionBin(SQLModel, table=True):
+    """Closed trades per origin and bin of P/L (`measure` "pnl", $0.10 wide, breakevens left
+    out) or of time in trade ("hours", 20 bins per power of ten)."""
+
+    __tablename__ = "summary_bin"
+
+    origin: str = Field(primary_key=True, max_length=16)
+    measure: str = Field(primary_key=True, max_length=8)
+    bin: int = Field(primary_key=True)
+    trades: int

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from shared import metrics, settings as runtime
+from shared import metrics, settings as runtime, summaries
 from shared.columns import UtcDateTime
 from shared.kinds import ACTIVE_STATUSES, CLOSED_STATUSES, Origin, Side, TradeStatus
 from shared.models import Trade
@@ -102,8 +102,14 @@ def trade_counts(*, session: Session, live: bool = False) -> metrics.Counts:
     )
 
 
+def active_counts(*, session: Session, live: bool = False) -> dict[str, int]:
+    """Trades per active status (PENDING, OPEN): few rows, found through the status index."""
+    statement = live_only(select(Trade.status, sa.func.count()).where(is_active()).group_by(Trade.status), live)
+    return {str(status): count for status, count in session.exec(statement).all()}
+
+
 def headline_stats(*, session: Session, live: bool = False) -> metrics.Stats:
-    """The numbers of `signalproof stats` (and the site's headline cards)."""
+    """The numbers of `signalproof stats` (and the site's headline cards), from the summary tables."""
     starting = runtime.current(session=session).starting_balance_usd
-    return metrics.compute_stats(closed_trades(session=session, live=live).trades, starting_balance=starting,
-                                 counts=trade_counts(session=session, live=live))
+    return summaries.load(session=session).stats(starting_balance=starting, live=live,
+                                                 active=active_counts(session=session, live=live))

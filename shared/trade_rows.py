@@ -1,5 +1,5 @@
 """The `trade` row: what it means (terms and state of the trade rules), how it is created, and
-how it changes — guarded updates, each with its ledger entries.
+how it changes — guarded updates, each with its ledger entries and its count in the summary tables.
 
 The one module that maps between a `Trade` row and `shared.exits`' values. The worker (intake
 and monitor) and the owner (close or cancel on the settings page) create and change trades only
@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from shared import events
+from shared import events, summaries
 from shared.exits import TradeState, TradeTerms, open_trade
 from shared.kinds import TradeStatus
 from shared.models import Trade
@@ -116,6 +116,9 @@ def save_decision(trade: Trade, before: TradeState, after: TradeState, *, sessio
     for kind, state in _steps(before, after):
         events.record(kind=kind, at=now, actor=actor, trade_id=trade.id, message=describe(trade, state),
                       data=state_data(state), session=session)
+    if not after.status.is_active:
+        summaries.count_end(trade, status=after.status, pnl=after.pnl_usd, entry_time=after.entry_time,
+                            exit_time=after.exit_time, ambiguous=after.ambiguous, session=session)
     return True
 
 

@@ -72,6 +72,15 @@ def cmd_db_upgrade(config: Config, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_rebuild_summaries(config: Config, _args: argparse.Namespace) -> int:
+    from shared import summaries
+
+    with transaction(_engine(config)) as session:
+        ended = summaries.rebuild(session=session)
+    print(f"summaries rebuilt from {ended} ended trades")
+    return 0
+
+
 IMPORT_BATCH_ROWS = 1000
 
 
@@ -323,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="create or migrate the schema").set_defaults(run=cmd_db_upgrade)
+    db.add_parser("rebuild-summaries", help="recreate the summary tables from the trades "
+                  "(the worker keeps them; this is for repairs)").set_defaults(run=cmd_db_rebuild_summaries)
 
     signals = commands.add_parser("signals", help="import or export signals").add_subparsers(dest="signals_command", required=True)
     imp = signals.add_parser("import", help="import a CSV or JSON-lines file of signals")

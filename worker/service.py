@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from shared import heartbeat, settings as runtime
 from shared.clock import Clock, monotonic, utcnow
-from shared.database import transaction
+from shared.database import ensure_summaries, transaction
 from worker.checkpoints import CheckpointPolicy, checkpoint_job
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
@@ -113,6 +113,10 @@ class Worker:
         """Who runs, since when. Writing it proves the database accepts writes: the first tick."""
         with transaction(self.engine) as session:
             heartbeat.record_start(now=self.clock(), pid=os.getpid(), hostname=socket.gethostname(), session=session)
+        with transaction(self.engine) as session:
+            rebuilt = ensure_summaries(session=session)
+        if rebuilt is not None:
+            log.warning("the summary tables did not match the trades: rebuilt from %d ended trades", rebuilt)
         self.last_tick = monotonic()
 
     def record_tick(self, report: MonitorReport | None = None) -> None:
