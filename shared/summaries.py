@@ -101,7 +101,7 @@ def _apply(session: OrmSession) -> None:
         if row is None:
             session.add(TradeBreakdown(origin=origin, symbol=symbol, side=side, status=status, **_tally_values(tally)))
         else:
-            _assign(row, _tally_values(_tally_of(row) + tally))
+            _assign(row, _tally_values(tally_of(row) + tally))
     for (origin, measure, bin_), count in changes.bins.items():
         bin_row = session.get(DistributionBin, (origin, measure, bin_))
         if bin_row is None:
@@ -121,7 +121,7 @@ def _tally_values(tally: Tally) -> dict[str, Any]:
     return {name: getattr(tally, name) for name in _TALLY_FIELDS}
 
 
-def _tally_of(row: Any) -> Tally:
+def tally_of(row: Any) -> Tally:
     return Tally(**{name: getattr(row, name) for name in _TALLY_FIELDS})
 
 
@@ -320,7 +320,7 @@ class Days:
 
     @property
     def tally(self) -> Tally:
-        return total(_tally_of(row) for row in self.rows)
+        return total(tally_of(row) for row in self.rows)
 
     @property
     def pnl_by_day(self) -> dict[date, Decimal]:

@@ -70,9 +70,9 @@ st.caption("Return = the month's P/L ÷ equity at the end of the month before (s
 left, right = st.columns(2)
 with left:
     st.subheader("P/L per trade", anchor=False)
-    st.altair_chart(charts.pnl_histogram(snap.distribution), width="stretch")
+    st.altair_chart(charts.pnl_histogram(snap.pnl_bins), width="stretch")
 with right:
     st.subheader("Time in trade", anchor=False)
-    st.altair_chart(charts.duration_histogram(snap.distribution), width="stretch")
-if snap.sample_of > len(snap.distribution):
-    st.caption(f"Distributions drawn from a random sample of {len(snap.distribution):,} of {snap.sample_of:,} closed trades.")
+    st.altair_chart(charts.duration_histogram(snap.duration_bins), width="stretch")
+st.caption("Every closed trade is counted, in fine bins (10 cents of P/L; 20 per power of ten of hours) "
+           "regrouped into the bars above.")

@@ -14,9 +14,17 @@ MARK_TO_MARKET_GAP = timedelta(days=14)
 live_only = st.sidebar.toggle("Live signals only", help="Hide trades of signals that were imported after the fact (backfill).")
 
 
+# Charts and tables are drawn on a full run only; the fragment below refreshes the cards every
+# 30 s and reruns the whole page when the data version moves. An idle visitor is not re-sent
+# the same charts every 30 s.
+VERSION = loaders.version(URL)
+
+
 @st.fragment(run_every="30s")
-def overview() -> None:
+def cards() -> None:
     version = loaders.version(URL)
+    if version != VERSION:
+        st.rerun()  # new closes, an owner's change: redraw the whole page with them
     snap = loaders.snapshot(URL, version, live_only)
     positions = loaders.positions(URL, version, live_only)
     stats = snap.stats
@@ -51,37 +59,47 @@ def overview() -> None:
                   delta_color="off", delta_arrow="off", border=True,
                   help="Signals received; rejected = invalid (with a reason), skipped = filtered by a setting. "
                        "Every one is listed, with its reason, in the signal export.")
-
     if stats["closed_trades"] == 0:
         display.empty("No closed trades yet. The equity curve starts with the first closed trade"
-                    + (f"; {open_count} trade(s) are open right now." if open_count else "."))
-    else:
-        st.subheader("Equity", anchor=False)
-        mark = None
-        now = utcnow()
-        # The mark-to-market end point only where it reads as the curve's continuation: after a
-        # long quiet spell (or a backfilled history) it would squash the whole curve into a corner.
-        if len(positions) and now - snap.curve["time"].iloc[-1] < MARK_TO_MARKET_GAP:
-            mark = (now, snap.last_equity + unrealized)
-        end = mark[0] if mark else snap.curve["time"].iloc[-1]
-        changes = snap.settings_changes
-        changes = changes[(pd.to_datetime(changes["time"], utc=True) >= snap.curve["time"].iloc[0])
-                          & (pd.to_datetime(changes["time"], utc=True) <= end)] if len(changes) else changes
-        events = changes[["time", "label"]] if len(changes) else None
-        st.altair_chart(charts.equity_chart(snap.curve, mark_to_market=mark, live_start=snap.live_start, events=events),
-                        width="stretch")
-        st.altair_chart(charts.drawdown_chart(snap.curve, until=mark[0] if mark else None), width="stretch")
-
-        st.subheader("Returns", anchor=False)
-        cols = st.columns(len(snap.period_pnl))
-        for col, (name, pnl) in zip(cols, snap.period_pnl.items()):
-            col.metric(name, display.usd(pnl, signed=True), display.pct(pnl / snap.starting_balance, signed=True),
-                       delta_color="normal" if pnl else "off", delta_arrow="auto" if pnl else "off", border=True)
-
-        st.subheader("Recent closed trades", anchor=False)
-        recent = snap.recent[["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time", "pnl_usd",
-                              "pnl_pct", "ambiguous"]]
-        st.dataframe(recent, hide_index=True, width="stretch", column_config=display.trade_columns(recent.columns))
+                      + (f"; {open_count} trade(s) are open right now." if open_count else "."))
 
 
-overview()
+def charts_and_tables() -> None:
+    """The equity curve with its drawdown, period returns and recent trades (full runs only)."""
+    snap = loaders.snapshot(URL, VERSION, live_only)
+    if snap.stats["closed_trades"] == 0:
+        return
+    positions = loaders.positions(URL, VERSION, live_only)
+    unrealized = float(positions["unrealized_usd"].fillna(0).sum()) if len(positions) else 0.0
+    st.subheader("Equity", anchor=False)
+    mark = None
+    now = utcnow()
+    # The mark-to-market end point only where it reads as the curve's continuation: after a
+    # long quiet spell (or a backfilled history) it would squash the whole curve into a corner.
+    if len(positions) and now - snap.curve["time"].iloc[-1] < MARK_TO_MARKET_GAP:
+        mark = (now, snap.last_equity + unrealized)
+    end = mark[0] if mark else snap.curve["time"].iloc[-1]
+    changes = snap.settings_changes
+    changes = changes[(pd.to_datetime(changes["time"], utc=True) >= snap.curve["time"].iloc[0])
+                      & (pd.to_datetime(changes["time"], utc=True) <= end)] if len(changes) else changes
+    events = changes[["time", "label"]] if len(changes) else None
+    st.altair_chart(charts.curve_chart(snap.curve, mark_to_market=mark, live_start=snap.live_start, events=events),
+                    width="stretch")
+    if snap.daily_curve:
+        st.caption("One point per exit would be too many to draw: per UTC day the curve shows the day's highest "
+                   "and lowest realized equity and its close. The cards above count every trade.")
+
+    st.subheader("Returns", anchor=False)
+    cols = st.columns(len(snap.period_pnl))
+    for col, (name, pnl) in zip(cols, snap.period_pnl.items()):
+        col.metric(name, display.usd(pnl, signed=True), display.pct(pnl / snap.starting_balance, signed=True),
+                   delta_color="normal" if pnl else "off", delta_arrow="auto" if pnl else "off", border=True)
+
+    st.subheader("Recent closed trades", anchor=False)
+    recent = snap.recent[["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time", "pnl_usd",
+                          "pnl_pct", "ambiguous"]]
+    st.dataframe(recent, hide_index=True, width="stretch", column_config=display.trade_columns(recent.columns))
+
+
+cards()
+charts_and_tables()

@@ -82,7 +82,7 @@ def equity_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] 
     # One x encoding for every layer: layers with different explicit domains would merge badly.
     x = _time_x([*_ends(points), *([now[0]] if now else []), *([start] if start else []), *marks["time"]])
     layers: list[alt.Chart] = [
-        alt.Chart(points[["time", "equity", "when", "trade"]]).mark_line(
+        alt.Chart(points).mark_line(
             interpolate="step-after", color=ACCENT, strokeWidth=1.8, point="transparent",
         ).encode(
             x=x, y=_equity_y(),
@@ -99,15 +99,25 @@ def equity_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] 
     return alt.layer(*layers).properties(width="container", height=EQUITY_HEIGHT)
 
 
+def curve_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] | None = None,
+                live_start: datetime | None = None, events: pd.DataFrame | None = None) -> alt.VConcatChart:
+    """The equity chart above its drawdown chart, as one chart: the curve's points travel once."""
+    return alt.vconcat(
+        equity_chart(curve, mark_to_market=mark_to_market, live_start=live_start, events=events),
+        drawdown_chart(curve, until=mark_to_market[0] if mark_to_market else None),
+        spacing=12,
+    )
+
+
 def drawdown_chart(curve: pd.DataFrame, *, until: datetime | None = None) -> alt.Chart:
     """Underwater chart: how far below its previous peak the realized equity was, in percent.
 
     Pass the mark-to-market time as `until` when the equity chart has one, so both charts
     span the same time range and read as a pair.
     """
-    points = _curve_points(curve).assign(underwater=lambda f: -f["drawdown_pct"].astype(float))
+    points = _curve_points(curve)
     ends = [*_ends(points), *([_utc(until)] if until is not None else [])]
-    return alt.Chart(points[["time", "underwater", "drawdown_pct", "drawdown_usd", "when"]]).mark_area(
+    return alt.Chart(points).mark_area(
         interpolate="step-after", color=RED, opacity=0.35, line={"color": RED, "strokeWidth": 1},
         point="transparent",
     ).encode(
@@ -150,15 +160,17 @@ def monthly_heatmap(monthly: pd.DataFrame) -> alt.Chart:
 
 
 def pnl_histogram(trades: pd.DataFrame) -> alt.Chart:
-    """How closed-trade P/L is distributed; bars are stacked by win, loss and flat."""
-    pnl = _with_columns(trades, ("pnl_usd",))["pnl_usd"].astype(float).dropna().to_numpy()
+    """How closed-trade P/L is distributed; bars are stacked by win, loss and flat.
+
+    `trades`: a `pnl_usd` per trade, or pre-binned values with a `trades` count each."""
+    pnl, weight = _weighted(trades, "pnl_usd")
     step = _nice_step(float(pnl.max() - pnl.min()) / MAX_BINS if len(pnl) else 1.0)
     # Bins are multiples of `step`, so 0 is always an edge and no bar mixes wins with losses.
     index = np.floor(pnl / step).astype(np.int64)
     # Integer outcome codes (0 win, 1 loss, 2 flat) group a million rows far faster than strings.
     code = np.where(pnl > 0, 0, np.where(pnl < 0, 1, 2))
-    bins = (pd.DataFrame({"index": index, "code": code}).groupby(["index", "code"]).size()
-            .rename("trades").reset_index())
+    bins = (pd.DataFrame({"index": index, "code": code, "trades": weight}).groupby(["index", "code"])["trades"]
+            .sum().reset_index())
     bins = bins.assign(start=bins["index"] * step, end=(bins["index"] + 1) * step,
                        outcome=[OUTCOMES[c] for c in bins["code"]])
     bins["range"] = [f"{_money(a)} to {_money(b)}" for a, b in zip(bins["start"], bins["end"])]
@@ -172,13 +184,16 @@ def pnl_histogram(trades: pd.DataFrame) -> alt.Chart:
 
 
 def duration_histogram(trades: pd.DataFrame) -> alt.Chart:
-    """How long trades stayed open, on a log axis (minutes to weeks all stay readable)."""
-    hours = _with_columns(trades, ("duration_hours",))["duration_hours"].astype(float).dropna().to_numpy()
+    """How long trades stayed open, on a log axis (minutes to weeks all stay readable).
+
+    `trades`: a `duration_hours` per trade, or pre-binned values with a `trades` count each."""
+    hours, weight = _weighted(trades, "duration_hours")
     logs = np.log10(np.maximum(hours, SHORTEST_DURATION_HOURS))
     step = _nice_step(float(logs.max() - logs.min()) / MAX_BINS if len(logs) else 1.0)
     # Small float error must not push an exact edge (e.g. 1 minute) into the bin below it.
     index = np.floor(logs / step + 1e-9).astype(np.int64)
-    bins = pd.Series(index, dtype="int64").value_counts().rename("trades").rename_axis("index").reset_index()
+    bins = (pd.DataFrame({"index": index, "trades": weight}).groupby("index")["trades"].sum()
+            .rename("trades").reset_index())
     bins = bins.assign(start=10.0 ** (bins["index"] * step), end=10.0 ** ((bins["index"] + 1) * step))
     bins["range"] = [f"{_duration(a)} to {_duration(b)}" for a, b in zip(bins["start"], bins["end"])]
     return alt.Chart(bins[["start", "end", "trades", "range"]]).mark_bar(color=ACCENT).encode(
@@ -219,7 +234,9 @@ def _curve_points(curve: pd.DataFrame) -> pd.DataFrame:
     trade_ids = points["trade_id"].astype("Int64")
     points["when"] = points["time"].dt.strftime("%Y-%m-%d %H:%M UTC")
     points["trade"] = ["starting balance" if pd.isna(t) else f"#{t}" for t in trade_ids]
-    return points
+    points["underwater"] = -points["drawdown_pct"].astype(float)
+    # One frame for both charts of the curve: Altair sends identical data once (`curve_chart`).
+    return points[["time", "equity", "drawdown_usd", "drawdown_pct", "underwater", "when", "trade"]]
 
 
 def _mark_to_market_layers(points: pd.DataFrame, now: tuple[pd.Timestamp, float], x: alt.X) -> list[alt.Chart]:
@@ -285,6 +302,15 @@ def _equity_y() -> alt.Y:
 def _outcome_colour() -> alt.Color:
     return alt.Color("outcome:N", title=None, sort=list(OUTCOMES),
                      scale=alt.Scale(domain=list(OUTCOMES), range=list(OUTCOME_COLOURS)))
+
+
+def _weighted(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A histogram's values and how many trades each stands for: one per row of raw trades, or
+    the `trades` column of pre-binned ones (the summary tables' bins, by their middles)."""
+    data = _with_columns(frame, (column,))
+    counts = data["trades"] if "trades" in data else pd.Series(1, index=data.index)
+    keep = data[column].notna()
+    return data.loc[keep, column].astype(float).to_numpy(), counts[keep].astype("int64").to_numpy()
 
 
 def _with_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

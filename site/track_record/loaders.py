@@ -3,7 +3,6 @@ loaders keyed by plain arguments (the URL and the data version), so a rerun re-r
 unless the worker recorded something new."""
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from shared import owner, settings as runtime
-from shared.clock import monotonic, utcnow
+from shared.clock import utcnow
 from shared.config import Config
 from shared.database import transaction
 from shared.heartbeat import read as heartbeat_row
@@ -74,66 +73,22 @@ def version(url: str) -> tuple[int, str]:
         return record.data_version(session=session)
 
 
-MAX_SNAPSHOT_AGE_SECONDS = 300
+SNAPSHOT_MINUTES = 5  # "the last 7 days" moves with the clock: a snapshot is rebuilt at least this often
 
 
-class SnapshotStore:
-    """The newest finished snapshot per (database, live-only), rebuilt in the background.
-
-    A snapshot of a million trades takes seconds to build. When the data version moves on, the
-    visitor gets the previous snapshot at once while one thread builds the new one (stale for
-    one refresh, never blocked); only the very first load of a process waits.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        # key → (data version, built at (monotonic), snapshot)
-        self.ready: dict[tuple[str, bool], tuple[tuple[int, str], float, record.Snapshot]] = {}
-        self.building: set[tuple[str, bool]] = set()
-
-    def get(self, url: str, data_version: tuple[int, str], live_only: bool) -> record.Snapshot:
-        key = (url, live_only)
-        with self.lock:
-            current = self.ready.get(key)
-            if current is not None:
-                version, built_at, snap = current
-                # New data, or old enough that "last 7 days" has moved: refresh behind the scenes.
-                stale = version != data_version or monotonic() - built_at > MAX_SNAPSHOT_AGE_SECONDS
-                if stale and key not in self.building:
-                    self.building.add(key)
-                    threading.Thread(target=self._rebuild, args=(key, data_version), daemon=True).start()
-                return snap
-        snap = _build(url, live_only)
-        with self.lock:
-            self.ready[key] = (data_version, monotonic(), snap)
-        return snap
-
-    def _rebuild(self, key: tuple[str, bool], data_version: tuple[int, str]) -> None:
-        try:
-            snap = _build(*key)
-            with self.lock:
-                self.ready[key] = (data_version, monotonic(), snap)
-        except Exception:  # the previous snapshot stays; the next page run tries again
-            logging.getLogger(__name__).exception("rebuilding the snapshot failed")
-        finally:
-            with self.lock:
-                self.building.discard(key)
-
-
-def _build(url: str, live_only: bool) -> record.Snapshot:
+@st.cache_data(max_entries=8, show_spinner=False)
+def _snapshot(url: str, data_version: tuple[int, str], live_only: bool, period: int) -> record.Snapshot:
+    """`data_version` and `period` (the clock, in SNAPSHOT_MINUTES) are only the cache key."""
     with _session(url) as session:
         return record.build_snapshot(now=utcnow(), live_only=live_only, session=session)
 
 
-@st.cache_resource(show_spinner=False)
-def _store() -> SnapshotStore:
-    return SnapshotStore()
-
-
 def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> record.Snapshot:
-    """What the Overview, Analytics and Methodology show (small, already reduced frames)."""
-    with st.spinner("Loading the track record…", show_time=True):
-        return _store().get(url, data_version, live_only)
+    """What the Overview, Analytics and Methodology show (small, already reduced frames), built
+    from the summary tables once per data version (a few hundred milliseconds at most), so a
+    close or an owner's change is on the next refresh."""
+    period = int(utcnow().timestamp() // (SNAPSHOT_MINUTES * 60))
+    return _snapshot(url, data_version, live_only, period)
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -1,15 +1,15 @@
 """What the public pages show, computed from the database in one pass per data version.
 
-Plain functions over a session (no Streamlit here; `loaders` caches them). Every metric comes
-from `shared.metrics`, the same functions `signalproof stats` uses, so the page and the CLI
-agree. The results are small: charts get a downsampled curve, distributions a sample; the
-trade history is paged in SQL (`trade_page`), never loaded whole.
+Plain functions over a session (no Streamlit here; `loaders` caches them). Every number comes
+from the summary tables the worker keeps (shared/summaries.py) and the metrics of
+`shared.metrics`, exactly as `signalproof stats` computes them, so the page and the CLI agree
+and a page reads a few thousand rows whatever the number of trades. The trade history is paged
+in SQL (`trade_page`), never loaded whole.
 """
 
-import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -17,16 +17,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from shared import metrics, queries, settings as runtime
+from shared import metrics, queries, settings as runtime, summaries
 from shared.exits import unrealized_pnl
+from shared.money import EXACT_CONTEXT
 from shared.owner import OWNER
 from shared.models import (
-    Event, LatestPrice, Origin, Signal, Trade, TradeStatus, WorkerHeartbeat,
+    CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, Trade, TradeBreakdown, TradeStatus, WorkerHeartbeat,
 )
+from shared.rollup import Tally
 from shared.trade_rows import state_of, terms_of
 
-SAMPLE_SIZE = 20_000  # distributions are drawn from at most this many trades
-CURVE_POINTS = 2_000
+CURVE_POINTS = 2_000  # up to this many closed trades the curve has a point per exit, then per day
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class Snapshot:
     settings: dict[str, str]
     starting_balance: float
     stats: dict[str, Any]  # exactly `signalproof stats --json`
-    curve: pd.DataFrame  # time, equity, drawdown_usd, drawdown_pct, trade_id (downsampled)
+    curve: pd.DataFrame  # time, equity, drawdown_usd, drawdown_pct, trade_id (see `_curve`)
+    daily_curve: bool  # the curve has a day's high, low and close per day, not a point per exit
     last_equity: float
     live_start: datetime | None
     period_pnl: dict[str, float]  # "7 days", "30 days", "all time"
@@ -49,8 +51,8 @@ class Snapshot:
     by_side: pd.DataFrame
     exit_reasons: pd.DataFrame
     monthly: pd.DataFrame
-    distribution: pd.DataFrame  # pnl_usd, duration_hours (a sample)
-    sample_of: int
+    pnl_bins: pd.DataFrame  # pnl_usd (a bin's middle), trades: every closed trade, binned by $0.10
+    duration_bins: pd.DataFrame  # duration_hours (a bin's middle on a log scale), trades
     streaks: tuple[int, int]
 
 
@@ -65,37 +67,55 @@ def heartbeat(*, session: Session) -> WorkerHeartbeat | None:
     return session.get(WorkerHeartbeat, 1)
 
 
-def _curve_frame(columns: metrics.EquityColumns) -> pd.DataFrame:
-    equity = np.array(columns.equity, dtype=float)
-    peak = np.array(columns.peak, dtype=float)
-    drawdown = peak - equity
+def _curve_frame(times: list[datetime], trade_ids: list[int | None], equity: list[Decimal]) -> pd.DataFrame:
+    values = np.array(equity, dtype=float)
+    peak = np.maximum.accumulate(values) if len(values) else values
+    drawdown = peak - values
     frame = pd.DataFrame({
-        # epoch seconds first: pandas parses a million datetime objects one by one, slowly
-        "time": pd.to_datetime(np.array([t.timestamp() for t in columns.time]), unit="s", utc=True),
-        "equity": equity,
+        "time": pd.to_datetime(pd.Series(times, dtype=object), utc=True),
+        "equity": values,
         "drawdown_usd": drawdown,
         # as metrics.EquityPoint: no fraction of a peak that is not positive
         "drawdown_pct": np.divide(drawdown, peak, out=np.zeros_like(drawdown), where=peak > 0),
-        "trade_id": pd.array(columns.trade_id, dtype="Int64"),
+        "trade_id": pd.array(trade_ids, dtype="Int64"),
     })
-    return _downsample(frame)
-
-
-def _downsample(curve: pd.DataFrame) -> pd.DataFrame:
-    if len(curve) <= CURVE_POINTS:
-        return curve
+    if len(frame) <= CURVE_POINTS:
+        return frame
     from track_record.charts import downsample
 
-    return downsample(curve, CURVE_POINTS)
+    return downsample(frame, CURVE_POINTS)
 
 
-def _group_stats(closed: queries.ClosedTrades, keys: list[str], by: str) -> pd.DataFrame:
-    groups: dict[str, list[Decimal]] = {}
-    for key, trade in zip(keys, closed.trades):
-        groups.setdefault(key, []).append(trade.pnl_usd)
+def _curve(daily: summaries.Days, starting: Decimal, *, session: Session, live_only: bool) -> tuple[pd.DataFrame, bool]:
+    """The realized equity curve: a point per exit for a short record (read from the trades);
+    for a long one, per day its high and low (at their times) and its close, from the summaries,
+    so the chart keeps every day's extremes without reading a million trades."""
+    if daily.tally.trades <= CURVE_POINTS:
+        columns = metrics.equity_columns(queries.closed_trades(session=session, live=live_only).trades, starting)
+        return _curve_frame(columns.time, columns.trade_id, columns.equity), False
+    times: list[datetime] = [min(row.first_entry for row in daily.rows)]
+    equity: list[Decimal] = [starting]
+    start = starting
+    for row in daily.rows:
+        with localcontext(EXACT_CONTEXT):
+            points = sorted((at, start + offset) for at, offset in ((row.high_time, row.high), (row.low_time, row.low))
+                            if at is not None)
+            points.append((row.last_exit, start + row.pnl))
+            start += row.pnl
+        for at, value in points:
+            times.append(at)
+            equity.append(value)
+    return _curve_frame(times, [None] * len(times), equity), True
+
+
+def _group_stats(ended: list[TradeBreakdown], by: str) -> pd.DataFrame:
+    groups: dict[str, summaries.Tally] = {}
+    for row in ended:
+        if row.status in CLOSED_STATUSES:
+            groups[getattr(row, by)] = groups.get(getattr(row, by), Tally()) + summaries.tally_of(row)
     rows = []
-    for key, pnls in sorted(groups.items()):
-        summary = metrics.summarize(pnls)
+    for key, tally in sorted(groups.items()):
+        summary = tally.summary()
         rows.append({by: key, "trades": summary.closed_trades, "wins": summary.wins, "losses": summary.losses,
                      "win_rate": _float(summary.win_rate), "pnl_usd": float(summary.total_pnl_usd),
                      "profit_factor": _float(summary.profit_factor),
@@ -115,17 +135,20 @@ def _recent(*, session: Session, live_only: bool, limit: int = 10) -> pd.DataFra
     return frame.astype({"pnl_usd": float, "pnl_pct": float})
 
 
-def _distribution(trades: metrics.OrderedTrades) -> pd.DataFrame:
-    sample = trades if len(trades) <= SAMPLE_SIZE else [
-        trades[i] for i in sorted(random.Random(0).sample(range(len(trades)), SAMPLE_SIZE))]
-    return pd.DataFrame({"pnl_usd": [float(t.pnl_usd) for t in sample],
-                         "duration_hours": [(t.exit_time - t.entry_time).total_seconds() / 3600 for t in sample]},
-                        columns=["pnl_usd", "duration_hours"])
+def _distributions(tables: summaries.Summaries, breakeven: int, live_only: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Histogram bins as (value, trades) frames: a bin's middle stands for its trades."""
+    pnl = tables.histogram("pnl", live=live_only)
+    pnl_rows = [((b + 0.5) / summaries.PNL_BINS_PER_DOLLAR, n) for b, n in pnl.items()]
+    if breakeven:
+        pnl_rows.append((0.0, breakeven))
+    hours = tables.histogram("hours", live=live_only)
+    hour_rows = [(10 ** ((b + 0.5) / summaries.HOUR_BINS_PER_DECADE), n) for b, n in hours.items()]
+    return (pd.DataFrame(pnl_rows, columns=["pnl_usd", "trades"]),
+            pd.DataFrame(hour_rows, columns=["duration_hours", "trades"]))
 
 
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
-
 
 def open_positions(now: datetime, *, session: Session, live_only: bool = False) -> pd.DataFrame:
     """PENDING and OPEN trades, marked to the latest price the worker stored."""
@@ -169,33 +192,40 @@ def public_changes(*, session: Session, limit: int = 500) -> pd.DataFrame:
 def build_snapshot(*, session: Session, now: datetime, live_only: bool = False) -> Snapshot:
     settings = runtime.current(session=session)
     starting = settings.starting_balance_usd
-    closed = queries.closed_trades(session=session, live=live_only)
-    trades = closed.trades  # sorted once; every metric below reuses the order
-    stats = metrics.compute_stats(trades, starting_balance=starting,
-                                  counts=queries.trade_counts(session=session, live=live_only))
+    tables = summaries.load(session=session)
+    daily = tables.days(live=live_only)
+    active = queries.active_counts(session=session, live=live_only)
+    stats = tables.stats(starting_balance=starting, active=active, live=live_only)
+    curve, daily_curve = _curve(daily, starting, session=session, live_only=live_only)
 
     live_start = session.exec(select(sa.func.min(Trade.signal_time)).where(Trade.origin == Origin.LIVE)).one()
     live_start = pd.Timestamp(live_start).tz_convert("UTC").to_pydatetime() if live_start is not None else None
     periods = {"7 days": now - timedelta(days=7), "30 days": now - timedelta(days=30)}
-    period_pnl = {name: float(metrics.period_pnl(trades, since)) for name, since in periods.items()}
+    period_pnl = {name: float(summaries.pnl_since(since, daily, session=session, live=live_only))
+                  for name, since in periods.items()}
     period_pnl["all time"] = float(stats.total_pnl_usd)
     signals_by_status = dict(session.exec(select(Signal.status, sa.func.count()).group_by(Signal.status)).all())
-    outcomes = queries.status_counts(session=session, live=live_only)
-    monthly = pd.DataFrame([(y, m, float(p), _float(r)) for y, m, p, r in metrics.monthly_returns(trades, starting)],
+    ended = tables.ended(live=live_only)
+    outcomes: dict[str, int] = dict(active)
+    for row in ended:
+        outcomes[row.status] = outcomes.get(row.status, 0) + row.trades
+    first_day: date | None = daily.first_entry_day
+    monthly = pd.DataFrame([(y, m, float(p), _float(r)) for y, m, p, r in
+                            (metrics.returns_by_month(daily.pnl_by_day, first_day, starting) if first_day else [])],
                            columns=["year", "month", "pnl_usd", "return_pct"])
+    pnl_bins, duration_bins = _distributions(tables, stats.breakeven, live_only)
     return Snapshot(
         title=settings.site_title, description=settings.site_description,
         settings={k: runtime.public_value(k, v) for k, v in runtime.as_dict(settings).items()},
-        starting_balance=float(starting), stats=stats.to_json_dict(),
-        curve=_curve_frame(metrics.equity_columns(trades, starting)),
+        starting_balance=float(starting), stats=stats.to_json_dict(), curve=curve, daily_curve=daily_curve,
         last_equity=float(starting + stats.total_pnl_usd), live_start=live_start, period_pnl=period_pnl,
         recent=_recent(live_only=live_only, session=session),
         signal_counts={"received": sum(signals_by_status.values()),
                        **{k.lower(): v for k, v in signals_by_status.items()}},
         settings_changes=public_changes(session=session),
-        per_symbol=_group_stats(closed, closed.symbols, "symbol"), by_side=_group_stats(closed, closed.sides, "side"),
+        per_symbol=_group_stats(ended, "symbol"), by_side=_group_stats(ended, "side"),
         exit_reasons=pd.DataFrame(sorted(outcomes.items()), columns=["status", "trades"]), monthly=monthly,
-        distribution=_distribution(trades), sample_of=len(trades), streaks=metrics.streaks(trades),
+        pnl_bins=pnl_bins, duration_bins=duration_bins, streaks=daily.stretch.streaks(),
     )
 
 

@@ -19,7 +19,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
-from shared import events, settings as runtime
+from shared import events, settings as runtime, summaries
 from shared.database import make_engine, transaction
 from shared.money import settle
 from shared.models import LatestPrice, Side, Signal, SignalStatus, Trade, TradeStatus, WorkerHeartbeat
@@ -130,6 +130,10 @@ class Seeder:
             if trade.exit_time is not None:
                 events.record(kind="trade.closed", at=trade.exit_time, trade_id=trade.id,
                               message=f"trade {trade.id} {trade.status}", session=session)
+            if not TradeStatus(trade.status).is_active:  # counted in the summary tables, as save_decision does
+                summaries.count_end(trade, status=TradeStatus(trade.status), pnl=trade.pnl_usd,
+                                    entry_time=trade.entry_time, exit_time=trade.exit_time, ambiguous=trade.ambiguous,
+                                    session=session)
         self.trades.append(trade)
         return trade
 
