@@ -9,10 +9,13 @@ a few open ones with latest prices, and a few hundred events. Then a fresh Pytho
 it the way the Overview does — `track_record.record.build_snapshot` on a read-only engine — and
 reports:
 
+    summaries  `signalproof db rebuild-summaries` after the fill (the worker keeps them close by
+            close; a COPY goes behind its back)
     cold    the first `track_record.loaders.snapshot` in a new process: build_snapshot on the
             read-only engine (new connections, nothing cached) + storing it in the cache
     warm    the same call again (Streamlit's cache_data hit, what later page runs get)
     version the `data_version` query every page run makes (ms, median of 5 after a first)
+    stats   `queries.headline_stats`, i.e. `signalproof stats`: every headline metric (ms, median)
     RSS     that process's peak resident memory (MiB), i.e. what one site process needs
 
 `--profile` also prints the 30 hottest functions of the cold build (cProfile; adds ~25 %).
@@ -229,6 +232,21 @@ def fill(url: str, closed: int, *, seed: int = 1) -> None:
         engine.dispose()
 
 
+def summarize(url: str) -> float:
+    """The summary tables the worker keeps close by close, built at once (`db rebuild-summaries`)."""
+    from shared import summaries
+    from shared.database import make_engine, transaction
+
+    engine = make_engine(url)
+    started = time.perf_counter()
+    try:
+        with transaction(engine) as session:
+            summaries.rebuild(session=session)
+    finally:
+        engine.dispose()
+    return time.perf_counter() - started
+
+
 # --- measuring (in a fresh process per database) --------------------------------------------
 
 
@@ -242,6 +260,7 @@ def measure(url: str, profile: bool) -> dict[str, float]:
 
     # Caching works without a running server ("bare mode"); it only warns about it, every call.
     streamlit_logger.set_log_level(logging.ERROR)
+    from shared import queries
     from shared.database import make_engine
     from track_record import loaders, record
 
@@ -268,14 +287,18 @@ def measure(url: str, profile: bool) -> dict[str, float]:
     assert again.stats == snapshot.stats
 
     engine = make_engine(url, read_only=True)
-    versions = []
+    versions, stats = [], []
     for _ in range(6):
         with Session(engine) as session:
             started = time.perf_counter()
             record.data_version(session=session)
             versions.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            queries.headline_stats(session=session)  # `signalproof stats`: every metric, exact
+            stats.append(time.perf_counter() - started)
     engine.dispose()
     return {"cold_s": cold, "warm_s": warm, "version_ms": statistics.median(versions[1:]) * 1000,
+            "stats_ms": statistics.median(stats[1:]) * 1000,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -301,19 +324,24 @@ def main() -> int:
         print(json.dumps(measure(args.measure, args.profile)))
         return 0
 
-    header = f"{'trades':>10}  {'fill s':>7}  {'cold load s':>11}  {'warm load s':>11}  {'version ms':>10}  {'peak RSS MiB':>12}"
+    header = (f"{'trades':>10}  {'fill s':>7}  {'summaries s':>11}  {'cold load s':>11}  {'warm load s':>11}  "
+              f"{'version ms':>10}  {'stats ms':>8}  {'peak RSS MiB':>12}")
     rows = []
     for count in args.trades or [10_000]:
         with bench_database(args.postgres_url) as url:
             started = time.perf_counter()
             fill(url, count)
             filled = time.perf_counter() - started
+            summarized = summarize(url)
             result = measure_in_new_process(url, args.profile)
-        rows.append(f"{count:>10,}  {filled:>7.1f}  {result['cold_s']:>11.2f}  {result['warm_s']:>11.4f}  "
-                    f"{result['version_ms']:>10.1f}  {result['peak_rss_mib']:>12.0f}")
+        rows.append(f"{count:>10,}  {filled:>7.1f}  {summarized:>11.1f}  {result['cold_s']:>11.2f}  "
+                    f"{result['warm_s']:>11.4f}  {result['version_ms']:>10.1f}  {result['stats_ms']:>8.1f}  "
+                    f"{result['peak_rss_mib']:>12.0f}")
         print(rows[-1] if len(rows) > 1 else f"{header}\n{rows[-1]}", flush=True)
-    print("\ncold = first loaders.snapshot (build_snapshot, read-only engine) in a new process; warm = the "
-          "cached repeat; version = data_version query (median); RSS = that process's peak.")
+    print("\nsummaries = `db rebuild-summaries` after the fill (the worker keeps them close by close); cold = "
+          "first loaders.snapshot (build_snapshot, read-only engine) in a new process; warm = the cached repeat; "
+          "version = data_version query; stats = `signalproof stats` (every headline metric, exact) (medians); "
+          "RSS = that process's peak.")
     return 0
 
 

@@ -111,5 +111,5 @@ def active_counts(*, session: Session, live: bool = False) -> dict[str, int]:
 def headline_stats(*, session: Session, live: bool = False) -> metrics.Stats:
     """The numbers of `signalproof stats` (and the site's headline cards), from the summary tables."""
     starting = runtime.current(session=session).starting_balance_usd
-    return summaries.load(session=session).stats(starting_balance=starting, live=live,
+    return summaries.load(session=session, with_bins=False).stats(starting_balance=starting, live=live,
                                                  active=active_counts(session=session, live=live))

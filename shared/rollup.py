@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from shared import metrics
-from shared.money import EXACT_CONTEXT, rounded
+from shared.money import EXACT_CONTEXT, exact_sum, rounded
 
 _ZERO = Decimal(0)
 
@@ -42,10 +42,12 @@ class Tally:
 
     @classmethod
     def of(cls, pnls: Iterable[Decimal], *, ambiguous: int = 0) -> "Tally":
-        total = Tally(ambiguous=ambiguous)
-        for pnl in pnls:
-            total = total + Tally.one(pnl)
-        return total
+        values = list(pnls)
+        wins = [p for p in values if p > 0]
+        losses = [p for p in values if p < 0]
+        return cls(trades=len(values), wins=len(wins), losses=len(losses), pnl=exact_sum(values),
+                   gross_profit=exact_sum(wins), gross_loss=exact_sum(losses), best=max(values, default=None),
+                   worst=min(values, default=None), ambiguous=ambiguous)
 
     @classmethod
     def one(cls, pnl: Decimal, *, ambiguous: bool = False) -> "Tally":

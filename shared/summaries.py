@@ -206,7 +206,8 @@ def _first_position(pnls: Sequence[Decimal], offset: Decimal) -> int:
 
 @dataclass(frozen=True)
 class Summaries:
-    """Every summary row, as read from the tables (or computed from the trades: `compute`)."""
+    """Every summary row, as read from the tables (or computed from the trades: `compute`).
+    Rows read are plain rows with the models' attributes; computed ones are model objects."""
 
     day_rows: list[DaySummary]
     breakdown: list[TradeBreakdown]
@@ -243,21 +244,27 @@ class Summaries:
         return metrics.stats_of(tally.summary(), daily.stretch.drawdown(starting_balance), returns, counts)
 
 
-def load(*, session: Session) -> Summaries:
-    """The summary tables; computed from the trades instead when they do not match them."""
+def load(*, session: Session, with_bins: bool = True) -> Summaries:
+    """The summary tables (as plain rows: no ORM objects for thousands of bins); computed from
+    the trades instead when they do not match them. `with_bins=False`: no histograms needed."""
     if not is_current(session=session):
         log.warning("the summary tables do not match the trades (the worker rebuilds them when it starts; "
                     "`signalproof db rebuild-summaries` does now): computing from the trades")
         return compute(session=session)
-    return Summaries(list(session.exec(select(DaySummary).order_by(DaySummary.day)).all()),  # type: ignore[arg-type]
-                     list(session.exec(select(TradeBreakdown)).all()),
-                     list(session.exec(select(DistributionBin)).all()))
+
+    def rows(table: Any, *order: Any) -> list[Any]:
+        return list(session.connection().execute(sa.select(table.__table__).order_by(*order)).all())
+
+    return Summaries(rows(DaySummary, DaySummary.day), rows(TradeBreakdown),
+                     rows(DistributionBin) if with_bins else [])
 
 
 def compute(*, session: Session, batch: int = 50_000) -> Summaries:
     """Every summary row from the trades (one pass in exit order), without storing them."""
     day_rows: list[DaySummary] = []
     changes = _Changes()
+    pnls: dict[tuple[str, str, str, str], list[Decimal]] = defaultdict(list)
+    ambiguous: dict[tuple[str, str, str, str], int] = defaultdict(int)
     trade = Trade.__table__.c  # type: ignore[attr-defined]
     statement = (sa.select(*_closed_columns(session)).where(trade.status.in_(CLOSED_STATUSES))
                  .order_by(trade.exit_time, trade.id).execution_options(yield_per=batch))
@@ -267,12 +274,15 @@ def compute(*, session: Session, batch: int = 50_000) -> Summaries:
             day_rows.extend(_day_summaries(_day(one_day[0].exit_time), one_day))
             one_day = []
         one_day.append(row)
-        changes.breakdown[(str(row.origin), row.symbol, str(row.side), str(row.status))] += \
-            Tally.one(row.pnl_usd, ambiguous=row.ambiguous)
+        key = (str(row.origin), row.symbol, str(row.side), str(row.status))
+        pnls[key].append(row.pnl_usd)
+        ambiguous[key] += bool(row.ambiguous)
         for measure, bin_ in _bins(row.pnl_usd, row.entry_time or row.exit_time, row.exit_time):
             changes.bins[(str(row.origin), measure, bin_)] += 1
     if one_day:
         day_rows.extend(_day_summaries(_day(one_day[0].exit_time), one_day))
+    for key, values in pnls.items():
+        changes.breakdown[key] = Tally.of(values, ambiguous=ambiguous[key])
     cancelled = session.exec(select(Trade.origin, Trade.symbol, Trade.side, sa.func.count())
                              .where(Trade.status == TradeStatus.CANCELLED)
                              .group_by(Trade.origin, Trade.symbol, Trade.side)).all()
