@@ -276,9 +276,8 @@ def returns_by_day(by_day: Mapping[date, Decimal], first_entry_day: date,
     while day <= last:
         pnl = by_day.get(day, _ZERO)
         if equity > 0:
-            with localcontext(MONEY_CONTEXT):
-                returns.append((day, float(pnl / equity)))
-        equity = exact_sum((pnl,), equity)
+            returns.append((day, float(MONEY_CONTEXT.divide(pnl, equity))))
+        equity = EXACT_CONTEXT.add(equity, pnl)
         day += timedelta(days=1)
     return returns
 

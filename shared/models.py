@@ -65,7 +65,8 @@ class Signal(SQLModel, table=True):
 class Trade(SQLModel, table=True):
     """A system trade: one per accepted signal, with the settings it was opened with."""
 
-    __table_args__ = (sa.Index("ix_trade_market_symbol", "market", "symbol"),)
+    __table_args__ = (sa.Index("ix_trade_market_symbol", "market", "symbol"),
+                      sa.Index("ix_trade_origin_signal_time", "origin", "signal_time"))
 
     id: int | None = Field(default=None, primary_key=True)
     signal_pk: int = Field(foreign_key="signal.id", unique=True)
@@ -289,3 +290,14 @@ class DistributionBin(SQLModel, table=True):
     measure: str = Field(primary_key=True, max_length=8)
     bin: int = Field(primary_key=True)
     trades: int
+
+
+class SummaryState(SQLModel, table=True):
+    """The newest trade the summary tables know of (one row). Every trade is created through
+    `trade_rows.record_opened`, which moves it on; a larger `max(trade.id)` means trades were
+    written behind the worker's back, and the summaries are not to be trusted (`is_current`)."""
+
+    __tablename__ = "summary_state"
+
+    id: int = Field(default=1, primary_key=True)
+    max_trade_id: int = 0

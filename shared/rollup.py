@@ -24,6 +24,7 @@ from shared import metrics
 from shared.money import EXACT_CONTEXT, exact_sum, rounded
 
 _ZERO = Decimal(0)
+_EXACT = EXACT_CONTEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +57,14 @@ class Tally:
                    best=pnl, worst=pnl, ambiguous=int(ambiguous))
 
     def __add__(self, other: "Tally") -> "Tally":
-        with localcontext(EXACT_CONTEXT):
-            return Tally(
-                trades=self.trades + other.trades, wins=self.wins + other.wins, losses=self.losses + other.losses,
-                pnl=self.pnl + other.pnl, gross_profit=self.gross_profit + other.gross_profit,
-                gross_loss=self.gross_loss + other.gross_loss,
-                best=_pick(max, self.best, other.best), worst=_pick(min, self.worst, other.worst),
-                ambiguous=self.ambiguous + other.ambiguous,
-            )
+        add = _EXACT.add
+        return Tally(
+            trades=self.trades + other.trades, wins=self.wins + other.wins, losses=self.losses + other.losses,
+            pnl=add(self.pnl, other.pnl), gross_profit=add(self.gross_profit, other.gross_profit),
+            gross_loss=add(self.gross_loss, other.gross_loss),
+            best=_pick(max, self.best, other.best), worst=_pick(min, self.worst, other.worst),
+            ambiguous=self.ambiguous + other.ambiguous,
+        )
 
     def summary(self) -> metrics.Summary:
         return metrics.summary_of(closed=self.trades, wins=self.wins, losses=self.losses, total=self.pnl,
@@ -140,26 +141,27 @@ class Stretch:
     def then(self, later: "Stretch") -> "Stretch":
         """This stretch followed by `later`."""
         a, b, n = self, later, self.trades
-        with localcontext(EXACT_CONTEXT):
-            # Falls whose trough lies in `later`: inside it, or from this stretch's high down
-            # to later's low. The first position reaching the largest fall wins a tie.
-            fall, trough, trough_at = a.fall, a.trough, a.trough_at
-            candidates = sorted([(n + b.trough_at, b.fall, a.pnl + b.trough),
-                                 (n + b.low_at, a.high - (a.pnl + b.low), a.pnl + b.low)])
-            for at, size, offset in candidates:
-                if size > fall:
-                    fall, trough, trough_at = size, offset, at
-            low, low_at = (a.low, a.low_at) if a.low <= a.pnl + b.low else (a.pnl + b.low, n + b.low_at)
-            return Stretch(
-                trades=n + b.trades, pnl=a.pnl + b.pnl, high=max(a.high, a.pnl + b.high), low=low, low_at=low_at,
-                fall=fall, trough=trough, trough_at=trough_at,
-                win_lead=a.win_lead if a.win_lead < n else n + b.win_lead,
-                win_tail=b.win_tail if b.win_tail < b.trades else b.trades + a.win_tail,
-                win_run=max(a.win_run, b.win_run, a.win_tail + b.win_lead),
-                loss_lead=a.loss_lead if a.loss_lead < n else n + b.loss_lead,
-                loss_tail=b.loss_tail if b.loss_tail < b.trades else b.trades + a.loss_tail,
-                loss_run=max(a.loss_run, b.loss_run, a.loss_tail + b.loss_lead),
-            )
+        add, subtract = _EXACT.add, _EXACT.subtract  # exact: no rounding whatever the caller's context
+        later_low = add(a.pnl, b.low)
+        # Falls whose trough lies in `later`: inside it (b.fall), or from this stretch's high
+        # down to later's low. The first position reaching the largest fall wins a tie.
+        fall, trough, trough_at = a.fall, a.trough, a.trough_at
+        inside = (n + b.trough_at, b.fall, add(a.pnl, b.trough))
+        across = (n + b.low_at, subtract(a.high, later_low), later_low)
+        for at, size, offset in ((inside, across) if inside[0] <= across[0] else (across, inside)):
+            if size > fall:
+                fall, trough, trough_at = size, offset, at
+        low, low_at = (a.low, a.low_at) if a.low <= later_low else (later_low, n + b.low_at)
+        return Stretch(
+            trades=n + b.trades, pnl=add(a.pnl, b.pnl), high=max(a.high, add(a.pnl, b.high)), low=low, low_at=low_at,
+            fall=fall, trough=trough, trough_at=trough_at,
+            win_lead=a.win_lead if a.win_lead < n else n + b.win_lead,
+            win_tail=b.win_tail if b.win_tail < b.trades else b.trades + a.win_tail,
+            win_run=max(a.win_run, b.win_run, a.win_tail + b.win_lead),
+            loss_lead=a.loss_lead if a.loss_lead < n else n + b.loss_lead,
+            loss_tail=b.loss_tail if b.loss_tail < b.trades else b.trades + a.loss_tail,
+            loss_run=max(a.loss_run, b.loss_run, a.loss_tail + b.loss_lead),
+        )
 
     def drawdown(self, starting_balance: Decimal) -> metrics.DrawDown:
         """`metrics.max_drawdown` of the whole record, when this stretch is all of it.

@@ -10,19 +10,21 @@ thousand summary rows (shared/rollup.py says why that is exact):
   ones, and cancelled ones counted only): each end is added to its row.
 - `summary_bin`: per origin, closed trades per bin of P/L and of time in trade (histograms).
 
-`trade_rows.save_decision` calls `count_end` for each trade that closes or is cancelled; the
-changes are applied once, just before that transaction commits (`_apply`), so a tick that
-closes ten thousand trades recomputes each day it touched once. `rebuild` recreates everything
-from the trades (`signalproof db rebuild-summaries`); `is_current` notices summaries that do not
-match the trades (rows written by hand, an old backup), and the readers then fall back to the
-trades themselves.
+`trade_rows.save_decision` calls `count_end` for each trade that closes or is cancelled (and
+`record_opened` calls `note_trade` for each new one); the changes are applied once, just before
+that transaction commits (`_apply`), so a tick that closes ten thousand trades recomputes each
+day it touched once. `rebuild` recreates everything from the trades (`signalproof db
+rebuild-summaries`); `is_current` notices trades the summaries do not know of (rows written by
+hand, a restored backup), and the readers then compute from the trades themselves.
 """
 
 import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from operator import attrgetter
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, localcontext
 from typing import Any
@@ -33,8 +35,9 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, delete, select
 
 from shared.kinds import CLOSED_STATUSES, Origin, TradeStatus
-from shared.models import DaySummary, DistributionBin, Trade, TradeBreakdown
+from shared.models import DaySummary, DistributionBin, SummaryState, Trade, TradeBreakdown
 from shared import metrics
+from shared.columns import Money, UtcDateTime
 from shared.money import EXACT_CONTEXT, exact_sum, rounded
 from shared.rollup import Stretch, Tally, joined, total
 
@@ -58,6 +61,13 @@ class _Changes:
     breakdown: dict[tuple[str, str, str, str], Tally] = field(default_factory=lambda: defaultdict(Tally))
     bins: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
     days: set[date] = field(default_factory=set)
+    newest_trade: int = 0
+
+
+def note_trade(trade_id: int, *, session: Session) -> None:
+    """A trade was created in this session's transaction (`trade_rows.record_opened`)."""
+    changes: _Changes = session.info.setdefault(_PENDING, _Changes())
+    changes.newest_trade = max(changes.newest_trade, trade_id)
 
 
 def count_end(trade: Trade, *, status: TradeStatus, pnl: Decimal | None, entry_time: datetime | None,
@@ -109,6 +119,12 @@ def _apply(session: OrmSession) -> None:
         else:
             bin_row.trades += count
     refresh_days(sorted(changes.days), session=session)  # type: ignore[arg-type]
+    if changes.newest_trade:
+        state = session.get(SummaryState, 1)
+        if state is None:
+            session.add(SummaryState(id=1, max_trade_id=changes.newest_trade))
+        elif state.max_trade_id < changes.newest_trade:
+            state.max_trade_id = changes.newest_trade
     session.flush()
 
 
@@ -121,12 +137,17 @@ def _tally_values(tally: Tally) -> dict[str, Any]:
     return {name: getattr(tally, name) for name in _TALLY_FIELDS}
 
 
+# A row's columns in the order of the dataclasses' fields (attrgetter: one call per row).
+_TALLY_OF = attrgetter(*(f.name for f in fields(Tally)))
+_STRETCH_OF = attrgetter(*(f.name for f in fields(Stretch)))
+
+
 def tally_of(row: Any) -> Tally:
-    return Tally(**{name: getattr(row, name) for name in _TALLY_FIELDS})
+    return Tally(*_TALLY_OF(row))
 
 
 def _stretch_of(row: DaySummary) -> Stretch:
-    return Stretch(trades=row.trades, pnl=row.pnl, **{name: getattr(row, name) for name in _STRETCH_FIELDS})
+    return Stretch(*_STRETCH_OF(row))
 
 
 def _assign(row: Any, values: dict[str, Any]) -> None:
@@ -135,6 +156,15 @@ def _assign(row: Any, values: dict[str, Any]) -> None:
 
 
 # --- days: recomputed from their trades ------------------------------------------------------
+
+
+def _fast(columns: Iterable[Any], session: Session) -> list[Any]:
+    """On PostgreSQL, read money and times as psycopg returns them (Decimal, aware datetime),
+    without our column types' per-value conversion (needed for SQLite's text)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return list(columns)
+    plain = {Money: sa.Numeric(asdecimal=True), UtcDateTime: sa.DateTime(timezone=True)}
+    return [sa.type_coerce(c, plain[type(c.type)]).label(c.name) if type(c.type) in plain else c for c in columns]
 
 
 def _closed_columns(session: Session) -> list[Any]:
@@ -253,7 +283,8 @@ def load(*, session: Session, with_bins: bool = True) -> Summaries:
         return compute(session=session)
 
     def rows(table: Any, *order: Any) -> list[Any]:
-        return list(session.connection().execute(sa.select(table.__table__).order_by(*order)).all())
+        columns = table.__table__.c
+        return list(session.connection().execute(sa.select(*_fast(columns, session)).order_by(*order)).all())
 
     return Summaries(rows(DaySummary, DaySummary.day), rows(TradeBreakdown),
                      rows(DistributionBin) if with_bins else [])
@@ -300,19 +331,24 @@ def compute(*, session: Session, batch: int = 50_000) -> Summaries:
 def rebuild(*, session: Session) -> int:
     """Recreate every summary row from the trades; returns the number of ended trades."""
     computed = compute(session=session)
-    for table in (DaySummary, TradeBreakdown, DistributionBin):
+    for table in (DaySummary, TradeBreakdown, DistributionBin, SummaryState):
         session.execute(delete(table))
-    session.add_all([*computed.day_rows, *computed.breakdown, *computed.bins])
+    session.add_all([*computed.day_rows, *computed.breakdown, *computed.bins,
+                     SummaryState(id=1, max_trade_id=_newest_trade(session=session))])
     session.flush()
     return sum(row.trades for row in computed.breakdown)
 
 
 def is_current(*, session: Session) -> bool:
-    """Do the summaries count exactly the ended trades there are? (One indexed count.)"""
-    counted = session.exec(select(sa.func.coalesce(sa.func.sum(TradeBreakdown.trades), 0))).one()
-    ended = session.exec(select(sa.func.count()).select_from(Trade)
-                         .where(Trade.status.in_(ENDED_STATUSES))).one()  # type: ignore[attr-defined]
-    return int(counted) == int(ended)
+    """Do the summaries know of every trade? (Two index lookups: the newest trade they know of
+    is the newest there is. Trades are only created through `trade_rows.record_opened`; one
+    written by hand, or a restored backup, makes this False.)"""
+    state = session.get(SummaryState, 1)
+    return (state.max_trade_id if state is not None else 0) == _newest_trade(session=session)
+
+
+def _newest_trade(*, session: Session) -> int:
+    return int(session.exec(select(sa.func.coalesce(sa.func.max(Trade.id), 0))).one())
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -324,19 +360,19 @@ class Days:
 
     rows: list[DaySummary]
 
-    @property
+    @cached_property
     def stretch(self) -> Stretch:
         return joined(_stretch_of(row) for row in self.rows)
 
-    @property
+    @cached_property
     def tally(self) -> Tally:
         return total(tally_of(row) for row in self.rows)
 
-    @property
+    @cached_property
     def pnl_by_day(self) -> dict[date, Decimal]:
         return {row.day: row.pnl for row in self.rows}
 
-    @property
+    @cached_property
     def first_entry_day(self) -> date | None:
         return min((_day(row.first_entry) for row in self.rows), default=None)
 

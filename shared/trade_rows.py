@@ -70,6 +70,7 @@ def record_opened(trade: Trade, *, session: Session, now: datetime) -> None:
     once, in `signal` entry mode), in the caller's transaction."""
     session.add(trade)
     session.flush()  # the id
+    summaries.note_trade(trade.id, session=session)
     data = {name: getattr(trade, "id" if name == "trade_id" else name) for name in TERM_COLUMNS}
     events.record(kind="trade.opened", at=now, signal_pk=trade.signal_pk, trade_id=trade.id,
                   message=f"signal {trade.source}/{trade.signal_id}: {trade.side} {trade.symbol} {trade.entry_mode} "

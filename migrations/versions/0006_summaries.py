@@ -69,9 +69,19 @@ def upgrade() -> None:
         sa.Column('trades', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('origin', 'measure', 'bin'),
     )
+    op.create_table(
+        'summary_state',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('max_trade_id', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    # "Live only" filters, and the site's "live tracking starts" marker (min signal_time).
+    op.create_index('ix_trade_origin_signal_time', 'trade', ['origin', 'signal_time'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_trade_origin_signal_time', table_name='trade')
+    op.drop_table('summary_state')
     op.drop_table('summary_bin')
     op.drop_table('summary_breakdown')
     op.drop_table('summary_day')

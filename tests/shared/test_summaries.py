@@ -16,7 +16,7 @@ from shared import metrics, queries, summaries
 from shared.database import transaction
 from shared.exits import TradeState
 from shared.kinds import TradeStatus
-from shared.models import DaySummary, DistributionBin, Event, Signal, Trade, TradeBreakdown
+from shared.models import DaySummary, DistributionBin, Event, Signal, SummaryState, Trade, TradeBreakdown
 from shared.trade_rows import save_decision, state_of
 
 T0 = datetime(2024, 3, 1, 22, 0, tzinfo=timezone.utc)
@@ -44,6 +44,7 @@ def open_trades(engine: Engine, count: int, rng: random.Random) -> list[int]:
                           updated_at=signal_time)
             session.add(trade)
             session.flush()
+            summaries.note_trade(trade.id, session=session)  # as trade_rows.record_opened does
             ids.append(trade.id)
     return ids
 
@@ -143,7 +144,7 @@ def test_kept_close_by_close_equals_rebuilt_and_the_raw_metrics(engine: Engine) 
 @given(seed=st.integers(0, 2**32 - 1), count=st.integers(0, 40))
 def test_random_histories(engine: Engine, seed: int, count: int) -> None:
     with transaction(engine) as session:  # each example starts from an empty record
-        for table in (DaySummary, TradeBreakdown, DistributionBin, Trade, Signal):
+        for table in (DaySummary, TradeBreakdown, DistributionBin, SummaryState, Trade, Signal):
             session.execute(delete(table))
     rng = random.Random(seed)
     close_in_batches(engine, open_trades(engine, count, rng), rng)
@@ -166,14 +167,21 @@ def test_a_rolled_back_close_counts_nothing(engine: Engine) -> None:
         assert session.exec(select(Event).where(Event.kind == "trade.closed")).first() is None
 
 
-def test_stale_summaries_are_noticed_and_rebuilt(engine: Engine) -> None:
+def test_trades_written_behind_the_workers_back_are_noticed(engine: Engine) -> None:
     rng = random.Random(5)
     close_in_batches(engine, open_trades(engine, 30, rng), rng)
-    with transaction(engine) as session:  # rows written by hand, behind the worker's back
-        session.execute(delete(TradeBreakdown))
+    check_everything_agrees(engine)
+    with transaction(engine) as session:  # a closed trade inserted by hand (a restored backup, a script)
+        trade = session.exec(select(Trade).where(Trade.pnl_usd.is_not(None))).first()
+        signal = Signal(source="bot", signal_id="by-hand", symbol=trade.symbol, side=trade.side, status="ACCEPTED")
+        session.add(signal)
+        session.flush()
+        session.add(Trade(**{**trade.model_dump(), "id": None, "signal_pk": signal.id, "signal_id": "by-hand",
+                             "pnl_usd": D("123.45")}))
     with transaction(engine) as session:
         assert not summaries.is_current(session=session)
         fallback = summaries.load(session=session)  # computed from the trades meanwhile
         assert sorted(_values(r) for r in fallback.breakdown) == computed(session)["breakdown"]
+        assert fallback.days().tally.trades == len(queries.closed_trades(session=session).trades)
         summaries.rebuild(session=session)
     check_everything_agrees(engine)

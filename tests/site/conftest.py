@@ -130,6 +130,7 @@ class Seeder:
             if trade.exit_time is not None:
                 events.record(kind="trade.closed", at=trade.exit_time, trade_id=trade.id,
                               message=f"trade {trade.id} {trade.status}", session=session)
+            summaries.note_trade(trade.id, session=session)  # as record_opened does
             if not TradeStatus(trade.status).is_active:  # counted in the summary tables, as save_decision does
                 summaries.count_end(trade, status=TradeStatus(trade.status), pnl=trade.pnl_usd,
                                     entry_time=trade.entry_time, exit_time=trade.exit_time, ambiguous=trade.ambiguous,
