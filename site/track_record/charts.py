@@ -13,6 +13,7 @@ fields, which Vega renders as text, never as HTML.
 """
 
 from datetime import datetime
+from typing import Any
 
 import altair as alt
 import numpy as np
@@ -30,6 +31,7 @@ OUTCOME_COLOURS = (GREEN, RED, GREY)
 
 EQUITY_HEIGHT = 300
 DRAWDOWN_HEIGHT = 140
+PANEL_GAP = 24  # between the equity and drawdown panels of `curve_chart`
 # The equity and drawdown charts are shown one above the other; a common minimum y-axis width
 # keeps their plot areas (and so their time axes) aligned despite "$12,345" vs "-12%" labels.
 Y_AXIS_WIDTH = 64
@@ -76,37 +78,9 @@ def equity_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] 
     sloping between closes (a slope would invent intermediate P/L that never happened).
     """
     points = _curve_points(curve)
-    marks = _events_frame(events) if events is not None else _events_frame(pd.DataFrame())
-    now = (_utc(mark_to_market[0]), float(mark_to_market[1])) if mark_to_market is not None else None
-    start = _utc(live_start) if live_start is not None else None
-    # One x encoding for every layer: layers with different explicit domains would merge badly.
-    x = _time_x([*_ends(points), *([now[0]] if now else []), *([start] if start else []), *marks["time"]])
-    layers: list[alt.Chart] = [
-        alt.Chart(points).mark_line(
-            interpolate="step-after", color=ACCENT, strokeWidth=1.8, point="transparent",
-        ).encode(
-            x=x, y=_equity_y(),
-            tooltip=[alt.Tooltip("when:N", title="time"), alt.Tooltip("equity:Q", title="equity", format="$,.2f"),
-                     alt.Tooltip("trade:N", title="trade")],
-        )
-    ]
-    if now is not None:
-        layers += _mark_to_market_layers(points, now, x)
-    if start is not None:
-        layers += _live_start_layers(start, x)
-    if len(marks):
-        layers.append(_events_layer(marks, x))
+    layers = _equity_layers(points, _curve_x(points, mark_to_market, live_start, events), mark_to_market, live_start,
+                            events)
     return alt.layer(*layers).properties(width="container", height=EQUITY_HEIGHT)
-
-
-def curve_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] | None = None,
-                live_start: datetime | None = None, events: pd.DataFrame | None = None) -> alt.VConcatChart:
-    """The equity chart above its drawdown chart, as one chart: the curve's points travel once."""
-    return alt.vconcat(
-        equity_chart(curve, mark_to_market=mark_to_market, live_start=live_start, events=events),
-        drawdown_chart(curve, until=mark_to_market[0] if mark_to_market else None),
-        spacing=12,
-    )
 
 
 def drawdown_chart(curve: pd.DataFrame, *, until: datetime | None = None) -> alt.Chart:
@@ -117,18 +91,74 @@ def drawdown_chart(curve: pd.DataFrame, *, until: datetime | None = None) -> alt
     """
     points = _curve_points(curve)
     ends = [*_ends(points), *([_utc(until)] if until is not None else [])]
+    return _drawdown_layer(points, _time_x(ends)).properties(width="container", height=DRAWDOWN_HEIGHT)
+
+
+def curve_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] | None = None,
+                live_start: datetime | None = None, events: pd.DataFrame | None = None) -> alt.LayerChart:
+    """The equity chart above its drawdown chart, in one chart: two panels on one time axis,
+    drawn from one copy of the curve (Altair sends a data frame used by several layers once).
+
+    The panels are two y scales over different pixel ranges of the same plot (a vertical
+    concatenation would be simpler but does not fit the page's width in Streamlit)."""
+    points = _curve_points(curve)
+    x = _curve_x(points, mark_to_market, live_start, events)
+    height = EQUITY_HEIGHT + PANEL_GAP + DRAWDOWN_HEIGHT
+    # Ranges in terms of the plot's actual height (the page may size it), split in the same ratio.
+    split = f"height * {EQUITY_HEIGHT / height:.4f}"
+    gap = f"height * {(EQUITY_HEIGHT + PANEL_GAP) / height:.4f}"
+    equity = alt.layer(*_equity_layers(points, x, mark_to_market, live_start, events,
+                                       y_range=(alt.ExprRef(split), 0)))
+    drawdown = _drawdown_layer(points, x, y_range=(alt.ExprRef("height"), alt.ExprRef(gap)))
+    return alt.layer(equity, drawdown).resolve_scale(y="independent").properties(width="container", height=height)
+
+
+def _curve_x(points: pd.DataFrame, mark_to_market: tuple[datetime, float] | None, live_start: datetime | None,
+             events: pd.DataFrame | None) -> alt.X:
+    """One x encoding for every layer: layers with different explicit domains would merge badly."""
+    marks = _events_frame(events if events is not None else pd.DataFrame())
+    extra = [_utc(mark_to_market[0])] if mark_to_market is not None else []
+    extra += [_utc(live_start)] if live_start is not None else []
+    return _time_x([*_ends(points), *extra, *marks["time"]])
+
+
+def _equity_layers(points: pd.DataFrame, x: alt.X, mark_to_market: tuple[datetime, float] | None,
+                   live_start: datetime | None, events: pd.DataFrame | None,
+                   y_range: tuple[Any, Any] | None = None) -> list[alt.Chart]:
+    y = _equity_y(y_range)
+    layers: list[alt.Chart] = [
+        alt.Chart(points).mark_line(
+            interpolate="step-after", color=ACCENT, strokeWidth=1.8, point="transparent",
+        ).encode(
+            x=x, y=y,
+            tooltip=[alt.Tooltip("when:N", title="time"), alt.Tooltip("equity:Q", title="equity", format="$,.2f"),
+                     alt.Tooltip("trade:N", title="trade")],
+        )
+    ]
+    if mark_to_market is not None:
+        layers += _mark_to_market_layers(points, (_utc(mark_to_market[0]), float(mark_to_market[1])), x, y)
+    if live_start is not None:
+        layers += _live_start_layers(_utc(live_start), x)
+    marks = _events_frame(events if events is not None else pd.DataFrame())
+    if len(marks):
+        layers.append(_events_layer(marks, x, bottom=y_range[0] if y_range else None))
+    return layers
+
+
+def _drawdown_layer(points: pd.DataFrame, x: alt.X, y_range: tuple[Any, Any] | None = None) -> alt.Chart:
+    scale = alt.Scale(range=list(y_range)) if y_range else alt.Undefined
     return alt.Chart(points).mark_area(
         interpolate="step-after", color=RED, opacity=0.35, line={"color": RED, "strokeWidth": 1},
         point="transparent",
     ).encode(
-        x=_time_x(ends),
+        x=x,
         # stack=None: trades closing in the same minute must not add up (areas stack by default)
-        y=alt.Y("underwater:Q", title="drawdown", stack=None,
-                axis=alt.Axis(format=".0%", minExtent=Y_AXIS_WIDTH, maxExtent=Y_AXIS_WIDTH)),
+        y=alt.Y("underwater:Q", title="drawdown", stack=None, scale=scale,
+                axis=alt.Axis(format=".1~%", orient="left", minExtent=Y_AXIS_WIDTH, maxExtent=Y_AXIS_WIDTH)),
         tooltip=[alt.Tooltip("when:N", title="time"),
                  alt.Tooltip("drawdown_pct:Q", title="below peak", format=".2%"),
                  alt.Tooltip("drawdown_usd:Q", title="below peak ($)", format="$,.2f")],
-    ).properties(width="container", height=DRAWDOWN_HEIGHT)
+    )
 
 
 def monthly_heatmap(monthly: pd.DataFrame) -> alt.Chart:
@@ -239,7 +269,8 @@ def _curve_points(curve: pd.DataFrame) -> pd.DataFrame:
     return points[["time", "equity", "drawdown_usd", "drawdown_pct", "underwater", "when", "trade"]]
 
 
-def _mark_to_market_layers(points: pd.DataFrame, now: tuple[pd.Timestamp, float], x: alt.X) -> list[alt.Chart]:
+def _mark_to_market_layers(points: pd.DataFrame, now: tuple[pd.Timestamp, float], x: alt.X,
+                           y: alt.Y) -> list[alt.Chart]:
     time, equity = now
     point = pd.DataFrame({"time": [time], "equity": [equity], "when": [time.strftime("%Y-%m-%d %H:%M UTC")],
                           "label": ["now (mark-to-market)"]})
@@ -247,9 +278,9 @@ def _mark_to_market_layers(points: pd.DataFrame, now: tuple[pd.Timestamp, float]
     tooltip = [alt.Tooltip("when:N", title="time"),
                alt.Tooltip("equity:Q", title="equity incl. open trades", format="$,.2f")]
     return [
-        alt.Chart(segment).mark_line(color=ACCENT, strokeDash=[5, 4], strokeWidth=1.5).encode(x=x, y=_equity_y()),
-        alt.Chart(point).mark_point(filled=True, size=60, color=ACCENT).encode(x=x, y=_equity_y(), tooltip=tooltip),
-        alt.Chart(point).mark_text(align="right", dx=-8, dy=-12, color=INK).encode(x=x, y=_equity_y(), text="label:N"),
+        alt.Chart(segment).mark_line(color=ACCENT, strokeDash=[5, 4], strokeWidth=1.5).encode(x=x, y=y),
+        alt.Chart(point).mark_point(filled=True, size=60, color=ACCENT).encode(x=x, y=y, tooltip=tooltip),
+        alt.Chart(point).mark_text(align="right", dx=-8, dy=-12, color=INK).encode(x=x, y=y, text="label:N"),
     ]
 
 
@@ -271,10 +302,13 @@ def _events_frame(events: pd.DataFrame) -> pd.DataFrame:
     return marks
 
 
-def _events_layer(marks: pd.DataFrame, x: alt.X) -> alt.Chart:
-    """Short ticks along the bottom edge: visible without crowding the curve, hoverable for the label."""
+def _events_layer(marks: pd.DataFrame, x: alt.X, bottom: alt.ExprRef | None = None) -> alt.Chart:
+    """Short ticks along the bottom edge (of the equity panel): visible without crowding the
+    curve, hoverable for the label."""
+    edge = bottom.expr if bottom is not None else "height"
+    base, top = alt.value(alt.expr(edge)), alt.value(alt.expr(f"{edge} - 12"))
     return alt.Chart(marks).mark_rule(color=GREY, strokeWidth=3).encode(
-        x=x, y=alt.value("height"), y2=alt.value(alt.expr("height - 12")),
+        x=x, y=base, y2=top,
         tooltip=[alt.Tooltip("when:N", title="time"), alt.Tooltip("label:N", title="change")],
     )
 
@@ -294,8 +328,9 @@ def _time_x(ends: list[pd.Timestamp]) -> alt.X:
     return alt.X("time:T", title="time (UTC)", scale=scale)
 
 
-def _equity_y() -> alt.Y:
-    return alt.Y("equity:Q", title="equity", scale=alt.Scale(zero=False),
+def _equity_y(y_range: tuple[Any, Any] | None = None) -> alt.Y:
+    scale = alt.Scale(zero=False, range=list(y_range)) if y_range else alt.Scale(zero=False)
+    return alt.Y("equity:Q", title="equity", scale=scale,
                  axis=alt.Axis(format="$,.0f", minExtent=Y_AXIS_WIDTH, maxExtent=Y_AXIS_WIDTH))
 
 

@@ -276,3 +276,17 @@ def test_downsample_sorts_an_unsorted_curve() -> None:
     small = charts.downsample(curve, max_points=100)
     assert small["time"].is_monotonic_increasing
     assert small["time"].iloc[0] == curve["time"].min() and small["time"].iloc[-1] == curve["time"].max()
+
+
+def test_the_curve_chart_sends_the_curve_once_for_both_panels() -> None:
+    curve = make_curve(500)
+    spec = charts.curve_chart(curve, mark_to_market=(START + timedelta(days=600), 1.0), live_start=START,
+                              events=pd.DataFrame({"time": [START + timedelta(days=3)], "label": ["a change"]})).to_dict()
+    sizes = sorted(len(rows) for rows in spec["datasets"].values())
+    assert sizes.count(len(charts.downsample(curve))) == 1  # the curve's points: one copy, used by both panels
+    assert spec["resolve"]["scale"]["y"] == "independent"
+    equity, drawdown = spec["layer"]
+    assert drawdown["encoding"]["y"]["field"] == "underwater"
+    # The panels split the plot's height: equity on top, drawdown below it, never overlapping.
+    assert drawdown["encoding"]["y"]["scale"]["range"][0] == {"expr": "height"}
+    assert equity["layer"][0]["encoding"]["y"]["scale"]["range"][1] == 0
