@@ -231,12 +231,19 @@ class Replicated:
     standby: Engine
 
     def caught_up(self, timeout: float = 30) -> None:
-        """Wait until the standby has replayed every WAL record the primary has written so far
-        (pg_last_wal_replay_lsn() ≥ the primary's WAL position of now). The insert position, not
-        pg_current_wal_lsn(): with synchronous_commit=off a commit may still be in the primary's
-        WAL buffers, ahead of the write position, for a few hundred milliseconds."""
+        """Wait until the standby has replayed every transaction the primary has committed so far
+        (pg_last_wal_replay_lsn() ≥ the primary's WAL position of now).
+
+        The test server runs with synchronous_commit=off, so a commit may still sit in the
+        primary's WAL buffers, which the standby is not sent yet. One small transaction committed
+        synchronously flushes them (and everything before it); the position flushed then is the
+        one to reach. (It must write WAL of its own, here a transactional message, or PostgreSQL
+        commits it asynchronously all the same. Waiting for the insert position instead can take
+        seconds: a background record after the last commit is not flushed until something else is.)"""
         with self.primary.connect() as connection:
-            written = connection.execute(sa.text("SELECT pg_current_wal_insert_lsn()::text")).scalar_one()
+            connection.execute(sa.text("SET synchronous_commit = on"))
+            connection.execute(sa.text("SELECT pg_logical_emit_message(true, 'signalproof-test', 'caught up?')"))
+            written = connection.execute(sa.text("SELECT pg_current_wal_flush_lsn()::text")).scalar_one()
         deadline = time.monotonic() + timeout
         with self.standby.connect() as connection:
             replayed = sa.text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")

@@ -36,7 +36,7 @@ from track_record import record
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-SIGNALS = 40
+SIGNALS = 24
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_the_site_on_a_standby_serves_what_the_worker_wrote_on_the_primary(
     from playwright.sync_api import sync_playwright
 
     stats = json.loads(replica_cli("stats", "--json").stdout)  # the CLI reads the primary
-    assert stats["closed_trades"] > 10, stats
+    assert stats["closed_trades"] > 5, stats
     exported = tmp_path / "export.csv"
     replica_cli("trades", "export", "--output", str(exported))
 
