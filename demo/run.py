@@ -199,6 +199,7 @@ def start_site(site_command: SiteCommand, *, database_url: str, port: int,
     env = {
         **os.environ,
         "SIGNALPROOF_DATABASE_URL": database_url,
+        "SIGNALPROOF_SITE_DATABASE_URL": "",  # the demo's file, never a replica set for the real site
         "SIGNALPROOF_DEMO": "true",
         "SIGNALPROOF_OWNER_PASSWORD_HASH": PasswordHasher().hash(OWNER_PASSWORD),
         # The Methodology page names the candle source: here, the simulated exchange.

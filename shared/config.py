@@ -17,6 +17,10 @@ class Config(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///var/signalproof.db"
+    # A PostgreSQL read replica of `database_url` (docs/deployment.md): when set, the public
+    # site's pages and API read from it; the worker, the CLI and the owner's settings page keep
+    # writing (and the settings page reading) on the primary. Unset or empty: the primary.
+    site_database_url: str | None = None
     spot_api_url: str = "https://data-api.binance.vision"
     futures_api_url: str = "https://fapi.binance.com"
     owner_password_hash: SecretStr | None = None
@@ -66,6 +70,26 @@ class Config(BaseSettings):
                 return "postgresql+psycopg://" + url[len(scheme):]
         return url
 
+    @field_validator("site_database_url")
+    @classmethod
+    def _replica(cls, url: str | None) -> str | None:
+        """The replica's URL, spelt like the primary's; refused at start-up unless it names a
+        PostgreSQL database (a replica of a SQLite file does not exist). Empty means unset, so a
+        compose file or a .env can leave it blank."""
+        if url is None or not url.strip():
+            return None
+        import sqlalchemy as sa
+
+        url = cls._psycopg(url.strip())
+        try:
+            backend = sa.engine.make_url(url).get_backend_name()
+        except sa.exc.ArgumentError:
+            backend = None
+        if backend != "postgresql":  # the message leaves the URL out: it may hold a password
+            raise ValueError("not a PostgreSQL URL (expected postgresql://user@host:port/database, "
+                             "a read replica of SIGNALPROOF_DATABASE_URL)")
+        return url
+
     @field_validator("signing_key")
     @classmethod
     def _ed25519(cls, key: SecretStr | None) -> SecretStr | None:
@@ -98,7 +122,16 @@ class Config(BaseSettings):
         for name, value in {"http_retries": self.http_retries, "http_backoff_seconds": self.http_backoff_seconds}.items():
             if not value >= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()}: must be 0 or more (got {value:g})")
+        if self.site_database_url is not None and not self.database_url.startswith("postgresql"):
+            raise ValueError(f"{ENV_PREFIX}SITE_DATABASE_URL: a read replica needs SIGNALPROOF_DATABASE_URL on "
+                             "PostgreSQL too (unset it to read the database the worker writes)")
         return self
+
+    @property
+    def site_read_url(self) -> str:
+        """Where the public pages and API read: the read replica when one is set, else the
+        database the worker writes."""
+        return self.site_database_url or self.database_url
 
 
 def load_config() -> Config:

@@ -234,12 +234,32 @@ def cmd_site(config: Config, args: argparse.Namespace) -> int:
     import os
 
     _engine(config)  # fail here, in one line, if the schema is missing
+    if config.site_database_url is not None:
+        _replica_check(config.site_database_url)
     # uvicorn reads X-Forwarded-For only from these (its default, loopback, would let any guess
     # at the owner password behind a site bound to 127.0.0.1 name its own address).
     os.environ["FORWARDED_ALLOW_IPS"] = config.trusted_proxies
     command = site_command(*args.streamlit_args)
     os.execv(command[0], command)  # the site process replaces this one (signals reach Streamlit)
     return 0
+
+
+def _replica_check(url: str) -> None:
+    """The read replica the public pages will read answers, read-only, and holds the schema;
+    otherwise one line naming SIGNALPROOF_SITE_DATABASE_URL (the URL itself left out: it may
+    hold a password)."""
+    import sqlalchemy as sa
+
+    try:
+        engine = make_engine(url, read_only=True)
+    except sa.exc.ArgumentError as exc:  # e.g. a driver that is not installed
+        raise UserError(f"SIGNALPROOF_SITE_DATABASE_URL: {exc}") from None
+    try:
+        require_schema(engine)
+    except SchemaMissing as exc:
+        raise UserError(f"SIGNALPROOF_SITE_DATABASE_URL: {exc}") from None
+    finally:
+        engine.dispose()
 
 
 def cmd_owner_unlock(config: Config, _args: argparse.Namespace) -> int:

@@ -25,7 +25,8 @@ try:
 except (SchemaMissing, sa.exc.OperationalError):
     # Never a traceback for visitors: say what is wrong, not how it failed.
     st.error("The track record is not available right now (its database cannot be read). "
-             "If you run this site: check SIGNALPROOF_DATABASE_URL and run `signalproof db upgrade`.",
+             "If you run this site: check SIGNALPROOF_DATABASE_URL (and SIGNALPROOF_SITE_DATABASE_URL, if "
+             "set) and run `signalproof db upgrade`.",
              icon=":material/error:")
     st.stop()
 if loaders.demo_mode():

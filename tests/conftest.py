@@ -16,8 +16,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -106,14 +108,27 @@ class ThrowawayPostgres:
         if result.returncode != 0:
             raise RuntimeError(f"{program} failed ({result.returncode}): {result.stdout}{result.stderr}")
 
-    def start(self) -> None:
+    def start(self, *settings: str) -> None:
+        """A new cluster (`initdb`: trust for every local connection, replication included),
+        started with `settings` ("-c name=value") on top of the test defaults."""
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                   "--locale=C", "--no-sync")
+        self._serve(*settings)
+
+    def start_standby_of(self, primary: "ThrowawayPostgres") -> None:
+        """A hot standby of the running `primary`: `pg_basebackup -R` copies its cluster and
+        writes standby.signal and the primary_conninfo to stream its WAL from, then the copy
+        starts on this server's own port, answering read-only queries while it replays."""
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "-D", str(self.data),
+                  "-R", "--wal-method=stream", "--checkpoint=fast", "--no-sync")
+        self._serve("-c hot_standby=on")
+
+    def _serve(self, *settings: str) -> None:
         # A test server: durability buys nothing here, speed does.
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "start", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.directory / "server.log"),
-                  "-o", options)
+                  "-o", " ".join((options, *settings)))
 
     def stop(self) -> None:
         try:
@@ -202,6 +217,81 @@ def postgres_databases(postgres_admin_url: str) -> Iterator[PostgresDatabases]:
     databases = PostgresDatabases(postgres_admin_url)
     try:
         yield databases
+    finally:
+        databases.drop_all()
+
+
+@dataclass(frozen=True)
+class Replicated:
+    """One database on a throw-away primary and the same database read on its hot standby."""
+
+    primary_url: str
+    standby_url: str
+    primary: Engine  # AUTOCOMMIT engines on the two clusters' `postgres` databases
+    standby: Engine
+
+    def caught_up(self, timeout: float = 30) -> None:
+        """Wait until the standby has replayed every transaction the primary has committed so far
+        (pg_last_wal_replay_lsn() ≥ the primary's WAL position of now).
+
+        The test server runs with synchronous_commit=off, so a commit may still sit in the
+        primary's WAL buffers, which the standby is not sent yet. One small transaction committed
+        synchronously flushes them (and everything before it); the position flushed then is the
+        one to reach. (It must write WAL of its own, here a transactional message, or PostgreSQL
+        commits it asynchronously all the same. Waiting for the insert position instead can take
+        seconds: a background record after the last commit is not flushed until something else is.)"""
+        with self.primary.connect() as connection:
+            connection.execute(sa.text("SET synchronous_commit = on"))
+            connection.execute(sa.text("SELECT pg_logical_emit_message(true, 'signalproof-test', 'caught up?')"))
+            written = connection.execute(sa.text("SELECT pg_current_wal_flush_lsn()::text")).scalar_one()
+        deadline = time.monotonic() + timeout
+        with self.standby.connect() as connection:
+            replayed = sa.text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
+            while not connection.execute(replayed, {"lsn": written}).scalar_one():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the standby has not replayed the primary's WAL up to {written} "
+                                         f"in {timeout:g} s")
+                time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def hot_standby() -> Iterator[tuple[Engine, Engine]]:
+    """A throw-away primary cluster and a streaming hot standby of it (`pg_basebackup -R`), each
+    on its own port (see `ThrowawayPostgres`); both stopped and deleted at the end. Always
+    started here, whatever $SIGNALPROOF_TEST_POSTGRES_URL names: a standby needs its primary's
+    files. Yields AUTOCOMMIT engines on the primary and on the standby."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        unavailable("hot standby tests: no PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) are installed")
+    primary, standby = ThrowawayPostgres(binaries), ThrowawayPostgres(binaries)  # type: ignore[arg-type]
+    engines: list[Engine] = []
+    try:
+        try:
+            # wal_level=replica is PostgreSQL's default; said here because the standby needs it.
+            primary.start("-c wal_level=replica")
+            standby.start_standby_of(primary)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            unavailable(f"hot standby tests: could not start a primary and its standby from {binaries}: {exc}")
+        engines = [sa.create_engine(url, isolation_level="AUTOCOMMIT") for url in (primary.url, standby.url)]
+        yield engines[0], engines[1]
+    finally:
+        for engine in engines:
+            engine.dispose()
+        standby.stop()
+        primary.stop()
+
+
+@pytest.fixture
+def replicated_database(hot_standby: tuple[Engine, Engine]) -> Iterator[Replicated]:
+    """A new, empty database created on the primary, once the standby has it too."""
+    primary, standby = hot_standby
+    databases = PostgresDatabases(primary.url.render_as_string(hide_password=False))
+    try:
+        primary_url = databases.create()
+        standby_url = sa.engine.make_url(primary_url).set(port=standby.url.port).render_as_string(hide_password=False)
+        replicated = Replicated(primary_url, standby_url, primary, standby)
+        replicated.caught_up()
+        yield replicated
     finally:
         databases.drop_all()
 

@@ -19,7 +19,7 @@ from shared.models import EntryMode, LatestPrice, Market, RuntimeSettings, Trade
 from track_record import auth, display, loaders
 from track_record.forms import GROUPS, LABELS
 
-URL = loaders.database_url()
+URL = loaders.primary_database_url()  # never a read replica: the owner's writes, and reads that see them
 config = loaders.config()
 password_hash = config.owner_password_hash.get_secret_value() if config.owner_password_hash else None
 idle = timedelta(minutes=config.owner_idle_minutes)

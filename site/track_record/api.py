@@ -157,7 +157,7 @@ async def trades_csv(request: Request) -> Response:
     if not _downloads.acquire(blocking=False):
         return _error(503, "too many downloads at once: try again in a minute")
     try:
-        chunks = csv_chunks(read_only_engine(deployment.config().database_url), flt)
+        chunks = csv_chunks(read_only_engine(deployment.config().site_read_url), flt)
         # The first piece is read here, so a database that cannot be read is a clean 500, not a
         # response that breaks off after its headers.
         first = await run_in_threadpool(next, chunks)

@@ -146,7 +146,7 @@ def _answer(request: Request, etag: str, make: Callable[[], Response]) -> Respon
 
 
 def _engine_now() -> Engine:
-    return read_only_engine(deployment.config().database_url)
+    return read_only_engine(deployment.config().site_read_url)
 
 
 async def _guarded(name: str, work: Callable[[], Response]) -> Response:
@@ -159,7 +159,7 @@ async def _guarded(name: str, work: Callable[[], Response]) -> Response:
 
 
 def head_state() -> self_check.State:
-    return self_check.for_url(deployment.config().database_url).state()
+    return self_check.for_url(deployment.config().site_read_url).state()
 
 
 def head_json(state: self_check.State) -> dict[str, Any]:

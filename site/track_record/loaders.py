@@ -31,6 +31,15 @@ def config() -> Config:
 
 
 def database_url() -> str:
+    """The database the public pages read: the read replica (SIGNALPROOF_SITE_DATABASE_URL) when
+    one is set, else the one the worker writes. A replica is behind by its replication lag: the
+    pages show what it has replayed, their data version moves when it does."""
+    return config().site_read_url
+
+
+def primary_database_url() -> str:
+    """The database the worker writes (SIGNALPROOF_DATABASE_URL): the owner's settings page
+    reads and writes here only, so the owner sees a change at once, whatever a replica lags."""
     return config().database_url
 
 
@@ -56,8 +65,9 @@ def engine(url: str) -> Engine:
 
 @st.cache_resource(show_spinner=False)
 def owner_engine(url: str) -> Engine:
-    """Read-write, for the settings page only: its login throttle and, after login, the owner's
-    changes. No public page calls this; they all go through the read-only `engine`."""
+    """Read-write, for the settings page only (on `primary_database_url()`, never a replica): its
+    login throttle and, after login, the owner's changes. No public page calls this; they all go
+    through the read-only `engine`."""
     from shared.database import make_engine
 
     return make_engine(url)

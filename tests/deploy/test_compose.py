@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from shared.config import Config
@@ -29,7 +30,9 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-APP_SERVICES = ("migrate", "worker", "site")
+APP_SERVICES = ("migrate", "worker", "site", "site-replica")
+REPLICA_SERVICES = {"postgres-replica-init", "postgres-replica", "site-replica"}  # the `replica` profile
+HBA = ROOT / "deploy" / "postgres" / "pg_hba.conf"
 AFTER_MIGRATE = {"postgres": {"condition": "service_healthy"},
                  "migrate": {"condition": "service_completed_successfully"}}
 # `${NAME:?message}`: compose refuses to run while NAME is unset or empty.
@@ -60,7 +63,10 @@ def parse_command(argv: list[str]) -> Any:
 
 
 def test_the_stack_is_postgres_migrate_worker_and_site(services: dict[str, Any]) -> None:
-    assert set(services) == {"postgres", *APP_SERVICES}
+    by_default = {name for name, service in services.items() if not service.get("profiles")}
+    assert by_default == {"postgres", "migrate", "worker", "site"}
+    assert {name: services[name]["profiles"] for name in set(services) - by_default} == {
+        name: ["replica"] for name in REPLICA_SERVICES}
 
 
 def test_postgres_keeps_its_data_in_a_named_volume_and_is_not_published(services: dict[str, Any]) -> None:
@@ -94,9 +100,9 @@ def test_migrate_runs_once_after_postgres_is_healthy(services: dict[str, Any]) -
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
 
 
-@pytest.mark.parametrize("name", ["worker", "site"])
+@pytest.mark.parametrize("name", ["worker", "site", "site-replica"])
 def test_worker_and_site_start_after_a_successful_migration(services: dict[str, Any], name: str) -> None:
-    assert services[name]["depends_on"] == AFTER_MIGRATE
+    assert AFTER_MIGRATE.items() <= services[name]["depends_on"].items()
     assert services[name]["restart"] == "unless-stopped"
 
 
@@ -116,8 +122,8 @@ def test_the_worker_check_and_the_site_judge_staleness_by_the_same_limit(service
     from shared.heartbeat import stale_after
 
     limits = {name: environment(services[name]).get("SIGNALPROOF_WORKER_STALE_AFTER_SECONDS")
-              for name in ("worker", "site")}
-    assert limits["worker"] == limits["site"] is not None, limits
+              for name in ("worker", "site", "site-replica")}
+    assert limits["worker"] == limits["site"] == limits["site-replica"] is not None, limits
     assert stale_after(30, float(limits["worker"])) == 600
 
 
@@ -181,13 +187,13 @@ def test_the_secrets_are_required_from_the_environment(services: dict[str, Any])
     owner_hash = environment(services["site"])["SIGNALPROOF_OWNER_PASSWORD_HASH"]
     assert REQUIRED.fullmatch(owner_hash)["name"] == "SIGNALPROOF_OWNER_PASSWORD_HASH"
     assert REQUIRED.fullmatch(environment(services["postgres"])["POSTGRES_PASSWORD"])["name"] == "POSTGRES_PASSWORD"
-    for name in APP_SERVICES:  # libpq reads the database password from PGPASSWORD
+    for name in (*APP_SERVICES, "postgres-replica-init"):  # libpq reads the database password from PGPASSWORD
         assert REQUIRED.fullmatch(environment(services[name])["PGPASSWORD"])["name"] == "POSTGRES_PASSWORD"
 
 
 def test_only_the_site_gets_the_owner_hash(services: dict[str, Any]) -> None:
     holders = [name for name, service in services.items() if "SIGNALPROOF_OWNER_PASSWORD_HASH" in environment(service)]
-    assert holders == ["site"]
+    assert holders == ["site", "site-replica"]
 
 
 def test_no_secret_is_written_in_the_compose_file(services: dict[str, Any]) -> None:
@@ -223,6 +229,87 @@ def test_env_example_documents_every_variable_compose_reads_and_ships_no_value()
     assert used == {"POSTGRES_PASSWORD", "SIGNALPROOF_OWNER_PASSWORD_HASH"}
     assert used <= set(assignments)
     assert all(value == "" for value in assignments.values()), "the example must not ship a secret"
+
+
+# --- the `replica` profile ---------------------------------------------------------------
+
+
+def test_the_replica_site_reads_the_replica_and_writes_the_primary(services: dict[str, Any]) -> None:
+    site, replica_site = services["site"], services["site-replica"]
+    env = environment(replica_site)
+    replica = urlsplit(env["SIGNALPROOF_SITE_DATABASE_URL"])
+    assert (replica.scheme, replica.hostname, replica.port) == ("postgresql+psycopg", "postgres-replica", 5432)
+    assert (replica.username, replica.path) == ("signalproof", "/signalproof")
+    assert env["SIGNALPROOF_DATABASE_URL"] == environment(site)["SIGNALPROOF_DATABASE_URL"]  # the owner's page
+    assert Config(**{key.removeprefix("SIGNALPROOF_").lower(): value for key, value in env.items()
+                     if key in ("SIGNALPROOF_DATABASE_URL", "SIGNALPROOF_SITE_DATABASE_URL")}).site_read_url == (
+        env["SIGNALPROOF_SITE_DATABASE_URL"])
+    assert "SIGNALPROOF_SITE_DATABASE_URL" not in environment(site)
+    assert (replica_site["command"], replica_site["healthcheck"]) == (site["command"], site["healthcheck"])
+    assert replica_site["ports"] == ["8502:8501"]
+    assert replica_site["depends_on"]["postgres-replica"] == {"condition": "service_healthy"}
+
+
+def test_the_replica_is_a_hot_standby_seeded_once_from_the_migrated_primary(services: dict[str, Any]) -> None:
+    init, replica, primary = services["postgres-replica-init"], services["postgres-replica"], services["postgres"]
+    assert init["image"] == replica["image"] == primary["image"]
+    assert init["depends_on"] == AFTER_MIGRATE and init["restart"] == "no"
+    assert init["user"] == "postgres"  # the server's files belong to the image's postgres user
+    assert replica["depends_on"] == {"postgres-replica-init": {"condition": "service_completed_successfully"}}
+    assert init["volumes"] == replica["volumes"] == ["pgdata-replica:/var/lib/postgresql/data"]
+    assert "pgdata-replica" in yaml.safe_load(COMPOSE.read_text())["volumes"]
+    assert "ports" not in replica
+    assert replica["command"][0] == "postgres" and "hot_standby=on" in replica["command"]
+    assert replica["healthcheck"]["test"] == primary["healthcheck"]["test"]
+
+
+def test_the_primary_accepts_password_replication_connections(services: dict[str, Any]) -> None:
+    primary = services["postgres"]
+    command = primary["command"]
+    hba_file = command[command.index("-c") + 1].removeprefix("hba_file=")
+    assert f"./deploy/postgres/pg_hba.conf:{hba_file}:ro" in primary["volumes"]
+    rules = [line.split() for line in HBA.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    # The image's own rules (trust from inside the container, a password from anywhere else) ...
+    assert ["host", "all", "all", "all", "scram-sha-256"] in rules
+    assert ["local", "all", "all", "trust"] in rules
+    # ... and replication from the other containers, with the password too; nothing without one.
+    assert ["host", "replication", "all", "all", "scram-sha-256"] in rules
+    assert all(rule[-1] == "scram-sha-256" for rule in rules if rule[0] == "host" and rule[3] == "all")
+
+
+@pytest.mark.postgres
+def test_the_replica_init_script_copies_a_running_primary_once(services: dict[str, Any],
+                                                              hot_standby: Any, tmp_path: Path) -> None:
+    """The init service's script, run here against a real primary (the throw-away cluster of
+    tests/conftest.py) with the environment compose gives it, pointed at that cluster."""
+    from conftest import postgres_binaries
+
+    init = services["postgres-replica-init"]
+    assert init["entrypoint"] == ["/bin/sh", "-ec"]
+    script = init["command"][0].replace("$$", "$")  # compose's escape for a literal `$`
+    primary = hot_standby[0]
+    env = {**environment(init), "PGHOST": "127.0.0.1", "PGPORT": str(primary.url.port), "PGUSER": "postgres",
+           "PGDATABASE": "postgres", "PGPASSWORD": "unused (trust)", "PGDATA": str(tmp_path / "replica"),
+           "PATH": f"{postgres_binaries()}:/usr/bin:/bin"}
+    slot = env["REPLICATION_SLOT"]
+
+    def run() -> str:
+        result = subprocess.run(["/bin/sh", "-ec", script], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    try:
+        run()
+        data = tmp_path / "replica"
+        assert (data / "PG_VERSION").is_file() and (data / "standby.signal").is_file()
+        settings = (data / "postgresql.auto.conf").read_text()
+        assert f"primary_slot_name = '{slot}'" in settings
+        assert "host=127.0.0.1" in settings and f"port={primary.url.port}" in settings
+        assert run().strip() == "the replica is set up already"
+    finally:
+        with primary.connect() as connection:
+            connection.execute(sa.text("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                                       "WHERE slot_name = :slot"), {"slot": slot})
 
 
 # --- the image ---------------------------------------------------------------------------

@@ -5,11 +5,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from conftest import Cli
+from shared.database import upgrade
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -46,6 +48,47 @@ def test_a_bad_setting_is_one_line_naming_it(user: Cli, tmp_path: Path, variable
 def test_a_database_url_with_an_unknown_scheme_is_one_line(user: Cli) -> None:
     user.env["SIGNALPROOF_DATABASE_URL"] = "mysq://localhost/x"
     assert one_line_error(user("stats", check=False)).startswith("signalproof: SIGNALPROOF_DATABASE_URL: ")
+
+
+PRIMARY = "postgresql+psycopg://signalproof@127.0.0.1:9/signalproof"  # nothing listens: refused before it is tried
+
+
+@pytest.mark.parametrize("value", ["not a url", "sqlite:///var/replica.db", "mysql://reader:SECRET@replica/db",
+                                   "https://reader:SECRET@replica/"])
+def test_a_read_replica_url_that_is_not_postgresql_is_one_line_without_the_url(user: Cli, value: str) -> None:
+    user.env.update(SIGNALPROOF_DATABASE_URL=PRIMARY, SIGNALPROOF_SITE_DATABASE_URL=value)
+    line = one_line_error(user("site", check=False))
+    assert line.startswith("signalproof: SIGNALPROOF_SITE_DATABASE_URL: not a PostgreSQL URL (expected "), line
+    assert "SECRET" not in line and value not in line
+
+
+def test_a_read_replica_of_a_sqlite_file_is_refused(user: Cli) -> None:
+    user.env["SIGNALPROOF_SITE_DATABASE_URL"] = "postgres://reader@replica/signalproof"
+    assert one_line_error(user("stats", check=False)) == (
+        "signalproof: SIGNALPROOF_SITE_DATABASE_URL: a read replica needs SIGNALPROOF_DATABASE_URL on PostgreSQL too "
+        "(unset it to read the database the worker writes)")
+
+
+def test_an_empty_read_replica_url_means_none(user: Cli, tmp_path: Path) -> None:
+    user.env["SIGNALPROOF_SITE_DATABASE_URL"] = " "
+    assert one_line_error(user("stats", check=False)).endswith("does not exist: run `signalproof db upgrade` first")
+
+
+@pytest.mark.postgres
+def test_the_site_does_not_start_on_a_read_replica_it_cannot_read(postgres_databases: Any, tmp_path: Path) -> None:
+    """`signalproof site` checks the replica as it checks the primary: it answers and holds the schema."""
+    primary = postgres_databases.create()
+    upgrade(primary)
+    user = Cli(primary, "http://127.0.0.1:9", tmp_path)
+    empty = postgres_databases.create()  # reachable, but no replica of the primary: no schema
+    user.env["SIGNALPROOF_SITE_DATABASE_URL"] = empty
+    assert one_line_error(user("site", check=False)) == ("signalproof: SIGNALPROOF_SITE_DATABASE_URL: the database "
+                                                         "has no signalproof schema yet: run `signalproof db upgrade` "
+                                                         "first")
+    user.env["SIGNALPROOF_SITE_DATABASE_URL"] = sa.engine.make_url(empty).set(
+        database="no_such_database").render_as_string(hide_password=False)
+    line = one_line_error(user("site", check=False))
+    assert line.startswith("signalproof: SIGNALPROOF_SITE_DATABASE_URL: cannot open the database: "), line
 
 
 @pytest.mark.parametrize("command", [("stats",), ("stats", "--json"), ("trades", "export"), ("signals", "export"),
