@@ -16,6 +16,8 @@ reports:
     warm    the same call again (Streamlit's cache_data hit, what later page runs get)
     version the `data_version` query every page run makes (ms, median of 5 after a first)
     stats   `queries.headline_stats`, i.e. `signalproof stats`: every headline metric (ms, median)
+    metrics the same metrics alone (max drawdown, streaks, daily returns, Sharpe/Sortino, sums)
+            combined from the day rows once they are read (ms, median)
     RSS     that process's peak resident memory (MiB), i.e. what one site process needs
 
 `--profile` also prints the 30 hottest functions of the cold build (cProfile; adds ~25 %).
@@ -260,7 +262,9 @@ def measure(url: str, profile: bool) -> dict[str, float]:
 
     # Caching works without a running server ("bare mode"); it only warns about it, every call.
     streamlit_logger.set_log_level(logging.ERROR)
-    from shared import queries
+    from decimal import Decimal
+
+    from shared import queries, summaries
     from shared.database import make_engine
     from track_record import loaders, record
 
@@ -296,9 +300,15 @@ def measure(url: str, profile: bool) -> dict[str, float]:
             started = time.perf_counter()
             queries.headline_stats(session=session)  # `signalproof stats`: every metric, exact
             stats.append(time.perf_counter() - started)
+        tables = summaries.load(session=session, with_bins=False)
+    combined = []
+    for _ in range(6):  # the metrics alone: drawdown, streaks, daily returns, Sharpe/Sortino from the days
+        started = time.perf_counter()
+        tables.stats(starting_balance=Decimal(1000), active={})
+        combined.append(time.perf_counter() - started)
     engine.dispose()
     return {"cold_s": cold, "warm_s": warm, "version_ms": statistics.median(versions[1:]) * 1000,
-            "stats_ms": statistics.median(stats[1:]) * 1000,
+            "stats_ms": statistics.median(stats[1:]) * 1000, "metrics_ms": statistics.median(combined[1:]) * 1000,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -325,7 +335,7 @@ def main() -> int:
         return 0
 
     header = (f"{'trades':>10}  {'fill s':>7}  {'summaries s':>11}  {'cold load s':>11}  {'warm load s':>11}  "
-              f"{'version ms':>10}  {'stats ms':>8}  {'peak RSS MiB':>12}")
+              f"{'version ms':>10}  {'stats ms':>8}  {'metrics ms':>10}  {'peak RSS MiB':>12}")
     rows = []
     for count in args.trades or [10_000]:
         with bench_database(args.postgres_url) as url:
@@ -336,11 +346,13 @@ def main() -> int:
             result = measure_in_new_process(url, args.profile)
         rows.append(f"{count:>10,}  {filled:>7.1f}  {summarized:>11.1f}  {result['cold_s']:>11.2f}  "
                     f"{result['warm_s']:>11.4f}  {result['version_ms']:>10.1f}  {result['stats_ms']:>8.1f}  "
+                    f"{result['metrics_ms']:>10.1f}  "
                     f"{result['peak_rss_mib']:>12.0f}")
         print(rows[-1] if len(rows) > 1 else f"{header}\n{rows[-1]}", flush=True)
     print("\nsummaries = `db rebuild-summaries` after the fill (the worker keeps them close by close); cold = "
           "first loaders.snapshot (build_snapshot, read-only engine) in a new process; warm = the cached repeat; "
-          "version = data_version query; stats = `signalproof stats` (every headline metric, exact) (medians); "
+          "version = data_version query; stats = `signalproof stats` (every headline metric, exact, with its reads); "
+          "metrics = the same metrics combined from the day rows already read (medians); "
           "RSS = that process's peak.")
     return 0
 
