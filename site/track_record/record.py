@@ -22,7 +22,8 @@ from shared.exits import unrealized_pnl
 from shared.money import EXACT_CONTEXT
 from shared.owner import OWNER
 from shared.models import (
-    CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, Trade, TradeBreakdown, TradeStatus, WorkerHeartbeat,
+    CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, SignalStatus, Trade, TradeBreakdown, TradeStatus,
+    WorkerHeartbeat,
 )
 from shared.rollup import Tally
 from shared.trade_rows import state_of, terms_of
@@ -147,6 +148,17 @@ def _distributions(tables: summaries.Summaries, breakeven: int, live_only: bool)
             pd.DataFrame(hour_rows, columns=["duration_hours", "trades"]))
 
 
+def _signal_counts(tables: summaries.Summaries, *, session: Session) -> dict[str, int]:
+    """Signals per status without counting a million rows: every accepted signal has exactly
+    one trade (counted by the summaries, plus the active ones); the others are few and found
+    through the status index."""
+    others = session.exec(select(Signal.status, sa.func.count())
+                          .where(Signal.status.in_([SignalStatus.NEW, SignalStatus.REJECTED, SignalStatus.SKIPPED]))
+                          .group_by(Signal.status)).all()
+    trades = sum(row.trades for row in tables.breakdown) + sum(queries.active_counts(session=session).values())
+    return {SignalStatus.ACCEPTED.value: trades, **{str(status): count for status, count in others}}
+
+
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
@@ -204,7 +216,7 @@ def build_snapshot(*, session: Session, now: datetime, live_only: bool = False) 
     period_pnl = {name: float(summaries.pnl_since(since, daily, session=session, live=live_only))
                   for name, since in periods.items()}
     period_pnl["all time"] = float(stats.total_pnl_usd)
-    signals_by_status = dict(session.exec(select(Signal.status, sa.func.count()).group_by(Signal.status)).all())
+    signals_by_status = _signal_counts(tables, session=session)
     ended = tables.ended(live=live_only)
     outcomes: dict[str, int] = dict(active)
     for row in ended:
