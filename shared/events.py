@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from shared.database import WRITE_LOCK_KEY
-from shared.ledger import GENESIS_PREV, Entry, canonical, make_entry
+from shared.database import WRITE_LOCK_KEY, copy_rows, insert_rows
+from shared.ledger import GENESIS_PREV, Entry, make_entry_and_data
 from shared.models import Event
 
 _HEAD = "signalproof.ledger_head"  # session.info key: (transaction, seq, hash) of our last append
@@ -41,8 +41,12 @@ def record(*, session: Session, kind: str, message: str, at: datetime, actor: st
     return record_many([Change(kind, message, at, actor, signal_pk, trade_id, data or {})], session=session)[0]
 
 
+_COLUMNS = ("id", "at", "kind", "actor", "signal_pk", "trade_id", "message", "data", "prev", "hash")
+COPY_FROM_ENTRIES = 100  # PostgreSQL: from this many entries a COPY beats an INSERT (an import's batch)
+
+
 def record_many(changes: list[Change], *, session: Session) -> list[Entry]:
-    """Append several entries in one statement (an import of thousands of signals)."""
+    """Append several entries at once (an import of thousands of signals)."""
     if not changes:
         return []
     seq, prev = _head(session=session)
@@ -54,15 +58,24 @@ def record_many(changes: list[Change], *, session: Session) -> list[Entry]:
         if change.signal_pk is not None:
             body["signal_pk"] = change.signal_pk
         seq += 1
-        entry = make_entry(seq=seq, time=change.at, kind=change.kind, data=body, prev=prev)
+        entry, data = make_entry_and_data(seq=seq, time=change.at, kind=change.kind, data=body, prev=prev)
         prev = entry.hash
         entries.append(entry)
-        rows.append({"id": entry.seq, "at": change.at, "kind": change.kind, "actor": change.actor,
-                     "signal_pk": change.signal_pk, "trade_id": change.trade_id, "message": change.message,
-                     "data": canonical(entry.data).decode(), "prev": entry.prev, "hash": entry.hash})
-    session.execute(sa.insert(Event.__table__), rows)  # type: ignore[attr-defined]
+        rows.append((entry.seq, change.at, change.kind, change.actor, change.signal_pk, change.trade_id,
+                     change.message, data.decode(), entry.prev, entry.hash))
+    table = Event.__table__  # type: ignore[attr-defined]
+    if len(rows) >= COPY_FROM_ENTRIES and session.get_bind().dialect.name == "postgresql":
+        copy_rows(table, _COLUMNS, rows, session=session)
+    else:
+        insert_rows(table, _COLUMNS, rows, session=session)
     session.info[_HEAD] = (session.get_transaction(), entries[-1].seq, entries[-1].hash)
     return entries
+
+
+def next_seq(*, session: Session) -> int:
+    """The seq the next entry appended in this transaction gets (a caller that writes it down
+    beside its change, like `signal.received_seq`, knows it before appending)."""
+    return _head(session=session)[0] + 1
 
 
 def _head(*, session: Session) -> tuple[int, str]:
