@@ -47,35 +47,48 @@ COPY_FROM_ENTRIES = 100  # PostgreSQL: from this many entries a COPY beats an IN
 
 def record_many(changes: list[Change], *, session: Session) -> list[Entry]:
     """Append several entries at once (an import of thousands of signals)."""
-    if not changes:
-        return []
-    seq, prev = _head(session=session)
-    entries, rows = [], []
+    appender = Appender(session=session)
     for change in changes:
+        appender.add(change)
+    return appender.write()
+
+
+class Appender:
+    """`record_many` in steps: each entry chained as soon as it is added, all written together
+    by `write`. An import chains a signal's entry while the signal rows before it are still
+    streaming to the server (shared.database.copy_rows), and writes the seq down beside it."""
+
+    def __init__(self, *, session: Session) -> None:
+        self.session = session
+        self.seq, self.prev = _head(session=session)
+        self.entries: list[Entry] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, change: Change) -> Entry:
         body: dict[str, Any] = {**change.data, "actor": change.actor, "message": change.message}
         if change.trade_id is not None:
             body["trade_id"] = change.trade_id
         if change.signal_pk is not None:
             body["signal_pk"] = change.signal_pk
-        seq += 1
-        entry, data = make_entry_and_data(seq=seq, time=change.at, kind=change.kind, data=body, prev=prev)
-        prev = entry.hash
-        entries.append(entry)
-        rows.append((entry.seq, change.at, change.kind, change.actor, change.signal_pk, change.trade_id,
-                     change.message, data.decode(), entry.prev, entry.hash))
-    table = Event.__table__  # type: ignore[attr-defined]
-    if len(rows) >= COPY_FROM_ENTRIES and session.get_bind().dialect.name == "postgresql":
-        copy_rows(table, _COLUMNS, rows, session=session)
-    else:
-        insert_rows(table, _COLUMNS, rows, session=session)
-    session.info[_HEAD] = (session.get_transaction(), entries[-1].seq, entries[-1].hash)
-    return entries
+        entry, data = make_entry_and_data(seq=self.seq + 1, time=change.at, kind=change.kind, data=body, prev=self.prev)
+        self.seq, self.prev = entry.seq, entry.hash
+        self.entries.append(entry)
+        self.rows.append((entry.seq, change.at, change.kind, change.actor, change.signal_pk, change.trade_id,
+                          change.message, data.decode(), entry.prev, entry.hash))
+        return entry
 
-
-def next_seq(*, session: Session) -> int:
-    """The seq the next entry appended in this transaction gets (a caller that writes it down
-    beside its change, like `signal.received_seq`, knows it before appending)."""
-    return _head(session=session)[0] + 1
+    def write(self) -> list[Entry]:
+        """Insert the entries added (PostgreSQL: by COPY when there are many); returns them."""
+        if not self.rows:
+            return []
+        table = Event.__table__  # type: ignore[attr-defined]
+        if len(self.rows) >= COPY_FROM_ENTRIES and self.session.get_bind().dialect.name == "postgresql":
+            copy_rows(table, _COLUMNS, self.rows, session=self.session)
+        else:
+            insert_rows(table, _COLUMNS, self.rows, session=self.session)
+        self.session.info[_HEAD] = (self.session.get_transaction(), self.seq, self.prev)
+        entries, self.entries, self.rows = self.entries, [], []
+        return entries
 
 
 def _head(*, session: Session) -> tuple[int, str]:

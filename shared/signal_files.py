@@ -1,5 +1,6 @@
 """Reading signal files and feed bodies into records: CSV with a header, JSON lines, a JSON
-array (docs/signals.md). Pure: text in, `RawRow`s out; `shared.signals.validate` judges each.
+array (docs/signals.md). Pure: text in (a string, or an open file read in chunks, so a file of
+any size takes bounded memory), `RawRow`s out; `shared.signals.validate` judges each.
 
 Every record keeps its line and its text, so a rejection can say where it came from, and a
 broken record never hides the ones around it. A whole file that is not a signal file at all is

@@ -103,8 +103,9 @@ def _check_text(path: str) -> None:
 def cmd_signals_import(config: Config, args: argparse.Namespace) -> int:
     from worker.intake import IntakeReport, store_rows
 
-    # Two passes over the file, so it is never held whole: the first refuses a wrong file
-    # before anything is stored (it stops at the first valid signal), the second stores it.
+    # The file is never held whole: it is read through first, to refuse it before anything is
+    # stored if it is not UTF-8 text or not a signal file (`refusal` stops at the first valid
+    # signal), then once more to store it.
     now, source = utcnow(), args.source or "default"
     _check_text(args.path)
     with closing(_file_rows(args.path)) as rows:

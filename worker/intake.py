@@ -9,7 +9,7 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -30,7 +30,7 @@ from shared.trade_rows import new_trade, record_opened
 from worker.market_data import ExchangeError, MarketData
 
 log = logging.getLogger(__name__)
-INSERT_BATCH = 500
+INSERT_BATCH = 500  # prepared rows whose columns are decided together (see `_write_new`)
 # The columns a bot fills when it inserts a signal itself (docs/signals.md, way 3).
 BOT_COLUMNS = ("time", "symbol", "side", "market", "entry", "take_profit", "stop_loss", "leverage", "confidence", "note")
 
@@ -104,9 +104,9 @@ def store_rows(rows: Sequence[RawRow], *, session: Session, default_source: str,
     Each new row gets its ledger entry here, in this transaction: `signal.received` with the
     whole normalised signal (its seq kept in `signal.received_seq`), or `signal.rejected`.
 
-    The table is locked against other writers first (`_lock_and_find`), so which rows are new,
-    their ids and their entries' seqs are all known before anything is written: each row is
-    written once, complete, in one bulk statement (`_write_new`)."""
+    The table is locked against other writers first (`_lock_and_find`), so which rows are new
+    and their ids are known before anything is written: each row is written once, complete
+    with its entry's seq, in one bulk statement (`_write_new`)."""
     report = IntakeReport()
     prepared: dict[tuple[str, str], tuple[RawRow, dict[str, Any], ValidSignal | None, str | None]] = {}
     for row in rows:
@@ -118,11 +118,8 @@ def store_rows(rows: Sequence[RawRow], *, session: Session, default_source: str,
         prepared[key] = (row, {**values, "received_at": received_at, "processed_at": received_at if reason else None},
                          signal, reason)
     stored = _lock_and_find(list(prepared), session=session)
-    new_count = len(prepared) - len(stored)
-    ids = iter(_new_ids(new_count, session=session))
-    seq = events.next_seq(session=session) if new_count else 0
-    changes: list[events.Change] = []
-    new_rows: list[tuple[int, dict[str, Any]]] = []  # (position among all prepared rows, values with id and seq)
+    ids = iter(_new_ids(len(prepared) - len(stored), session=session))
+    new: list[tuple[int, events.Change, dict[str, Any]]] = []  # (position among the prepared rows, …)
     for position, (key, (row, values, signal, reason)) in enumerate(prepared.items()):
         if key in stored:
             report.duplicate += 1
@@ -130,18 +127,27 @@ def store_rows(rows: Sequence[RawRow], *, session: Session, default_source: str,
         pk = next(ids)
         if signal is not None:
             report.accepted += 1
-            changes.append(received(signal, pk, received_at=received_at, actor=actor))
-            new_rows.append((position, {**values, "id": pk, "received_seq": seq + len(changes) - 1}))
+            change = received(signal, pk, received_at=received_at, actor=actor)
         else:
             assert reason is not None
             report.rejected += 1
             report.rejections.append((row.line, reason))
-            changes.append(rejected(key[0], key[1], pk, reason, values.get("raw"),
-                                    received_at=received_at, at=received_at, actor=actor))
-            new_rows.append((position, {**values, "id": pk, "received_seq": None}))
-    _write_new(new_rows, [values for _, values, _, _ in prepared.values()], session=session)
-    entries = events.record_many(changes, session=session)
-    assert not entries or entries[0].seq == seq, "the ledger moved while the signals were written"
+            change = rejected(key[0], key[1], pk, reason, values.get("raw"), received_at=received_at, at=received_at,
+                              actor=actor)
+        new.append((position, change, {**values, "id": pk}))
+    if not new:
+        return report
+    ledger = events.Appender(session=session)
+
+    def with_entries() -> Iterator[tuple[int, dict[str, Any]]]:
+        # Each row's entry is chained as the row is written: on PostgreSQL while the rows
+        # before it are being stored by the server.
+        for position, change, values in new:
+            entry = ledger.add(change)
+            yield position, {**values, "received_seq": entry.seq if change.kind == "signal.received" else None}
+
+    _write_new(with_entries(), [values for _, values, _, _ in prepared.values()], session=session)
+    ledger.write()
     return report
 
 
@@ -195,7 +201,7 @@ def _new_ids(count: int, *, session: Session) -> list[int]:
     return list(range(last - count + 1, last + 1))
 
 
-def _write_new(new_rows: list[tuple[int, dict[str, Any]]], prepared: list[dict[str, Any]], *,
+def _write_new(new_rows: Iterable[tuple[int, dict[str, Any]]], prepared: list[dict[str, Any]], *,
                session: Session) -> None:
     """Write the new rows (ids and seqs given) in bulk: COPY on PostgreSQL, one prepared INSERT
     executed for all on SQLite.
@@ -209,7 +215,7 @@ def _write_new(new_rows: list[tuple[int, dict[str, Any]]], prepared: list[dict[s
                for start in range(0, len(prepared), INSERT_BATCH)]
     write = copy_rows if session.get_bind().dialect.name == "postgresql" else insert_rows
     for names, group in itertools.groupby(new_rows, key=lambda item: columns[item[0] // INSERT_BATCH]):
-        write(table, names, [[values.get(name) for name in names] for _, values in group], session=session)  # type: ignore[arg-type]
+        write(table, names, ([values.get(name) for name in names] for _, values in group), session=session)  # type: ignore[arg-type]
 
 
 # --- NEW signals → trades --------------------------------------------------------------
