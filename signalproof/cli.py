@@ -4,7 +4,11 @@ import argparse
 import getpass
 import json
 import logging
+import os
+import shutil
+import stat
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from contextlib import closing, contextmanager
 from itertools import islice
@@ -87,37 +91,56 @@ def _reading(path: str) -> Iterator[None]:
         raise UserError(f"cannot read {path}: not UTF-8 text") from None
 
 
-def _file_rows(path: str) -> Iterator[RawRow]:
+def _file_rows(path: str, *, shown: str) -> Iterator[RawRow]:
     """The records of a signal file, read in chunks: memory does not grow with the file."""
-    with _reading(path), open(path, encoding="utf-8-sig", newline="") as handle:
+    with _reading(shown), open(path, encoding="utf-8-sig", newline="") as handle:
         yield from read_file(handle)
 
 
-def _check_text(path: str) -> None:
+def _check_text(path: str, *, shown: str) -> None:
     """Every byte of the file is UTF-8 text (decoded only, fast), before any of it is stored."""
-    with _reading(path), open(path, encoding="utf-8-sig", newline="") as handle:
+    with _reading(shown), open(path, encoding="utf-8-sig", newline="") as handle:
         while handle.read(CHUNK_CHARS):
             pass
 
 
+@contextmanager
+def _rereadable(path: str) -> Iterator[str]:
+    """`path` itself when it is a regular file; anything else (a pipe: `signals import
+    /dev/stdin < file`) is copied to a temporary file first, which can be read twice."""
+    with _reading(path):
+        if stat.S_ISREG(os.stat(path).st_mode):
+            yield path
+            return
+        with open(path, "rb") as source, tempfile.NamedTemporaryFile(prefix="signalproof-import-") as copy:
+            shutil.copyfileobj(source, copy)
+            copy.flush()
+            yield copy.name
+
+
 def cmd_signals_import(config: Config, args: argparse.Namespace) -> int:
+    with _rereadable(args.path) as path:
+        return _import_signals(config, path, shown=args.path, source=args.source or "default")
+
+
+def _import_signals(config: Config, path: str, *, shown: str, source: str) -> int:
     from worker.intake import IntakeReport, store_rows
 
     # The file is never held whole: it is read through first, to refuse it before anything is
     # stored if it is not UTF-8 text or not a signal file (`refusal` stops at the first valid
     # signal), then once more to store it.
-    now, source = utcnow(), args.source or "default"
-    _check_text(args.path)
-    with closing(_file_rows(args.path)) as rows:
+    now = utcnow()
+    _check_text(path, shown=shown)
+    with closing(_file_rows(path, shown=shown)) as rows:
         problem = refusal(rows, received_at=now, default_source=source)
     if problem is not None:
-        raise UserError(f"{args.path} refused: {problem}")
+        raise UserError(f"{shown} refused: {problem}")
     engine = _engine(config)
     report = IntakeReport()
     # One transaction per batch, so a long import never holds SQLite's write lock for long
     # (other writers, e.g. `settings set`, get their turn in between). A re-run after an
     # interruption is safe: (source, id) already stored counts as a duplicate.
-    with closing(_file_rows(args.path)) as rows:
+    with closing(_file_rows(path, shown=shown)) as rows:
         while batch := list(islice(rows, IMPORT_BATCH_ROWS)):
             with transaction(engine) as session:
                 part = store_rows(batch, default_source=source, received_at=now, actor="import", session=session)

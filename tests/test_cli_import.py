@@ -81,6 +81,19 @@ def test_a_file_with_some_valid_rows_is_imported_with_its_rejections(cli: Cli, d
     assert stored_signals(database_url) == 2
 
 
+def test_a_file_can_come_through_standard_input(cli: Cli, database_url: str) -> None:
+    """`docker compose exec -T worker signalproof signals import /dev/stdin < file` (README): a pipe
+    cannot be read twice, so it is copied aside first; a wrong one is still refused whole."""
+    for content, stored in ((f"{HEADER}\n{VALID}\n{INVALID}\n", 2), (PASSWD, 2)):
+        result = subprocess.run(cli.command("signals", "import", "/dev/stdin"), cwd=cli.cwd, env=cli.env, input=content,
+                                capture_output=True, text=True, timeout=120)
+        if content == PASSWD:
+            assert result.returncode == 2 and "/dev/stdin refused: not a signal file" in result.stderr
+        else:
+            assert result.stdout.splitlines()[0] == "accepted 1, rejected 1, duplicate 0", result.stderr
+        assert stored_signals(database_url) == stored
+
+
 def test_a_long_import_lets_a_concurrent_settings_change_through(cli: Cli, database_url: str, database_kind: str,
                                                                  tmp_path: Path) -> None:
     if database_kind != "sqlite":
