@@ -106,34 +106,42 @@ def _invalid(row: dict[str, str], number: int) -> dict[str, str]:
 
 
 def write_signals(path: Path, count: int, file_format: str, *, now: datetime, seed: int = 1) -> SignalFile:
-    """`count` records (repeats included): the file and the summary its import must print."""
-    rng = random.Random(seed)
-    rows: list[dict[str, str]] = []
-    accepted = rejected = duplicate = 0
-    for number in range(count):
-        if number % REPEAT_EVERY == REPEAT_EVERY - 1:
-            rows.append(rows[rng.randrange(len(rows))] | {"note": "sent twice"})  # same id and source
-            duplicate += 1
-            continue
-        row = _valid(number, rng, now)
-        if number % INVALID_EVERY == INVALID_EVERY - 1:
-            row = _invalid(row, number)
-            rejected += 1
-        else:
-            accepted += 1
-        rows.append(row)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        if file_format == "csv":
-            import csv
+    """`count` records (repeats included), written as they are made (this process stays small:
+    the child's peak memory is what is measured): the file and the summary its import must print."""
+    import csv
 
-            writer = csv.writer(handle, lineterminator="\n")
+    rng = random.Random(seed)
+    recent: list[dict[str, str]] = []  # what a repeat repeats: one of the last RECENT rows
+    accepted = rejected = duplicate = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        if file_format == "csv":
             writer.writerow(FIELDS)
-            writer.writerows([row[name] for name in FIELDS] for row in rows)
-        elif file_format == "jsonl":
-            handle.writelines(json.dumps(_json_record(row)) + "\n" for row in rows)
-        else:
-            handle.write("[\n" + ",\n".join(json.dumps(_json_record(row)) for row in rows) + "\n]\n")
+        elif file_format == "json":
+            handle.write("[\n")
+        for number in range(count):
+            if number % REPEAT_EVERY == REPEAT_EVERY - 1:
+                row = rng.choice(recent) | {"note": "sent twice"}  # same id and source: the first one stands
+                duplicate += 1
+            else:
+                row = _valid(number, rng, now)
+                if number % INVALID_EVERY == INVALID_EVERY - 1:
+                    row = _invalid(row, number)
+                    rejected += 1
+                else:
+                    accepted += 1
+                recent = [*recent[-RECENT + 1:], row]
+            if file_format == "csv":
+                writer.writerow([row[name] for name in FIELDS])
+            else:
+                handle.write(("" if number == 0 or file_format == "jsonl" else ",\n") + json.dumps(_json_record(row))
+                             + ("\n" if file_format == "jsonl" else ""))
+        if file_format == "json":
+            handle.write("\n]\n")
     return SignalFile(path, accepted, rejected, duplicate)
+
+
+RECENT = 1500  # a repeat comes from the same batch of 1000 or the one before
 
 
 def _json_record(row: dict[str, str]) -> dict[str, object]:
@@ -216,26 +224,28 @@ class ServerCpu:
 
 def run_cli(arguments: list[str], *, url: str, checkout: Path, profile: Path | None = None) -> Run:
     """`python -m signalproof ARGUMENTS` in a child process, with its own wall time, CPU and peak
-    RSS (and on a local PostgreSQL, the CPU of the server's backends for it)."""
+    RSS (and on a local PostgreSQL, the CPU of the server's backends for it).
+
+    The child is started by /usr/bin/time, whose report is the child's alone: rusage from this
+    process would count the pages a fork shares with its parent before exec."""
     env = {**os.environ, "SIGNALPROOF_DATABASE_URL": url, "PYTHONPATH": str(checkout)}
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     server = ServerCpu(url) if url.startswith("postgresql") else None
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryDirectory() as directory:
+        report, out, err = (Path(directory) / name for name in ("time", "out", "err"))
+        command = ["/usr/bin/time", "-o", str(report), "-f", "%M %U %S", sys.executable, *profiler, "-m", "signalproof",
+                   *arguments]
         started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, *profiler, "-m", "signalproof", *arguments], cwd=checkout, env=env,
-                                 stdout=out, stderr=err)
-        while True:  # this child's own rusage (not every child's so far), the server's CPU meanwhile
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG if server else 0)
-            if pid:
-                break
-            server.poll()  # type: ignore[union-attr]
-            time.sleep(0.05)
+        with out.open("w") as stdout, err.open("w") as stderr:
+            child = subprocess.Popen(command, cwd=checkout, env=env, stdout=stdout, stderr=stderr)
+            while child.poll() is None:
+                if server is not None:
+                    server.poll()
+                time.sleep(0.05)
         wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Run(wall, usage.ru_utime + usage.ru_stime, server.total() if server else None, usage.ru_maxrss / 1024,
-                   child.returncode, out.read(), err.read())
+        peak_kib, user, system = report.read_text().split()[-3:]
+        return Run(wall, float(user) + float(system), server.total() if server else None, int(peak_kib) / 1024,
+                   child.returncode, out.read_text(), err.read_text())
 
 
 def print_profile(path: Path) -> None:

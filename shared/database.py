@@ -149,7 +149,6 @@ def require_schema(engine: Engine) -> None:
         raise SchemaMissing("the database has no signalproof schema yet: run `signalproof db upgrade` first")
 
 
-
 def driver_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                 dialect: sa.Dialect) -> Iterator[tuple[Any, ...]]:
     """Rows of values as an INSERT through SQLAlchemy hands them to the driver: each value through
@@ -162,28 +161,25 @@ def driver_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence
         yield tuple([value if process is None else process(value) for process, value in zip(processors, row)])
 
 
-def insert_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, session: Session,
-                skip_conflicts: bool = False) -> int:
+def insert_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, session: Session) -> None:
     """INSERT many rows with one prepared statement executed for them all (DB-API executemany),
     values as `driver_rows` gives them: none of SQLAlchemy's per-row work, which was most of the
-    time of an import on SQLite. Returns how many rows were inserted (`skip_conflicts`: a row
-    whose unique key is taken is left out, as with `insert_missing`)."""
+    time of an import on SQLite."""
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     statement = (f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(name) for name in columns)})"
-                 f" VALUES ({', '.join([marker] * len(columns))})" + (" ON CONFLICT DO NOTHING" if skip_conflicts else ""))
+                 f" VALUES ({', '.join([marker] * len(columns))})")
     values = list(driver_rows(table, columns, rows, dialect=dialect))
-    if not values:
-        return 0
-    return session.connection().exec_driver_sql(statement, values).rowcount  # type: ignore[arg-type]
+    if values:
+        session.connection().exec_driver_sql(statement, values)  # type: ignore[arg-type]
 
 
 def copy_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, session: Session) -> None:
     """PostgreSQL's COPY … FROM STDIN into `table`, in the session's transaction: for thousands of
-    rows about ten times faster than an INSERT (no SQL text to build and parse per batch), values
-    as `driver_rows` gives them. Binary, with the columns' types as the server has them: a third
-    less time than text, which must be escaped and parsed."""
+    rows much faster than an INSERT (no SQL text to build and parse), values as `driver_rows`
+    gives them. Binary, with the columns' types as the server has them: a third less time than
+    text, which must be escaped and parsed."""
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer
     name = quote.format_table(table)

@@ -47,6 +47,8 @@ COPY_FROM_ENTRIES = 100  # PostgreSQL: from this many entries a COPY beats an IN
 
 def record_many(changes: list[Change], *, session: Session) -> list[Entry]:
     """Append several entries at once (an import of thousands of signals)."""
+    if not changes:
+        return []
     appender = Appender(session=session)
     for change in changes:
         appender.add(change)
@@ -56,11 +58,12 @@ def record_many(changes: list[Change], *, session: Session) -> list[Entry]:
 class Appender:
     """`record_many` in steps: each entry chained as soon as it is added, all written together
     by `write`. An import chains a signal's entry while the signal rows before it are still
-    streaming to the server (shared.database.copy_rows), and writes the seq down beside it."""
+    streaming to the server (shared.database.copy_rows), and writes the seq down beside it.
+    Nothing else may append in the transaction between its creation and `write` (checked)."""
 
     def __init__(self, *, session: Session) -> None:
         self.session = session
-        self.seq, self.prev = _head(session=session)
+        self.seq, self.prev = self.start = _head(session=session)
         self.entries: list[Entry] = []
         self.rows: list[tuple[Any, ...]] = []
 
@@ -81,13 +84,16 @@ class Appender:
         """Insert the entries added (PostgreSQL: by COPY when there are many); returns them."""
         if not self.rows:
             return []
+        cached = self.session.info.get(_HEAD)
+        if cached is not None and cached[0] is self.session.get_transaction() and cached[1:] != self.start:
+            raise RuntimeError("the ledger moved while entries were being chained: the chain would fork")
         table = Event.__table__  # type: ignore[attr-defined]
         if len(self.rows) >= COPY_FROM_ENTRIES and self.session.get_bind().dialect.name == "postgresql":
             copy_rows(table, _COLUMNS, self.rows, session=self.session)
         else:
             insert_rows(table, _COLUMNS, self.rows, session=self.session)
         self.session.info[_HEAD] = (self.session.get_transaction(), self.seq, self.prev)
-        entries, self.entries, self.rows = self.entries, [], []
+        entries, self.entries, self.rows, self.start = self.entries, [], [], (self.seq, self.prev)
         return entries
 
 
