@@ -336,6 +336,7 @@ def _csv_records(lines: Iterator[str]) -> Iterator[tuple[int, str, list[str] | N
 
 def _csv_rows(lines: Iterator[str]) -> Iterator[RawRow]:
     header: list[str] | None = None
+    known: list[tuple[int, str]] = []  # (column, name) of the header's signal fields
     header_line = 0
     first: RawRow | None = None  # the first record when it is not a header
     for line, record_text, cells, error in _csv_records(lines):
@@ -347,6 +348,7 @@ def _csv_rows(lines: Iterator[str]) -> Iterator[RawRow]:
             names = [cell.strip().lower() for cell in cells]
             if "id" in names and "symbol" in names:
                 header, header_line = names, line
+                known = [(column, name) for column, name in enumerate(names) if name in SIGNAL_FIELDS]
                 continue
             row = RawRow(line, record_text, None, _no_header(record_text))
         elif header is None:
@@ -360,8 +362,7 @@ def _csv_rows(lines: Iterator[str]) -> Iterator[RawRow]:
             )
             row = RawRow(line, record_text, None, reason)
         else:
-            fields = {name: cell for name, cell in zip(header, cells) if name in SIGNAL_FIELDS}
-            row = RawRow(line, record_text, fields, None)
+            row = RawRow(line, record_text, {name: cells[column] for column, name in known}, None)
         if first is None:
             first = row
         yield row
