@@ -14,11 +14,11 @@ a brand-new database is migrated (PostgreSQL: signalproof_bench_<random>, create
     CPU s    its user + system CPU seconds
     PG CPU s the CPU seconds of the PostgreSQL backends serving it (a server on this machine):
              on a busy machine wall time mostly measures the wait for a core, CPU + PG CPU does not
-    RSS MiB  its peak resident memory
+    RSS MiB  its peak resident memory (as /usr/bin/time reports it)
     summary  its "accepted …, rejected …, duplicate …" line, checked against what the file holds
 
 `--verify` also runs `signalproof verify db` after each import (the chain and the tables).
-`--checkout DIR` runs another checkout's code (e.g. `git archive main | tar -x -C /tmp/before`)
+`--checkout DIR` runs another checkout's code (e.g. `git archive COMMIT | tar -x -C /tmp/before`)
 for before/after figures; the database is still migrated by this checkout.
 `--profile` prints the 25 functions with the most own time in each import (cProfile; slower).
 """
