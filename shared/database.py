@@ -8,7 +8,7 @@ advisory lock taken at BEGIN (the ledger's appends need one writer at a time). N
 runs at import time.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,3 +158,48 @@ def require_schema(engine: Engine) -> None:
         raise SchemaMissing(f"cannot open the database: {exc.orig}") from exc
     if not present:
         raise SchemaMissing("the database has no signalproof schema yet: run `signalproof db upgrade` first")
+
+
+def driver_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                dialect: sa.Dialect) -> Iterator[tuple[Any, ...]]:
+    """Rows of values as an INSERT through SQLAlchemy hands them to the driver: each value through
+    its column's own type (UTC times, exact decimals, kinds as text), so they are stored the same."""
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    if not any(processors):
+        yield from (tuple(row) for row in rows)
+        return
+    for row in rows:
+        yield tuple([value if process is None else process(value) for process, value in zip(processors, row)])
+
+
+def insert_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, session: Session) -> None:
+    """INSERT many rows with one prepared statement executed for them all (DB-API executemany),
+    values as `driver_rows` gives them: none of SQLAlchemy's per-row work, which was most of the
+    time of an import on SQLite."""
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    statement = (f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(name) for name in columns)})"
+                 f" VALUES ({', '.join([marker] * len(columns))})")
+    values = list(driver_rows(table, columns, rows, dialect=dialect))
+    if values:
+        session.connection().exec_driver_sql(statement, values)  # type: ignore[arg-type]
+
+
+def copy_rows(table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, session: Session) -> None:
+    """PostgreSQL's COPY … FROM STDIN into `table`, in the session's transaction: for thousands of
+    rows much faster than an INSERT (no SQL text to build and parse), values as `driver_rows`
+    gives them. Binary, with the columns' types as the server has them: a third less time than
+    text, which must be escaped and parsed."""
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer
+    name = quote.format_table(table)
+    types = dict(session.execute(sa.text("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = CAST(:table AS regclass)"
+                                         " AND attnum > 0 AND NOT attisdropped"), {"table": name}).all())
+    statement = f"COPY {name} ({', '.join(quote.quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types([types[column] for column in columns])
+        for row in driver_rows(table, columns, rows, dialect=dialect):
+            copy.write_row(row)

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from shared.database import WRITE_LOCK_KEY
-from shared.ledger import GENESIS_PREV, Entry, canonical, make_entry
+from shared.database import WRITE_LOCK_KEY, copy_rows, insert_rows
+from shared.ledger import GENESIS_PREV, Entry, make_entry_and_data
 from shared.models import Event
 
 _HEAD = "signalproof.ledger_head"  # session.info key: (transaction, seq, hash) of our last append
@@ -41,28 +41,60 @@ def record(*, session: Session, kind: str, message: str, at: datetime, actor: st
     return record_many([Change(kind, message, at, actor, signal_pk, trade_id, data or {})], session=session)[0]
 
 
+_COLUMNS = ("id", "at", "kind", "actor", "signal_pk", "trade_id", "message", "data", "prev", "hash")
+COPY_FROM_ENTRIES = 100  # PostgreSQL: from this many entries a COPY beats an INSERT (an import's batch)
+
+
 def record_many(changes: list[Change], *, session: Session) -> list[Entry]:
-    """Append several entries in one statement (an import of thousands of signals)."""
+    """Append several entries at once (an import of thousands of signals)."""
     if not changes:
         return []
-    seq, prev = _head(session=session)
-    entries, rows = [], []
+    appender = Appender(session=session)
     for change in changes:
+        appender.add(change)
+    return appender.write()
+
+
+class Appender:
+    """`record_many` in steps: each entry chained as soon as it is added, all written together
+    by `write`. An import chains a signal's entry while the signal rows before it are still
+    streaming to the server (shared.database.copy_rows), and writes the seq down beside it.
+    Nothing else may append in the transaction between its creation and `write` (checked)."""
+
+    def __init__(self, *, session: Session) -> None:
+        self.session = session
+        self.seq, self.prev = self.start = _head(session=session)
+        self.entries: list[Entry] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, change: Change) -> Entry:
         body: dict[str, Any] = {**change.data, "actor": change.actor, "message": change.message}
         if change.trade_id is not None:
             body["trade_id"] = change.trade_id
         if change.signal_pk is not None:
             body["signal_pk"] = change.signal_pk
-        seq += 1
-        entry = make_entry(seq=seq, time=change.at, kind=change.kind, data=body, prev=prev)
-        prev = entry.hash
-        entries.append(entry)
-        rows.append({"id": entry.seq, "at": change.at, "kind": change.kind, "actor": change.actor,
-                     "signal_pk": change.signal_pk, "trade_id": change.trade_id, "message": change.message,
-                     "data": canonical(entry.data).decode(), "prev": entry.prev, "hash": entry.hash})
-    session.execute(sa.insert(Event.__table__), rows)  # type: ignore[attr-defined]
-    session.info[_HEAD] = (session.get_transaction(), entries[-1].seq, entries[-1].hash)
-    return entries
+        entry, data = make_entry_and_data(seq=self.seq + 1, time=change.at, kind=change.kind, data=body, prev=self.prev)
+        self.seq, self.prev = entry.seq, entry.hash
+        self.entries.append(entry)
+        self.rows.append((entry.seq, change.at, change.kind, change.actor, change.signal_pk, change.trade_id,
+                          change.message, data.decode(), entry.prev, entry.hash))
+        return entry
+
+    def write(self) -> list[Entry]:
+        """Insert the entries added (PostgreSQL: by COPY when there are many); returns them."""
+        if not self.rows:
+            return []
+        cached = self.session.info.get(_HEAD)
+        if cached is not None and cached[0] is self.session.get_transaction() and cached[1:] != self.start:
+            raise RuntimeError("the ledger moved while entries were being chained: the chain would fork")
+        table = Event.__table__  # type: ignore[attr-defined]
+        if len(self.rows) >= COPY_FROM_ENTRIES and self.session.get_bind().dialect.name == "postgresql":
+            copy_rows(table, _COLUMNS, self.rows, session=self.session)
+        else:
+            insert_rows(table, _COLUMNS, self.rows, session=self.session)
+        self.session.info[_HEAD] = (self.session.get_transaction(), self.seq, self.prev)
+        entries, self.entries, self.rows, self.start = self.entries, [], [], (self.seq, self.prev)
+        return entries
 
 
 def _head(*, session: Session) -> tuple[int, str]:

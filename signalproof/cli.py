@@ -4,9 +4,14 @@ import argparse
 import getpass
 import json
 import logging
+import os
+import shutil
+import stat
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -16,7 +21,7 @@ from shared import settings as runtime
 from shared.clock import utcnow
 from shared.config import Config, ConfigError, load_config, sqlite_path
 from shared.database import SchemaMissing, make_engine, require_schema, transaction, upgrade
-from shared.signal_files import read_rows, refusal
+from shared.signal_files import CHUNK_CHARS, RawRow, read_file, refusal
 from shared.queries import headline_stats
 from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, write_csv
 
@@ -84,31 +89,73 @@ def cmd_db_rebuild_summaries(config: Config, _args: argparse.Namespace) -> int:
 IMPORT_BATCH_ROWS = 1000
 
 
+@contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """A file that cannot be read is the user's to fix: one line, exit status 2."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read {path}: not UTF-8 text") from None
+
+
+def _file_rows(path: str, *, shown: str) -> Iterator[RawRow]:
+    """The records of a signal file, read in chunks: memory does not grow with the file."""
+    with _reading(shown), open(path, encoding="utf-8-sig", newline="") as handle:
+        yield from read_file(handle)
+
+
+def _check_text(path: str, *, shown: str) -> None:
+    """Every byte of the file is UTF-8 text (decoded only, fast), before any of it is stored."""
+    with _reading(shown), open(path, encoding="utf-8-sig", newline="") as handle:
+        while handle.read(CHUNK_CHARS):
+            pass
+
+
+@contextmanager
+def _rereadable(path: str) -> Iterator[str]:
+    """`path` itself when it is a regular file; anything else (a pipe: `signals import
+    /dev/stdin < file`) is copied to a temporary file first, which can be read twice."""
+    with _reading(path):
+        if stat.S_ISREG(os.stat(path).st_mode):
+            yield path
+            return
+        with open(path, "rb") as source, tempfile.NamedTemporaryFile(prefix="signalproof-import-") as copy:
+            shutil.copyfileobj(source, copy)
+            copy.flush()
+            yield copy.name
+
+
 def cmd_signals_import(config: Config, args: argparse.Namespace) -> int:
+    with _rereadable(args.path) as path:
+        return _import_signals(config, path, shown=args.path, source=args.source or "default")
+
+
+def _import_signals(config: Config, path: str, *, shown: str, source: str) -> int:
     from worker.intake import IntakeReport, store_rows
 
-    try:
-        text = Path(args.path).read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise UserError(f"cannot read {args.path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"cannot read {args.path}: not UTF-8 text") from None
-    rows, now, source = read_rows(text), utcnow(), args.source or "default"
-    problem = refusal(rows, received_at=now, default_source=source)
+    # The file is never held whole: it is read through first, to refuse it before anything is
+    # stored if it is not UTF-8 text or not a signal file (`refusal` stops at the first valid
+    # signal), then once more to store it.
+    now = utcnow()
+    _check_text(path, shown=shown)
+    with closing(_file_rows(path, shown=shown)) as rows:
+        problem = refusal(rows, received_at=now, default_source=source)
     if problem is not None:
-        raise UserError(f"{args.path} refused: {problem}")
+        raise UserError(f"{shown} refused: {problem}")
     engine = _engine(config)
     report = IntakeReport()
     # One transaction per batch, so a long import never holds SQLite's write lock for long
     # (other writers, e.g. `settings set`, get their turn in between). A re-run after an
     # interruption is safe: (source, id) already stored counts as a duplicate.
-    for start in range(0, len(rows), IMPORT_BATCH_ROWS):
-        with transaction(engine) as session:
-            part = store_rows(rows[start:start + IMPORT_BATCH_ROWS], default_source=source,
-                              received_at=now, actor="import", session=session)
-        report.accepted, report.rejected = report.accepted + part.accepted, report.rejected + part.rejected
-        report.duplicate += part.duplicate
-        report.rejections += part.rejections
+    with closing(_file_rows(path, shown=shown)) as rows:
+        while batch := list(islice(rows, IMPORT_BATCH_ROWS)):
+            with transaction(engine) as session:
+                part = store_rows(batch, default_source=source, received_at=now, actor="import", session=session)
+            report.accepted, report.rejected = report.accepted + part.accepted, report.rejected + part.rejected
+            report.duplicate += part.duplicate
+            report.rejections += part.rejections
     print(report.summary())
     for line, reason in report.rejections:
         print(f"  line {line}: {reason}")

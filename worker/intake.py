@@ -9,7 +9,7 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -21,7 +21,7 @@ from sqlmodel import Session
 from shared import events, queries, settings as runtime
 from shared.admission import OpenKey, Verdict, admit
 from shared.columns import UtcDateTime
-from shared.database import insert_missing, transaction
+from shared.database import copy_rows, insert_rows, transaction
 from shared.exits import TradeTerms
 from shared.models import Market, RuntimeSettings, Signal, SignalStatus
 from shared.signal_files import RawRow
@@ -30,7 +30,7 @@ from shared.trade_rows import new_trade, record_opened
 from worker.market_data import ExchangeError, MarketData
 
 log = logging.getLogger(__name__)
-INSERT_BATCH = 500
+INSERT_BATCH = 500  # prepared rows whose columns are decided together (see `_write_new`)
 # The columns a bot fills when it inserts a signal itself (docs/signals.md, way 3).
 BOT_COLUMNS = ("time", "symbol", "side", "market", "entry", "take_profit", "stop_loss", "leverage", "confidence", "note")
 
@@ -56,11 +56,14 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+_RAW_JSON = json.JSONEncoder(default=str)  # json.dumps(fields, default=str), without a new encoder per row
+
+
 def _row_values(row: RawRow, *, default_source: str,
                 received_at: datetime) -> tuple[dict[str, Any], ValidSignal | None, str | None]:
     """The `signal` row to insert for one raw record, the valid signal (if it is one) and the
     rejection reason (if it is not)."""
-    raw_json = _storable(row.text) if row.fields is None else json.dumps(row.fields, default=str)
+    raw_json = _storable(row.text) if row.fields is None else _RAW_JSON.encode(row.fields)
     if row.fields is None:
         reason = row.error or "unreadable row"
         return {"source": default_source, "signal_id": _unidentified_id(row.text), "status": SignalStatus.REJECTED,
@@ -99,7 +102,11 @@ def store_rows(rows: Sequence[RawRow], *, session: Session, default_source: str,
     """Validate and insert rows; (source, id) already present → duplicate, first version stands.
 
     Each new row gets its ledger entry here, in this transaction: `signal.received` with the
-    whole normalised signal (its seq kept in `signal.received_seq`), or `signal.rejected`."""
+    whole normalised signal (its seq kept in `signal.received_seq`), or `signal.rejected`.
+
+    The table is locked against other writers first (`_lock_and_find`), so which rows are new
+    and their ids are known before anything is written: each row is written once, complete
+    with its entry's seq, in one bulk statement (`_write_new`)."""
     report = IntakeReport()
     prepared: dict[tuple[str, str], tuple[RawRow, dict[str, Any], ValidSignal | None, str | None]] = {}
     for row in rows:
@@ -110,39 +117,105 @@ def store_rows(rows: Sequence[RawRow], *, session: Session, default_source: str,
             continue
         prepared[key] = (row, {**values, "received_at": received_at, "processed_at": received_at if reason else None},
                          signal, reason)
-    items = list(prepared.items())
-    for start in range(0, len(items), INSERT_BATCH):
-        batch = items[start:start + INSERT_BATCH]
-        inserted = _insert_new([values for _, (_, values, _, _) in batch], session=session)
-        changes: list[events.Change] = []
-        for key, (row, values, signal, reason) in batch:
-            if key not in inserted:
-                report.duplicate += 1
-            elif signal is not None:
-                report.accepted += 1
-                changes.append(received(signal, inserted[key], received_at=received_at, actor=actor))
-            else:
-                assert reason is not None
-                report.rejected += 1
-                report.rejections.append((row.line, reason))
-                changes.append(rejected(key[0], key[1], inserted[key], reason, values.get("raw"),
-                                        received_at=received_at, at=received_at, actor=actor))
-        entries = events.record_many(changes, session=session)
-        seqs = [{"pk": change.signal_pk, "seq": entry.seq} for change, entry in zip(changes, entries)
-                if change.kind == "signal.received"]
-        if seqs:
-            table = Signal.__table__
-            session.execute(sa.update(table).where(table.c.id == sa.bindparam("pk"))  # type: ignore[attr-defined]
-                            .values(received_seq=sa.bindparam("seq")), seqs)
+    stored = _lock_and_find(list(prepared), session=session)
+    ids = iter(_new_ids(len(prepared) - len(stored), session=session))
+    new: list[tuple[int, events.Change, dict[str, Any]]] = []  # (position among the prepared rows, …)
+    for position, (key, (row, values, signal, reason)) in enumerate(prepared.items()):
+        if key in stored:
+            report.duplicate += 1
+            continue
+        pk = next(ids)
+        if signal is not None:
+            report.accepted += 1
+            change = received(signal, pk, received_at=received_at, actor=actor)
+        else:
+            assert reason is not None
+            report.rejected += 1
+            report.rejections.append((row.line, reason))
+            change = rejected(key[0], key[1], pk, reason, values.get("raw"), received_at=received_at, at=received_at,
+                              actor=actor)
+        new.append((position, change, {**values, "id": pk}))
+    if not new:
+        return report
+    ledger = events.Appender(session=session)
+
+    def with_entries() -> Iterator[tuple[int, dict[str, Any]]]:
+        # Each row's entry is chained as the row is written: on PostgreSQL while the rows
+        # before it are being stored by the server.
+        for position, change, values in new:
+            entry = ledger.add(change)
+            yield position, {**values, "received_seq": entry.seq if change.kind == "signal.received" else None}
+
+    _write_new(with_entries(), [values for _, values, _, _ in prepared.values()], session=session)
+    ledger.write()
     return report
 
 
-def _insert_new(rows: list[dict[str, Any]], *, session: Session) -> dict[tuple[str, str], int]:
-    """Insert what is new; returns the (source, id) keys that were new, with their row ids."""
+def _lock_and_find(keys: list[tuple[str, str]], *, session: Session) -> set[tuple[str, str]]:
+    """Of these (source, id) keys, those already stored, with the signal table locked against
+    other writers until commit, so the answer stays true while the new rows are written.
+
+    SQLite: every write transaction holds the database's write lock from its start (BEGIN
+    IMMEDIATE). PostgreSQL: our writers are serialised by the advisory lock, but a bot may
+    insert rows directly; EXCLUSIVE mode makes such an insert wait for our commit (readers,
+    the site, never wait)."""
+    if not keys:
+        return set()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE signal IN EXCLUSIVE MODE")
+        found = session.execute(sa.text(
+            "SELECT signal.source, signal.signal_id FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]))"
+            " AS given(source, signal_id) JOIN signal ON signal.source = given.source"
+            " AND signal.signal_id = given.signal_id"),
+            {"sources": [source for source, _ in keys], "ids": [signal_id for _, signal_id in keys]})
+        return {(source, signal_id) for source, signal_id in found}
+    stored: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), SQLITE_KEYS_PER_QUERY):
+        part = keys[start:start + SQLITE_KEYS_PER_QUERY]
+        found = connection.exec_driver_sql(
+            f"SELECT signal.source, signal.signal_id FROM (VALUES {', '.join(['(?, ?)'] * len(part))}) AS given"
+            " JOIN signal ON signal.source = given.column1 AND signal.signal_id = given.column2",
+            tuple(item for key in part for item in key))
+        stored.update((source, signal_id) for source, signal_id in found)
+    return stored
+
+
+SQLITE_KEYS_PER_QUERY = 5000  # two parameters each, well under SQLite's limit of 32,766
+
+
+def _new_ids(count: int, *, session: Session) -> list[int]:
+    """Ids for `count` new signal rows, in order: those the database would give them itself
+    (PostgreSQL: the next ones of the column's sequence; SQLite: one above the highest)."""
+    if count == 0:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One block of the sequence: under our lock (`_lock_and_find`) no other insert into
+        # `signal` can draw from it meanwhile. Cheaper than `count` nextval calls.
+        last = connection.exec_driver_sql(
+            "SELECT setval(pg_get_serial_sequence('signal', 'id'),"
+            " nextval(pg_get_serial_sequence('signal', 'id')) + %(more)s)", {"more": count - 1}).scalar_one()
+    else:
+        last = (connection.exec_driver_sql("SELECT max(id) FROM signal").scalar() or 0) + count
+    return list(range(last - count + 1, last + 1))
+
+
+def _write_new(new_rows: Iterable[tuple[int, dict[str, Any]]], prepared: list[dict[str, Any]], *,
+               session: Session) -> None:
+    """Write the new rows (ids and seqs given) in bulk: COPY on PostgreSQL, one prepared INSERT
+    executed for all on SQLite.
+
+    Each row is written with the columns any row of its group of INSERT_BATCH prepared rows
+    has (a column none of them has keeps its server default), as rows always were: so a
+    rejected row gets exactly the values it got before (`market` NULL beside valid rows,
+    'SPOT' in a group of rejected rows only)."""
     table = Signal.__table__
-    returned = insert_missing(table, rows,  # type: ignore[arg-type]
-                              returning=(table.c.source, table.c.signal_id, table.c.id), session=session)  # type: ignore[attr-defined]
-    return {(source, signal_id): pk for source, signal_id, pk in returned}
+    columns = [("id", *sorted({key for row in prepared[start:start + INSERT_BATCH] for key in row}), "received_seq")
+               for start in range(0, len(prepared), INSERT_BATCH)]
+    write = copy_rows if session.get_bind().dialect.name == "postgresql" else insert_rows
+    for names, group in itertools.groupby(new_rows, key=lambda item: columns[item[0] // INSERT_BATCH]):
+        write(table, names, ([values.get(name) for name in names] for _, values in group), session=session)  # type: ignore[arg-type]
 
 
 # --- NEW signals → trades --------------------------------------------------------------

@@ -15,7 +15,7 @@ from shared import signing
 from shared.kinds import TradeStatus
 from shared.ledger import (
     GENESIS_PREV, ChainVerifier, Entry, LedgerFormatError, canonical, decimal_text, entry_hash, format_time,
-    make_entry, parse_entry, read_lines, to_data, verify_chain,
+    make_entry, make_entry_and_data, parse_entry, read_lines, to_data, verify_chain,
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -34,6 +34,31 @@ def test_canonical_bytes_are_rfc8785(value: object) -> None:
     except (rfc8785.CanonicalizationError, UnicodeEncodeError):  # e.g. lone surrogates: not JSON text
         return
     assert canonical(value) == expected
+
+
+def test_canonical_strings_are_rfc8785_for_every_code_point() -> None:
+    """The fast path (orjson) escapes exactly as RFC 8785 does, whatever the character."""
+    code_points = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and (cp < 0x30000 or cp % 97 == 0)]
+    for start in range(0, len(code_points), 4096):
+        text = "".join(map(chr, code_points[start:start + 4096]))
+        assert canonical({"k": [text, text[::-1]]}) == rfc8785.dumps({"k": [text, text[::-1]]})
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6), st.integers(1, 2**53 - 1),
+       st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-5))])), st.text(max_size=70))
+def test_an_entry_and_its_data_bytes_are_rfc8785(data: dict[str, object], seq: int, time: datetime, prev: str) -> None:
+    """make_entry_and_data puts the body's bytes together around the data's: the same bytes,
+    and so the same hash, as canonicalising the whole body with the reference implementation."""
+    try:
+        reference = rfc8785.dumps(data)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        return
+    entry, data_bytes = make_entry_and_data(seq=seq, time=time, kind="signal.received", data=data, prev=prev)
+    assert data_bytes == reference
+    assert entry.time == time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body = {"seq": seq, "time": entry.time, "kind": "signal.received", "data": entry.data, "prev": prev}
+    assert entry.hash == hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    assert make_entry(seq=seq, time=time, kind="signal.received", data=data, prev=prev) == entry
 
 
 def chain(n: int) -> list[Entry]:
