@@ -34,5 +34,5 @@ if loaders.demo_mode():
                "bot, both generated on this machine: nothing here is anyone's real record.", icon=":material/science:")
 # The site verifies its own ledger on every data version (track_record/self_check.py): when the
 # chain is broken, every page says so first, naming the first bad entry.
-display.ledger_banner(loaders.ledger_state(loaders.database_url()))
+display.ledger_banner(loaders.ledger_state(loaders.database_url(), for_banner=True))
 navigation.run()

@@ -128,13 +128,15 @@ def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
         return record.symbols(session=session)
 
 
-def ledger_state(url: str) -> "self_check.State | None":
+def ledger_state(url: str, *, for_banner: bool = False) -> "self_check.State | None":
     """The site's own check of its ledger (incremental per data version; see self_check.py), or
-    None when it cannot be read right now (the page then says nothing rather than fail)."""
+    None when it cannot be read right now (the page then says nothing rather than fail).
+    `for_banner`: wait less for a new process's first full walk (every page shows the banner)."""
     from track_record import self_check
 
     try:
-        return self_check.for_url(url).state()
+        checker = self_check.for_url(url)
+        return checker.state(self_check.BANNER_WAIT_SECONDS) if for_banner else checker.state()
     except Exception as exc:  # one line in the log; a visitor is not shown a traceback
         logging.getLogger(__name__).error("ledger self-check: %s: %s", type(exc).__name__,
                                           (str(exc).splitlines() or [""])[0][:200])

@@ -34,6 +34,9 @@ log = logging.getLogger("signalproof.site.self_check")
 
 ROWS_PER_READ = 5_000
 FIRST_WAIT_SECONDS = 5.0  # the first request of a process waits this long for the first full walk
+# ...but the banner on every public page only this long: a million-trade ledger takes many
+# seconds to walk, and the first visitor should not wait for it (a later run shows the banner).
+BANNER_WAIT_SECONDS = 1.0
 
 _NO_CANONICAL_FORM = re.compile(r"[0-9]{16}|NaN|Infinity|\\u[dD][89a-fA-F]")
 _EVENT = Event.__table__.c  # type: ignore[attr-defined]
@@ -118,13 +121,14 @@ class SelfCheck:
 
     # --- what callers use --------------------------------------------------------------------
 
-    def state(self) -> State:
-        """The state at the current head: advances the verifier over new rows first."""
+    def state(self, first_wait: float = FIRST_WAIT_SECONDS) -> State:
+        """The state at the current head: advances the verifier over new rows first. The first
+        call of a process waits up to `first_wait` seconds for the first full walk."""
         with self.engine.connect() as connection:
             head = read_head(connection)
         self._maybe_start_full()
         if not self._full_done.is_set():
-            self._full_done.wait(FIRST_WAIT_SECONDS)
+            self._full_done.wait(first_wait)
         if self._full_done.is_set():
             self.advance(head)
         with self._lock:
