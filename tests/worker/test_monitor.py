@@ -4,15 +4,18 @@ and exchange failures that change nothing."""
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from fakes import InMemoryMarket
+from shared.candles import Candle
 from shared.database import make_engine, transaction
 from shared.models import Market, Trade
 from shared.signal_files import RawRow
 from worker.intake import process_new_signals, store_rows
+from worker.market_data import ExchangeError
 from worker.monitor import monitor_trades, store_prices
 
 T0 = datetime(2018, 1, 22, 0, 0, tzinfo=timezone.utc)
@@ -57,13 +60,31 @@ def test_one_klines_request_per_symbol_when_caught_up(database_url: str, market:
     assert all(t.status == "OPEN" and t.last_candle_time == T0 + timedelta(hours=2) for t in trades(database_url))
 
 
+def test_far_behind_reads_hours_then_minutes_only_where_needed(database_url: str, market: InMemoryMarket) -> None:
+    """Four days behind: one page of 96 hourly candles, the 1m candles of the hour holding the
+    start candle (the market entry), and the minutes after the last closed hour (none here)."""
+    open_trades(database_url, market, [make_row(0)], T0)
+    report = monitor_trades(make_engine(database_url), market, now=T0 + timedelta(days=4))
+    assert [c[0] for c in market.calls].count("klines") == report.requests == 3
+    (trade,) = trades(database_url)
+    assert trade.status == "OPEN" and trade.last_candle_time == T0 + timedelta(days=4, minutes=-1)
+
+
 @pytest.mark.parametrize("server_page,requests", [(None, 6), (700, 9)])
 def test_paging_when_far_behind(database_url: str, market: InMemoryMarket, server_page: int | None,
-                                requests: int) -> None:
-    """Four days of 1m candles = 5760 rows (a few minutes missing): six pages of 1000, or nine
-    when the server sends at most 700 a page; then caught up."""
+                                requests: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exchange without hourly candles: four days of 1m candles = 5760 rows (a few minutes
+    missing), six pages of 1000, or nine when the server sends at most 700 a page; then caught up."""
     if server_page is not None:
         market.page_limit = lambda _market: server_page  # type: ignore[method-assign]
+    klines = market.klines
+
+    def no_hours(market_: Market, symbol: str, interval: str, **kwargs: Any) -> list[Candle]:
+        if interval != "1m":
+            raise ExchangeError(f"HTTP 400: invalid interval {interval}")
+        return klines(market_, symbol, interval, **kwargs)
+
+    monkeypatch.setattr(market, "klines", no_hours)
     open_trades(database_url, market, [make_row(0)], T0)
     report = monitor_trades(make_engine(database_url), market, now=T0 + timedelta(days=4))
     assert report.requests == requests
