@@ -52,6 +52,11 @@ class ExchangeError(Exception):
     5xx, malformed body, rate-limit that outlasted the cap, other 4xx)."""
 
 
+class RequestRefused(ExchangeError):
+    """The exchange refused the request itself (a 4xx other than a rate limit or an unknown
+    symbol), e.g. an interval it does not serve: not retried, asking again will not help."""
+
+
 class ExchangeUnreachable(ExchangeError):
     """The exchange's host does not resolve or refuses connections: not retried (another
     attempt a second later would get the same answer); the next tick tries again."""
@@ -172,7 +177,7 @@ def decode_json(content: bytes) -> Any:
 
 
 def client_error(status: int, content: bytes, where: str, params: Mapping[str, str]) -> Exception:
-    """The exception for a 4xx other than 429/418: UnknownSymbol for -1121, else ExchangeError."""
+    """The exception for a 4xx other than 429/418: UnknownSymbol for -1121, else RequestRefused."""
     try:
         body = json.loads(content)
     except ValueError:
@@ -180,7 +185,7 @@ def client_error(status: int, content: bytes, where: str, params: Mapping[str, s
     if status == 400 and isinstance(body, dict) and body.get("code") == INVALID_SYMBOL:
         symbol = params.get("symbol") or params.get("symbols")
         return UnknownSymbol(f"{symbol}: invalid symbol (Binance -1121 at {where})")
-    return ExchangeError(f"{where}: HTTP {status}: {_text(content)}")
+    return RequestRefused(f"{where}: HTTP {status}: {_text(content)}")
 
 
 def _text(content: bytes) -> str:

@@ -32,11 +32,11 @@ import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from threading import Event as StopFlag
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
@@ -51,7 +51,7 @@ from shared.exits import TradeState, TradeTerms, advance, liquidation_price
 from shared.kinds import EntryMode, Side, TradeStatus
 from shared.models import LatestPrice, Market, Trade
 from shared.trade_rows import one_of, save_decision, save_progress, state_of, terms_of
-from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, UnknownSymbol
+from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, RequestRefused, UnknownSymbol
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,9 @@ class TradeBook:
         groups: dict[GroupKey, list[Followed]] = defaultdict(list)
         active: dict[int, Followed] = {}
         for trade_id, _, _, last_candle_time, market, symbol, interval in rows:
-            followed = active[trade_id] = self.trades[trade_id]
+            if (followed := self.trades.get(trade_id)) is None:
+                continue  # not found again by the second query: next pass
+            active[trade_id] = followed
             followed.start(last_candle_time)
             groups[(market, symbol, interval)].append(followed)
         self.trades = active
@@ -355,7 +357,7 @@ class GroupWalk:
         while self.active():
             try:
                 candles = self._klines(coarse_name, page_start)
-            except ExchangeError as exc:  # e.g. an exchange without that interval
+            except RequestRefused as exc:  # an exchange without that interval
                 if not first_page:
                     raise
                 log.info("%s %s: no %s candles (%s): reading %s candles", self.market, self.symbol, coarse_name, exc,

@@ -15,7 +15,7 @@ from shared.database import make_engine, transaction
 from shared.models import Market, Trade
 from shared.signal_files import RawRow
 from worker.intake import process_new_signals, store_rows
-from worker.market_data import ExchangeError
+from worker.market_data import RequestRefused
 from worker.monitor import monitor_trades, store_prices
 
 T0 = datetime(2018, 1, 22, 0, 0, tzinfo=timezone.utc)
@@ -81,7 +81,7 @@ def test_paging_when_far_behind(database_url: str, market: InMemoryMarket, serve
 
     def no_hours(market_: Market, symbol: str, interval: str, **kwargs: Any) -> list[Candle]:
         if interval != "1m":
-            raise ExchangeError(f"HTTP 400: invalid interval {interval}")
+            raise RequestRefused(f"HTTP 400: invalid interval {interval}")
         return klines(market_, symbol, interval, **kwargs)
 
     monkeypatch.setattr(market, "klines", no_hours)
