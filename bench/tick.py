@@ -1,19 +1,20 @@
 """How much one worker tick costs when one new candle has closed (a benchmark, not a test).
 
-    python bench/tick.py [--trades 10000] [--symbols 500] [--postgres-url URL] [--code DIR]
+    python bench/tick.py [--trades 10000] [--symbols 500] [--passes 5] [--postgres-url URL] [--code DIR]
 
 A brand-new PostgreSQL database (signalproof_bench_<random>, dropped at the end) gets N open
 trades over S symbols (a fifth of them futures, with leverage; a tenth of the trades waiting
 on a limit entry; about 1 % set to close on the new candle), all checked up to the same
 candle. The simulated exchange (demo/exchange.py) serves a seeded random walk per symbol over
-real HTTP from a process of its own, so only the worker's CPU is counted. Then two monitor
-passes (`worker.monitor.monitor_trades`, what every tick runs), each with one new 1m candle:
+real HTTP from a process of its own, so only the worker's CPU is counted. Then monitor passes
+(`worker.monitor.monitor_trades`, what every tick runs), each with one new 1m candle:
 
-    first    the first pass of a new worker process
-    second   the next tick, a minute later (what a running worker pays every minute)
+    first    the first pass of a new worker process (it reads every trade's terms)
+    then     `--passes` more, a minute apart (what a running worker pays every minute)
 
 For each: CPU seconds of this process, wall seconds, SQL statements sent (SQLAlchemy's
-before_cursor_execute, with the commonest kinds), klines requests, trades changed.
+before_cursor_execute, with the commonest kinds), klines requests, trades changed; then the
+median of the later passes. The machine's other load shows in these figures: run it twice.
 `--code DIR` measures another checkout's code (e.g. `git archive main | tar -x -C DIR`) against
 the same market and trades: the "before" figures.
 """
@@ -21,6 +22,7 @@ the same market and trades: the "before" figures.
 import argparse
 import os
 import random
+import statistics
 import time
 import sys
 from datetime import datetime, timedelta, timezone
@@ -101,6 +103,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trades", type=int, default=10_000)
     parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--passes", type=int, default=5, help="passes after the first one")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres-url", default=os.environ.get("SIGNALPROOF_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL),
                         help="an admin URL of the server (a database is created and dropped there)")
@@ -120,14 +123,23 @@ def main() -> int:
         print(f"{args.trades:,} open trades over {args.symbols} symbols, PostgreSQL, code: "
               f"{sys.path[0] if args.code else 'this checkout'}")
         print(f"{'pass':<8} {'CPU s':>6} {'wall s':>7} {'SQL':>6} {'klines':>7} {'changed':>8}  statements")
-        for name, now in (("first", NEW_CANDLE + timedelta(seconds=5)),
-                          ("second", NEW_CANDLE + timedelta(minutes=1, seconds=5))):
+        later = []
+        for number in range(args.passes + 1):
+            now = NEW_CANDLE + timedelta(minutes=number, seconds=5)
             result = one_pass(engine, market_data, exchange, now, args.profile)
-            print(f"{name:<8} {result['cpu']:>6.2f} {result['wall']:>7.2f} {result['statements']:>6} "
-                  f"{result['requests']:>7} {result['changed']:>8}  {result['kinds']}", flush=True)
+            print(f"{'first' if number == 0 else number:<8} {result['cpu']:>6.2f} {result['wall']:>7.2f} "
+                  f"{result['statements']:>6} {result['requests']:>7} {result['changed']:>8}  {result['kinds']}",
+                  flush=True)
             if result["failed"]:
                 print(f"  ({result['failed']} symbol group(s) failed)")
+            if number:
+                later.append(result)
         engine.dispose()
+    if later:
+        print(f"later passes, median: {statistics.median(r['cpu'] for r in later):.2f} s CPU, "
+              f"{statistics.median(r['wall'] for r in later):.2f} s wall, "
+              f"{statistics.median(r['statements'] for r in later):.0f} SQL statements, "
+              f"{statistics.median(r['requests'] for r in later):.0f} klines requests")
     return 0
 
 

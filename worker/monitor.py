@@ -445,10 +445,16 @@ class Writes:
 
 
 def _rows(ids: list[int], *, session: Session) -> dict[int, Trade]:
-    """The full rows of the trades to decide (what `save_decision` takes), in the write transaction."""
+    """The full rows of the trades to decide (what `save_decision` takes), in the write transaction.
+
+    Detached from the session: an ORM UPDATE looks for the rows it changes among the objects the
+    session holds, and with every decided row held that search would grow with their square."""
     if not ids:
         return {}
-    return {row.id: row for row in session.exec(select(Trade).where(one_of(_TRADE.id, ids, session=session)))}  # type: ignore[misc]
+    rows = {row.id: row for row in session.exec(select(Trade).where(one_of(_TRADE.id, ids, session=session)))}
+    for row in rows.values():
+        session.expunge(row)
+    return rows  # type: ignore[return-value]
 
 
 def _store_prices(prices: list[tuple[str, str, Decimal, datetime]], *, session: Session) -> None:
