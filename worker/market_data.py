@@ -2,28 +2,32 @@
 
 Everything above it sees `MarketData`: closed `Candle`s, latest prices, and whether a symbol
 is listed. Retries, backoff and rate-limit pauses live here once, in `BinanceClient._get_json`.
-Requests go out through urllib3's connection pools, without the `requests` layer on top: a
-worker tick asks once per symbol, and that layer cost more CPU than everything else the tick
-does (it read the environment for proxies on every request; here it is read once).
+Requests go out through `http.client` over kept-alive connections (`Connections`): a worker
+tick asks once per symbol, and `requests` (or urllib3 under it) cost more CPU per request than
+everything else the tick does.
 """
 
+import base64
 import errno
+import gzip
 import http.client
 import json
 import logging
 import os
+import select
 import socket
+import ssl
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import requests.certs
-import urllib3
 
 from shared.candles import Candle, interval_length
 from shared.clock import from_ms, to_ms
@@ -39,8 +43,7 @@ PAGE_LIMITS: dict[Market, int] = {Market.SPOT: 1000, Market.FUTURES: 1500}
 _PATHS: dict[Market, str] = {Market.SPOT: "/api/v3", Market.FUTURES: "/fapi/v1"}
 
 # Like `requests`: compressed answers are welcome (a page of 1,000 klines shrinks ~5x).
-_HEADERS = {"Accept-Encoding": "gzip, deflate"}
-POOL_SIZE = 10  # connections kept per host (the worker's jobs share one client), as `requests` keeps
+_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "signalproof"}
 INVALID_SYMBOL = -1121  # Binance error code for "Invalid symbol."
 RATE_LIMIT_STATUSES = (429, 418)  # 418 = IP banned for ignoring 429s; both send Retry-After
 MAX_BACKOFF_SECONDS = 10.0
@@ -193,16 +196,105 @@ def _text(content: bytes) -> str:
     return content[:200].decode("utf-8", errors="replace")
 
 
-def connection_pool(url: str) -> urllib3.PoolManager:
-    """Pooled keep-alive connections for one base URL, through the proxy the environment names
-    for it (HTTPS_PROXY/HTTP_PROXY unless NO_PROXY says otherwise), verifying TLS against the CA
-    bundle `requests` would use (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's)."""
-    parts = urlsplit(url)
-    ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
-        return urllib3.ProxyManager(proxy, ca_certs=ca_certs, maxsize=POOL_SIZE)
-    return urllib3.PoolManager(ca_certs=ca_certs, maxsize=POOL_SIZE)
+class Connections:
+    """Kept-alive HTTP(S) connections to one base URL, shared by the threads of one client.
+
+    Through the proxy the environment names for the URL (HTTPS_PROXY/HTTP_PROXY unless NO_PROXY
+    says otherwise; an https URL is tunnelled with CONNECT), and TLS verified against the CA
+    bundle `requests` would use (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's). A kept
+    connection the server has closed meanwhile is noticed before it is used, and replaced.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float) -> None:
+        parts = urlsplit(base_url)
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname or "", parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")  # a base URL may hold a path (a mirror behind a gateway)
+        self.timeout = timeout
+        ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+        self.context = ssl.create_default_context(cafile=ca_certs) if self.https else None
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        self.proxy = urlsplit(proxy) if proxy and not urllib.request.proxy_bypass(self.host) else None
+        self.idle: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
+
+    def get(self, path: str) -> tuple[int, str | None, bytes]:
+        """GET `path` (with its query): the status, the Retry-After header and the decoded body."""
+        connection = self._take()
+        target = self.prefix + path
+        if self.proxy is not None and not self.https:  # a plain HTTP proxy takes the whole URL
+            target = f"http://{self.host}:{self.port}{target}"
+        try:
+            connection.request("GET", target, headers=_HEADERS)
+            response = connection.getresponse()
+            body = response.read()
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            with self.lock:
+                self.idle.append(connection)
+        return response.status, response.getheader("Retry-After"), _decoded(body, response.getheader("Content-Encoding"))
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for connection in idle:
+            connection.close()
+
+    def _take(self) -> http.client.HTTPConnection:
+        while True:
+            with self.lock:
+                connection = self.idle.pop() if self.idle else None
+            if connection is None:
+                return self._new()
+            if not _closed_by_peer(connection):
+                return connection
+            connection.close()
+
+    def _new(self) -> http.client.HTTPConnection:
+        if self.proxy is None:
+            if self.https:
+                return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        proxy_port = self.proxy.port or 80
+        if not self.https:
+            return http.client.HTTPConnection(self.proxy.hostname or "", proxy_port, timeout=self.timeout)
+        connection = http.client.HTTPSConnection(self.proxy.hostname or "", proxy_port, timeout=self.timeout,
+                                                 context=self.context)
+        headers = {}
+        if self.proxy.username is not None:
+            credentials = f"{unquote(self.proxy.username)}:{unquote(self.proxy.password or '')}"
+            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        connection.set_tunnel(self.host, self.port, headers=headers)
+        return connection
+
+
+def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive socket that is readable has been closed (or spoken to) by the server."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed meanwhile, or a descriptor select cannot watch
+        return True
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """The body as sent before compression (a body that does not decompress is malformed)."""
+    if not encoding or encoding == "identity":
+        return body
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(body)
+        if encoding == "deflate":
+            return zlib.decompress(body)
+    except (OSError, EOFError, zlib.error) as error:
+        raise MalformedBody(f"{encoding} body does not decompress ({error})") from None
+    raise MalformedBody(f"unexpected Content-Encoding {encoding!r}")
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -230,8 +322,7 @@ class BinanceClient:
         self.backoff_base = backoff_base
         self.sleep = sleep
         self.monotonic = monotonic
-        self.pools = {market: connection_pool(url) for market, url in self.base_urls.items()}
-        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self.connections = {market: Connections(url, timeout=timeout) for market, url in self.base_urls.items()}
         self.requests_made = 0
         # host -> monotonic time before which nothing is sent there (after a 429/418).
         self.paused_until: dict[str, float] = {}
@@ -243,8 +334,8 @@ class BinanceClient:
 
     def close(self) -> None:
         """Release pooled connections (the worker calls it on shutdown)."""
-        for pool in self.pools.values():
-            pool.clear()
+        for connections in self.connections.values():
+            connections.close()
 
     def klines(
         self, market: Market, symbol: str, interval: str, start: datetime, now: datetime, limit: int | None = None
@@ -300,39 +391,36 @@ class BinanceClient:
         429/418 pause the whole host for Retry-After (capped) so no call hammers it meanwhile.
         """
         market = Market(market)
-        url = f"{self.base_urls[market]}{_PATHS[market]}/{endpoint}"
-        parts = urlsplit(url)
+        path = f"{_PATHS[market]}/{endpoint}"
+        parts = urlsplit(self.base_urls[market] + path)
         host, where = parts.netloc, f"{parts.netloc}{parts.path}"
         if params:
-            url += "?" + urlencode(params)
+            path += "?" + urlencode(params)
         last_error = "no attempt made"
         for attempt in range(self.retries + 1):
             self._wait_for_host(host)
             with self._lock:
                 self.requests_made += 1
             try:
-                # No retries or redirects inside urllib3: the loop here decides, with its backoff.
-                response = self.pools[market].urlopen("GET", url, headers=_HEADERS, timeout=self._timeout,
-                                                      retries=False, redirect=False)
-            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as error:
+                status, retry_after, content = self.connections[market].get(path)
+            except (http.client.HTTPException, OSError, MalformedBody) as error:
                 if (reason := unreachable_reason(error)) is not None:
                     raise ExchangeUnreachable(f"{host} {reason}") from None
                 last_error = f"{type(error).__name__}: {error}"
             else:
-                status = response.status
                 if status in RATE_LIMIT_STATUSES:
-                    pause = min(retry_after_seconds(response.headers.get("Retry-After")), self.retry_after_cap)
+                    pause = min(retry_after_seconds(retry_after), self.retry_after_cap)
                     self._pause_host(host, pause)
                     last_error = f"HTTP {status} (rate limited; host paused {pause:g} s)"
                     log.warning("%s answered %s: pausing %s for %g s", where, status, host, pause)
                     continue  # the pause is the wait; no extra backoff on top of it
                 if 400 <= status < 500:
-                    raise client_error(status, response.data, where, params)  # our request is wrong: retrying won't help
+                    raise client_error(status, content, where, params)  # our request is wrong: retrying won't help
                 if status != 200:
-                    last_error = f"HTTP {status}: {_text(response.data)}"
+                    last_error = f"HTTP {status}: {_text(content)}"
                 else:
                     try:
-                        return parse(decode_json(response.data))
+                        return parse(decode_json(content))
                     except MalformedBody as error:
                         last_error = f"malformed body: {error}"
             if attempt < self.retries:
@@ -356,7 +444,7 @@ class BinanceClient:
 
 def unreachable_reason(error: BaseException) -> str | None:
     """"does not resolve" / "refuses connections" when that is what lies under a requests
-    error (requests → urllib3 → socket, through args, `reason` and causes), else None."""
+    error (socket errors, or what wraps them, through args, `reason` and causes), else None."""
     seen: set[int] = set()
     pending: list[object] = [error]
     while pending:
