@@ -99,6 +99,19 @@ def one_pass(engine: Any, market_data: CountingMarketData, exchange: ExchangePro
             "requests": market_data.klines_requests - before, "changed": report.changed, "failed": len(report.failed)}
 
 
+def digest(engine: Any) -> str:
+    """A fingerprint of every trade's state after the passes, to compare two runs' outcomes."""
+    import hashlib
+
+    import sqlalchemy as sa
+
+    columns = ("id", "status", "reason", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd",
+               "pnl_usd", "pnl_pct", "ambiguous", "last_candle_time")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(f"SELECT {', '.join(columns)} FROM trade ORDER BY id")).all()
+    return hashlib.sha256(repr([tuple(map(str, row)) for row in rows]).encode()).hexdigest()[:16]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trades", type=int, default=10_000)
@@ -134,6 +147,7 @@ def main() -> int:
                 print(f"  ({result['failed']} symbol group(s) failed)")
             if number:
                 later.append(result)
+        print(f"outcome digest: {digest(engine)} (the same for any code that follows the rules)")
         engine.dispose()
     if later:
         print(f"later passes, median: {statistics.median(r['cpu'] for r in later):.2f} s CPU, "

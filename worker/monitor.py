@@ -6,11 +6,13 @@ so an exit touched while the worker was down is still found at the right candle.
 
 Far behind (a catch-up after downtime), a group reads coarse candles first (1h for 1m trades,
 `COARSER`) and asks for its own interval only inside the coarse candles that may change a trade:
-a coarse candle's low and high bound every candle inside it, so one that reaches no level, entry
-or time limit of any trade cannot change one, and its candles need not be read. Where the coarse
-series has a gap, or after the last closed coarse candle, the group walks its own interval; an
-exchange that refuses the coarse interval gets the plain walk. The outcome is the one the
-plain walk gives, candle for candle (tests/worker/test_coarse_to_fine.py checks it).
+a coarse candle's low and high bound every candle inside it (also the part of it after a
+trade's resume point), so one that reaches no level, entry or time limit of any trade cannot
+change one, and its candles need not be read. Where the coarse series has a gap, and after the
+last closed coarse candle, the group walks its own interval; an exchange that refuses the coarse
+interval gets the plain walk. The outcome is the one the plain walk gives, candle for candle
+(tests/worker/test_coarse_to_fine.py checks it); only the progress may differ, a cleared coarse
+candle counting as checked up to its last candle.
 
 Inside the candles read, a precomputed `Screen` per trade passes over the candles that touch
 nothing for a couple of comparisons; every other candle goes through the trade rules
