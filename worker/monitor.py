@@ -33,9 +33,9 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from threading import Event as StopFlag
 from typing import Any
@@ -69,7 +69,6 @@ FLUSH_SECONDS = 10.0
 # The screen's expiry instant is computed here, not by the rules: a margin keeps it on the early
 # (safe) side of theirs whatever the rounding (an early "may act" only costs the exact check).
 EXPIRY_MARGIN = timedelta(seconds=1)
-EVER = datetime.min.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -101,7 +100,18 @@ class Screen:
                 or (self.after is not None and end > self.after))
 
 
-ALWAYS = Screen(after=EVER)
+
+def combined(screens: Iterable[Screen]) -> Screen:
+    """One screen that may act on exactly the candles some of `screens` may act on."""
+    lows, highs, afters = [], [], []
+    for screen in screens:
+        if screen.low is not None:
+            lows.append(screen.low)
+        if screen.high is not None:
+            highs.append(screen.high)
+        if screen.after is not None:
+            afters.append(screen.after)
+    return Screen(low=max(lows, default=None), high=min(highs, default=None), after=min(afters, default=None))
 
 
 def screen_of(terms: TradeTerms, state: TradeState) -> Screen:
@@ -109,7 +119,9 @@ def screen_of(terms: TradeTerms, state: TradeState) -> Screen:
     long = terms.side is Side.LONG
     if state.status is TradeStatus.PENDING:
         if terms.entry_mode is not EntryMode.LIMIT:
-            return ALWAYS  # a market entry is decided by its start candle, whatever it is
+            # A market entry is decided by its start candle, the first one opening at or after
+            # the signal's time, whatever it is.
+            return Screen(after=terms.signal_time)
         # A limit fills when the price reaches it; it is cancelled by the first candle at or
         # after its deadline (which ends after the deadline).
         limit = terms.signal_entry
@@ -336,9 +348,11 @@ class GroupWalk:
                 return
             start = candles[-1].open_time + self.interval
 
-    def walk_range(self, start: datetime, until: datetime) -> None:
-        """Every candle opening in [start, until), a stretch of the past."""
+    def walk_range(self, start: datetime, until: datetime) -> int:
+        """Every candle opening in [start, until), a stretch of the past; returns the requests."""
+        requests = 0
         while start < until:
+            requests += 1
             wanted = -(-(until - start) // self.interval)  # candles in the stretch, at most
             candles = self._klines(self.interval_name, start, limit=min(self.page, wanted))
             inside = [c for c in candles if c.open_time < until]
@@ -346,46 +360,55 @@ class GroupWalk:
             more = bool(inside) and len(inside) == len(candles) and inside[-1].open_time + self.interval < until
             self._feed(inside, inside[-1].open_time if more else until - self.interval)
             if not more:
-                return
+                break
             start = inside[-1].open_time + self.interval
+        return requests
 
     def walk_coarse(self, coarse_name: str, start: datetime, stop: StopFlag | None) -> datetime:
         """Coarse candles from the one holding `start`, reading the trades' own interval only
-        where one may act; returns where the plain walk takes over (after the last closed one)."""
+        where one may act; returns where the plain walk takes over (after the last closed one).
+
+        A group whose trades keep asking for a closer look (many trades on one symbol) goes on
+        with the plain walk once that has cost as many requests as the plain walk would."""
         coarse = interval_length(coarse_name)
+        budget = -(-(self.now - start) // (self.page * self.interval))  # the plain walk's requests
         cursor = start  # every candle before it has been looked at (or cleared) for every trade
         page_start = start - (start - EPOCH) % coarse  # Binance's candles are aligned to the epoch
-        first_page = True
+        closer_looks = 0
         while self.active():
             try:
                 candles = self._klines(coarse_name, page_start)
             except RequestRefused as exc:  # an exchange without that interval
-                if not first_page:
-                    raise
                 log.info("%s %s: no %s candles (%s): reading %s candles", self.market, self.symbol, coarse_name, exc,
                          self.interval_name)
-                return cursor
-            first_page = False
+                break
+            group = combined(t.screen for t in self.trades if t.state.status.is_active)
             for candle in candles:
                 end = candle.open_time + coarse
                 if end <= cursor:
                     continue
+                if closer_looks >= budget:
+                    break
                 if candle.open_time > cursor:  # a gap in the coarse series: read it as it is
-                    self.walk_range(cursor, candle.open_time)
+                    closer_looks += self.walk_range(cursor, candle.open_time)
+                    group = combined(t.screen for t in self.trades if t.state.status.is_active)
                 last_open = end - self.interval
-                waiting = [t for t in self.trades
-                           if t.state.status.is_active and t.next_candle_time(self.interval) <= last_open]
-                if any(t.screen.may_act(candle, end) for t in waiting):
-                    self.walk_range(max(cursor, candle.open_time), end)
-                for trade in waiting:
-                    trade.passed(last_open)
+                if group.may_act(candle, end) and any(
+                        t.screen.may_act(candle, end) and t.next_candle_time(self.interval) <= last_open
+                        for t in self.trades if t.state.status.is_active):
+                    closer_looks += self.walk_range(max(cursor, candle.open_time), end)
+                    group = combined(t.screen for t in self.trades if t.state.status.is_active)
                 if self.latest is None or candle.open_time > self.latest.open_time:
                     self.latest = candle
                 cursor = end
             more = bool(candles) and candles[-1].open_time + 2 * coarse <= self.now
-            if not more or (stop is not None and stop.is_set()):
+            if not more or closer_looks >= budget or (stop is not None and stop.is_set()):
                 break
             page_start = candles[-1].open_time + coarse
+        # The coarse candles passed over changed nothing: the trades have checked them all.
+        for trade in self.trades:
+            if trade.next_candle_time(self.interval) <= cursor - self.interval:
+                trade.passed(cursor - self.interval)
         return cursor
 
 

@@ -38,6 +38,7 @@ SERIES = [(Market.SPOT, "ETHBTC", "1m", ("1m", "1m", "1m", "5m", "15m", "1h")),
           (Market.SPOT, "ADABTC", "1m", ("1m", "30m")),
           (Market.SPOT, "XRPETH", "1m", ("1m",)),
           (Market.FUTURES, "XRPUSDT", "5m", ("5m", "5m", "15m", "1h"))]
+NATIVE = {(market, symbol): native for market, symbol, native, _ in SERIES}
 END = datetime(2021, 11, 23, tzinfo=timezone.utc)  # after every recorded candle
 OUTCOME = ("status", "reason", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd", "pnl_usd",
            "pnl_pct", "ambiguous")
@@ -105,11 +106,10 @@ def open_all(database_url: str, made: list[tuple[ValidSignal, TradeTerms, str]])
 
 def fine_walk(made: list[tuple[ValidSignal, TradeTerms, str]], now: datetime) -> dict[str, TradeState]:
     """Every trade through every closed candle of its interval, one by one: the definition."""
-    natives = {(market, symbol): native for market, symbol, native, _ in SERIES}
     outcomes = {}
     for signal, terms, interval in made:
         length = interval_length(interval)
-        series = [c for c in candles(signal.market, signal.symbol, natives[(signal.market, signal.symbol)], interval)
+        series = [c for c in candles(signal.market, signal.symbol, NATIVE[(signal.market, signal.symbol)], interval)
                   if c.open_time + length <= now]
         outcomes[signal.signal_id] = advance(terms, open_trade(terms), series, complete_until=now - length)
     return outcomes
@@ -157,9 +157,15 @@ def test_coarse_to_fine_equals_the_plain_walk(seed: int, new_database: Callable[
                        for signal_id, state in expected.items() for name in OUTCOME
                        if getattr(state, name) != getattr(got[signal_id], name)]
         assert differences == []
-        for signal_id, state in expected.items():  # decided at a candle: checked up to that one
-            if state.status.is_closed:
-                assert got[signal_id].last_candle_time == state.last_candle_time == state.exit_time
+        for signal, terms, interval in made:
+            state, checked = expected[signal.signal_id], got[signal.signal_id].last_candle_time
+            if state.status.is_closed:  # decided at a candle: checked up to that one
+                assert checked == state.last_candle_time == state.exit_time
+            elif state.status.is_active:  # checked at least as far, and no candle skipped on the way
+                assert state.last_candle_time is not None and checked is not None
+                assert checked >= state.last_candle_time
+                series = candles(signal.market, signal.symbol, NATIVE[(signal.market, signal.symbol)], interval)
+                assert not [c for c in series if state.last_candle_time < c.open_time <= checked]
 
     # The random trades cover what they should (else the comparison proves little).
     statuses = Counter(state.status for state in expected.values())
