@@ -164,7 +164,7 @@ def main() -> int:
         print(f"catch-up of {args.days} days, {args.symbols} symbols x {args.per_symbol} trades, PostgreSQL, code: "
               f"{sys.path[0] if args.code else 'this checkout'}")
         print(f"wall {wall:.1f} s, CPU {cpu:.1f} s, {market_data.klines_requests} klines requests "
-              f"({client.requests_made} HTTP requests in all){', problems: ' + '; '.join(problems) if problems else ''}")
+              f"({client.requests_made} HTTP requests in all)" + (f", problems: {'; '.join(problems)}" if problems else ""))
         print("trades:", ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())), flush=True)
         if not args.no_check:
             (checked, differences), check_wall, _ = timed(lambda: check(url, market, before, now))

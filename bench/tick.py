@@ -51,7 +51,8 @@ def make_trades(market: SyntheticMarket, count: int, seed: int) -> list[dict[str
         side = rng.choice(("LONG", "SHORT"))
         sign = 1 if side == "LONG" else -1
         leverage = rng.choice((2, 5, 10)) if market_kind is Market.FUTURES else 1
-        tp, sl = price * (1 + sign * Decimal(rng.uniform(0.01, 0.08))), price * (1 - sign * Decimal(rng.uniform(0.01, 0.05)))
+        tp = price * (1 + sign * Decimal(rng.uniform(0.01, 0.08)))
+        sl = price * (1 - sign * Decimal(rng.uniform(0.01, 0.05)))
         if rng.random() < 0.005:  # closes at the take-profit in the first pass, or in the second one
             touched = rng.choice((first_new, second_new))
             tp = touched.high if side == "LONG" else touched.low

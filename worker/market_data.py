@@ -236,7 +236,8 @@ class Connections:
         else:
             with self.lock:
                 self.idle.append(connection)
-        return response.status, response.getheader("Retry-After"), _decoded(body, response.getheader("Content-Encoding"))
+        content = _decoded(body, response.getheader("Content-Encoding"))
+        return response.status, response.getheader("Retry-After"), content
 
     def close(self) -> None:
         with self.lock:

@@ -100,7 +100,6 @@ class Screen:
                 or (self.after is not None and end > self.after))
 
 
-
 def combined(screens: Iterable[Screen]) -> Screen:
     """One screen that may act on exactly the candles some of `screens` may act on."""
     lows, highs, afters = [], [], []

@@ -12,8 +12,10 @@ from sqlmodel import select
 from fakes import InMemoryMarket
 from shared.candles import Candle
 from shared.database import make_engine, transaction
-from shared.models import Market, Trade
+from shared.exits import close_manually
+from shared.models import Event, Market, Trade
 from shared.signal_files import RawRow
+from shared.trade_rows import save_decision, save_progress, state_of, terms_of
 from worker.intake import process_new_signals, store_rows
 from worker.market_data import RequestRefused
 from worker.monitor import monitor_trades, store_prices
@@ -132,3 +134,42 @@ def test_latest_prices_one_batched_call_per_market(database_url: str, market: In
     market.calls.clear()
     assert store_prices(make_engine(database_url), market, now=later) == 3
     assert [c[:2] for c in market.calls] == [("latest_prices", Market.FUTURES), ("latest_prices", Market.SPOT)]
+
+
+def test_a_trade_the_owner_closed_between_passes_is_not_touched_again(database_url: str,
+                                                                       market: InMemoryMarket) -> None:
+    """The monitor keeps terms between passes; a row whose version moved is read again."""
+    open_trades(database_url, market, [make_row(0, take_profit="0.0950", stop_loss="0.0850")], T0)
+    engine = make_engine(database_url)
+    monitor_trades(engine, market, now=T0 + timedelta(hours=1))  # kept in memory, OPEN
+    (trade,) = trades(database_url)
+    with transaction(engine) as session:
+        row = session.get(Trade, trade.id)
+        assert row is not None
+        before = state_of(row)
+        after = close_manually(terms_of(row), before, price=D("0.0905"), now=T0 + timedelta(hours=1))
+        assert save_decision(row, before, after, now=T0 + timedelta(hours=1), actor="owner", session=session)
+    monitor_trades(engine, market, now=T0 + timedelta(days=5))  # the take-profit of 2018-01-26 09:06 comes
+    (closed,) = trades(database_url)
+    assert (closed.status, closed.exit_price, closed.last_candle_time) == ("CLOSED_MANUAL", after.exit_price,
+                                                                          trade.last_candle_time)
+    with transaction(engine) as session:
+        kinds = [e.kind for e in session.exec(select(Event).where(Event.trade_id == trade.id).order_by(Event.id))]
+    assert kinds == ["trade.opened", "trade.filled", "trade.closed"]
+
+
+def test_progress_only_moves_forward(database_url: str, market: InMemoryMarket) -> None:
+    """Another worker that checked further first keeps its progress (no version moves for it)."""
+    open_trades(database_url, market, [make_row(0)], T0)
+    engine = make_engine(database_url)
+    monitor_trades(engine, market, now=T0 + timedelta(hours=1))
+    ahead, (trade,) = T0 + timedelta(hours=3), trades(database_url)
+    assert trade.id is not None
+    with transaction(engine) as session:
+        save_progress([trade.id], ahead, session=session)  # as another worker would
+        save_progress([trade.id], T0, session=session)  # never backwards
+    assert trades(database_url)[0].last_candle_time == ahead
+    monitor_trades(engine, market, now=T0 + timedelta(hours=2))  # less far than the other worker went
+    assert trades(database_url)[0].last_candle_time == ahead
+    monitor_trades(engine, market, now=T0 + timedelta(hours=4))
+    assert trades(database_url)[0].last_candle_time == T0 + timedelta(hours=4, minutes=-1)
