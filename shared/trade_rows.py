@@ -6,19 +6,23 @@ and monitor) and the owner (close or cancel on the settings page) create and cha
 through here. Every change is `UPDATE … WHERE id = … AND status = … AND version = …`, so two
 writers never both record a change: the second one's update matches no row. Every change appends
 its ledger entries in the same transaction, with the export schema's column names as keys
-(docs/ledger.md), so a verifier can rebuild every trade from the ledger alone.
+(docs/ledger.md), so a verifier can rebuild every trade from the ledger alone. The one write that
+is not a change, the last candle checked (`save_progress`), is batched and only moves forward.
 """
 
+import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from shared import events, summaries
 from shared.exits import TradeState, TradeTerms, open_trade
-from shared.kinds import TradeStatus
+from shared.kinds import ACTIVE_STATUSES, TradeStatus
 from shared.models import Trade
 from shared.signals import ValidSignal
 
@@ -96,9 +100,25 @@ def _guard(trade: Trade) -> sa.ColumnElement[bool]:
     return sa.and_(Trade.id == trade.id, Trade.status == trade.status, Trade.version == trade.version)
 
 
-def save_progress(trade: Trade, after: TradeState, *, session: Session) -> None:
-    """Remember the last candle checked (no decision: status and version stay)."""
-    session.execute(sa.update(Trade).where(_guard(trade)).values(last_candle_time=after.last_candle_time))
+def save_progress(trade_ids: Sequence[int], last_candle_time: datetime, *, session: Session) -> None:
+    """Remember the last candle checked by these trades, in one statement (no decision: status
+    and version stay). Progress only ever moves forward, and only on an active trade: a trade
+    another writer has decided, or checked further, is left as it is."""
+    trade = Trade.__table__.c  # type: ignore[attr-defined]
+    session.execute(sa.update(Trade.__table__).where(  # type: ignore[attr-defined]
+        one_of(trade.id, trade_ids, session=session), trade.status.in_(ACTIVE_STATUSES),
+        sa.or_(trade.last_candle_time.is_(None), trade.last_candle_time < last_candle_time),
+    ).values(last_candle_time=last_candle_time))
+
+
+def one_of(column: sa.ColumnElement[int], values: Sequence[int], *, session: Session) -> sa.ColumnElement[bool]:
+    """`column IN (values)` with the values as one bound parameter however many they are (an
+    array on PostgreSQL, a JSON list on SQLite), so the statement stays one cached statement."""
+    if session.get_bind().dialect.name == "postgresql":  # an array literal, '{1,2,3}': one string to send
+        listed = sa.bindparam("ids", "{" + ",".join(map(str, values)) + "}", type_=sa.String)
+        return column == sa.any_(sa.cast(listed, postgresql.ARRAY(sa.Integer)))
+    listed = sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids", json.dumps(list(values)))))
+    return column.in_(listed)
 
 
 def save_decision(trade: Trade, before: TradeState, after: TradeState, *, session: Session, now: datetime,

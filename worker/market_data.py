@@ -2,21 +2,32 @@
 
 Everything above it sees `MarketData`: closed `Candle`s, latest prices, and whether a symbol
 is listed. Retries, backoff and rate-limit pauses live here once, in `BinanceClient._get_json`.
+Requests go out through `http.client` over kept-alive connections (`Connections`): a worker
+tick asks once per symbol, and `requests` (or urllib3 under it) cost more CPU per request than
+everything else the tick does.
 """
 
+import base64
 import errno
+import gzip
+import http.client
 import json
 import logging
+import os
+import select
 import socket
+import ssl
 import threading
 import time
+import urllib.request
+import zlib
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
-import requests
+import requests.certs
 
 from shared.candles import Candle, interval_length
 from shared.clock import from_ms, to_ms
@@ -31,6 +42,8 @@ T = TypeVar("T")
 PAGE_LIMITS: dict[Market, int] = {Market.SPOT: 1000, Market.FUTURES: 1500}
 _PATHS: dict[Market, str] = {Market.SPOT: "/api/v3", Market.FUTURES: "/fapi/v1"}
 
+# Like `requests`: compressed answers are welcome (a page of 1,000 klines shrinks ~5x).
+_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "signalproof"}
 INVALID_SYMBOL = -1121  # Binance error code for "Invalid symbol."
 RATE_LIMIT_STATUSES = (429, 418)  # 418 = IP banned for ignoring 429s; both send Retry-After
 MAX_BACKOFF_SECONDS = 10.0
@@ -40,6 +53,11 @@ DEFAULT_RETRY_AFTER_SECONDS = 1.0
 class ExchangeError(Exception):
     """A transient exchange failure that survived the retries (connection error, timeout,
     5xx, malformed body, rate-limit that outlasted the cap, other 4xx)."""
+
+
+class RequestRefused(ExchangeError):
+    """The exchange refused the request itself (a 4xx other than a rate limit or an unknown
+    symbol), e.g. an interval it does not serve: not retried, asking again will not help."""
 
 
 class ExchangeUnreachable(ExchangeError):
@@ -82,7 +100,7 @@ class MarketData(Protocol):
 
 def parse_price(value: object) -> Decimal:
     """A Binance price: a decimal string ("0.00005352"), or a JSON number parsed as Decimal."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+    if type(value) is not str and (isinstance(value, bool) or not isinstance(value, (str, int, Decimal))):
         raise MalformedBody(f"price {value!r} is not a decimal")
     try:
         price = Decimal(value) if isinstance(value, str) else Decimal(str(value))
@@ -100,10 +118,11 @@ def parse_kline(row: object) -> Candle:
     open_ms = row[0]
     if isinstance(open_ms, bool) or not isinstance(open_ms, int) or open_ms < 0:
         raise MalformedBody(f"kline open time {open_ms!r} is not epoch milliseconds")
-    open_, high, low, close = (parse_price(value) for value in row[1:5])
+    # (Written out, not a generator: a catch-up parses a hundred thousand of these.)
+    open_, high, low, close = parse_price(row[1]), parse_price(row[2]), parse_price(row[3]), parse_price(row[4])
     # The trade rules compare levels with low/high and fill at the open: a candle whose
     # open or close lies outside its own range is corrupt, never something to trade on.
-    if not low <= min(open_, close) <= max(open_, close) <= high:
+    if not (low <= open_ <= high and low <= close <= high):
         raise MalformedBody(f"kline {row[:5]!r} is inconsistent (needs low <= open, close <= high)")
     return Candle(open_time=from_ms(open_ms), open=open_, high=high, low=low, close=close)
 
@@ -161,16 +180,122 @@ def decode_json(content: bytes) -> Any:
         raise MalformedBody(f"body is not JSON ({error})") from None
 
 
-def client_error(response: requests.Response, where: str, params: Mapping[str, str]) -> Exception:
-    """The exception for a 4xx other than 429/418: UnknownSymbol for -1121, else ExchangeError."""
+def client_error(status: int, content: bytes, where: str, params: Mapping[str, str]) -> Exception:
+    """The exception for a 4xx other than 429/418: UnknownSymbol for -1121, else RequestRefused."""
     try:
-        body = json.loads(response.content)
+        body = json.loads(content)
     except ValueError:
         body = None
-    if response.status_code == 400 and isinstance(body, dict) and body.get("code") == INVALID_SYMBOL:
+    if status == 400 and isinstance(body, dict) and body.get("code") == INVALID_SYMBOL:
         symbol = params.get("symbol") or params.get("symbols")
         return UnknownSymbol(f"{symbol}: invalid symbol (Binance -1121 at {where})")
-    return ExchangeError(f"{where}: HTTP {response.status_code}: {response.text[:200]}")
+    return RequestRefused(f"{where}: HTTP {status}: {_text(content)}")
+
+
+def _text(content: bytes) -> str:
+    return content[:200].decode("utf-8", errors="replace")
+
+
+class Connections:
+    """Kept-alive HTTP(S) connections to one base URL, shared by the threads of one client.
+
+    Through the proxy the environment names for the URL (HTTPS_PROXY/HTTP_PROXY unless NO_PROXY
+    says otherwise; an https URL is tunnelled with CONNECT), and TLS verified against the CA
+    bundle `requests` would use (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's). A kept
+    connection the server has closed meanwhile is noticed before it is used, and replaced.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float) -> None:
+        parts = urlsplit(base_url)
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname or "", parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")  # a base URL may hold a path (a mirror behind a gateway)
+        self.timeout = timeout
+        ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+        self.context = ssl.create_default_context(cafile=ca_certs) if self.https else None
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        self.proxy = urlsplit(proxy) if proxy and not urllib.request.proxy_bypass(self.host) else None
+        self.idle: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
+
+    def get(self, path: str) -> tuple[int, str | None, bytes]:
+        """GET `path` (with its query): the status, the Retry-After header and the decoded body."""
+        connection = self._take()
+        target = self.prefix + path
+        if self.proxy is not None and not self.https:  # a plain HTTP proxy takes the whole URL
+            target = f"http://{self.host}:{self.port}{target}"
+        try:
+            connection.request("GET", target, headers=_HEADERS)
+            response = connection.getresponse()
+            body = response.read()
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            with self.lock:
+                self.idle.append(connection)
+        content = _decoded(body, response.getheader("Content-Encoding"))
+        return response.status, response.getheader("Retry-After"), content
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for connection in idle:
+            connection.close()
+
+    def _take(self) -> http.client.HTTPConnection:
+        while True:
+            with self.lock:
+                connection = self.idle.pop() if self.idle else None
+            if connection is None:
+                return self._new()
+            if not _closed_by_peer(connection):
+                return connection
+            connection.close()
+
+    def _new(self) -> http.client.HTTPConnection:
+        if self.proxy is None:
+            if self.https:
+                return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        proxy_port = self.proxy.port or 80
+        if not self.https:
+            return http.client.HTTPConnection(self.proxy.hostname or "", proxy_port, timeout=self.timeout)
+        connection = http.client.HTTPSConnection(self.proxy.hostname or "", proxy_port, timeout=self.timeout,
+                                                 context=self.context)
+        headers = {}
+        if self.proxy.username is not None:
+            credentials = f"{unquote(self.proxy.username)}:{unquote(self.proxy.password or '')}"
+            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        connection.set_tunnel(self.host, self.port, headers=headers)
+        return connection
+
+
+def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive socket that is readable has been closed (or spoken to) by the server."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed meanwhile, or a descriptor select cannot watch
+        return True
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """The body as sent before compression (a body that does not decompress is malformed)."""
+    if not encoding or encoding == "identity":
+        return body
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(body)
+        if encoding == "deflate":
+            return zlib.decompress(body)
+    except (OSError, EOFError, zlib.error) as error:
+        raise MalformedBody(f"{encoding} body does not decompress ({error})") from None
+    raise MalformedBody(f"unexpected Content-Encoding {encoding!r}")
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -190,7 +315,6 @@ class BinanceClient:
         backoff_base: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-        session: requests.Session | None = None,
     ) -> None:
         self.base_urls: dict[Market, str] = {Market.SPOT: spot_url.rstrip("/"), Market.FUTURES: futures_url.rstrip("/")}
         self.timeout = timeout
@@ -199,7 +323,7 @@ class BinanceClient:
         self.backoff_base = backoff_base
         self.sleep = sleep
         self.monotonic = monotonic
-        self.session = session if session is not None else requests.Session()
+        self.connections = {market: Connections(url, timeout=timeout) for market, url in self.base_urls.items()}
         self.requests_made = 0
         # host -> monotonic time before which nothing is sent there (after a 429/418).
         self.paused_until: dict[str, float] = {}
@@ -211,7 +335,8 @@ class BinanceClient:
 
     def close(self) -> None:
         """Release pooled connections (the worker calls it on shutdown)."""
-        self.session.close()
+        for connections in self.connections.values():
+            connections.close()
 
     def klines(
         self, market: Market, symbol: str, interval: str, start: datetime, now: datetime, limit: int | None = None
@@ -222,82 +347,81 @@ class BinanceClient:
             raise ValueError(f"limit {limit} outside 1..{self.page_limit(market)} for {market}")
         params = {"symbol": symbol, "interval": interval, "startTime": str(to_ms(start)), "limit": str(page)}
         to_ms(now)  # refuse a naive `now` before spending a request
-        candles = self._get_json(self._url(market, "klines"), params, parse_klines)
+        candles = self._get_json(market, "klines", params, parse_klines)
         return closed_since(candles, length, start, now)[:page]
 
     def latest_prices(self, market: Market, symbols: Collection[str]) -> dict[str, Decimal]:
         wanted = frozenset(symbols)
         if not wanted:
             return {}
-        url = self._url(market, "ticker/price")
         if Market(market) is Market.FUTURES:
             # The futures ticker has no multi-symbol form: all contracts in one light request.
-            return self._get_json(url, {}, lambda body: parse_prices(body, wanted))
+            return self._get_json(market, "ticker/price", {}, lambda body: parse_prices(body, wanted))
         try:
-            return self._get_json(url, {"symbols": _symbols_param(wanted)}, lambda body: parse_prices(body, wanted))
+            return self._get_json(market, "ticker/price", {"symbols": _symbols_param(wanted)},
+                                  lambda body: parse_prices(body, wanted))
         except UnknownSymbol:
             # Spot refuses the whole batch if one symbol is unknown (e.g. delisted); only
             # then do we ask one by one, so that the known symbols still get a price.
-            return self._prices_one_by_one(url, wanted)
+            return self._prices_one_by_one(market, wanted)
 
     def symbol_exists(self, market: Market, symbol: str, interval: str, now: datetime) -> bool:
         # A one-row klines request at the interval the trades will use: it answers -1121 for
         # unknown symbols like exchangeInfo does, at a fraction of the weight, and works on any
         # server that serves the candles we need (whatever else it serves).
         try:
-            self._get_json(self._url(market, "klines"), {"symbol": symbol, "interval": interval, "limit": "1"},
-                           parse_klines)
+            self._get_json(market, "klines", {"symbol": symbol, "interval": interval, "limit": "1"}, parse_klines)
         except UnknownSymbol:
             return False
         return True
 
-    def _prices_one_by_one(self, url: str, wanted: frozenset[str]) -> dict[str, Decimal]:
+    def _prices_one_by_one(self, market: Market, wanted: frozenset[str]) -> dict[str, Decimal]:
         prices: dict[str, Decimal] = {}
         for symbol in sorted(wanted):
             try:
-                prices |= self._get_json(url, {"symbols": _symbols_param({symbol})}, lambda b: parse_prices(b, wanted))
+                prices |= self._get_json(market, "ticker/price", {"symbols": _symbols_param({symbol})},
+                                         lambda b: parse_prices(b, wanted))
             except UnknownSymbol:
                 continue
         return prices
 
-    def _url(self, market: Market, endpoint: str) -> str:
-        market = Market(market)
-        return f"{self.base_urls[market]}{_PATHS[market]}/{endpoint}"
-
-    def _get_json(self, url: str, params: Mapping[str, str], parse: Callable[[Any], T]) -> T:
+    def _get_json(self, market: Market, endpoint: str, params: Mapping[str, str], parse: Callable[[Any], T]) -> T:
         """GET, decode and parse, with every retry, backoff and rate-limit pause in one place.
 
         Transient failures (connection, timeout, 5xx, malformed 200) back off exponentially;
         429/418 pause the whole host for Retry-After (capped) so no call hammers it meanwhile.
         """
-        parts = urlsplit(url)
+        market = Market(market)
+        path = f"{_PATHS[market]}/{endpoint}"
+        parts = urlsplit(self.base_urls[market] + path)
         host, where = parts.netloc, f"{parts.netloc}{parts.path}"
+        if params:
+            path += "?" + urlencode(params)
         last_error = "no attempt made"
         for attempt in range(self.retries + 1):
             self._wait_for_host(host)
             with self._lock:
                 self.requests_made += 1
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout)
-            except requests.RequestException as error:
+                status, retry_after, content = self.connections[market].get(path)
+            except (http.client.HTTPException, OSError, MalformedBody) as error:
                 if (reason := unreachable_reason(error)) is not None:
                     raise ExchangeUnreachable(f"{host} {reason}") from None
                 last_error = f"{type(error).__name__}: {error}"
             else:
-                status = response.status_code
                 if status in RATE_LIMIT_STATUSES:
-                    pause = min(retry_after_seconds(response.headers.get("Retry-After")), self.retry_after_cap)
+                    pause = min(retry_after_seconds(retry_after), self.retry_after_cap)
                     self._pause_host(host, pause)
                     last_error = f"HTTP {status} (rate limited; host paused {pause:g} s)"
                     log.warning("%s answered %s: pausing %s for %g s", where, status, host, pause)
                     continue  # the pause is the wait; no extra backoff on top of it
                 if 400 <= status < 500:
-                    raise client_error(response, where, params)  # our request is wrong: retrying won't help
+                    raise client_error(status, content, where, params)  # our request is wrong: retrying won't help
                 if status != 200:
-                    last_error = f"HTTP {status}: {response.text[:200]}"
+                    last_error = f"HTTP {status}: {_text(content)}"
                 else:
                     try:
-                        return parse(decode_json(response.content))
+                        return parse(decode_json(content))
                     except MalformedBody as error:
                         last_error = f"malformed body: {error}"
             if attempt < self.retries:
@@ -321,7 +445,7 @@ class BinanceClient:
 
 def unreachable_reason(error: BaseException) -> str | None:
     """"does not resolve" / "refuses connections" when that is what lies under a requests
-    error (requests → urllib3 → socket, through args, `reason` and causes), else None."""
+    error (socket errors, or what wraps them, through args, `reason` and causes), else None."""
     seen: set[int] = set()
     pending: list[object] = [error]
     while pending:

@@ -5,6 +5,7 @@ are asserted exactly and cost no wall time; only the "timeout" fault waits (0.3 
 """
 
 import itertools
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -291,6 +292,39 @@ def test_a_host_that_does_not_resolve_fails_at_once_naming_it(clock: FakeClock) 
     with pytest.raises(ExchangeUnreachable, match="^exchange.does-not-exist.invalid does not resolve"):
         client.symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
     assert (client.requests_made, clock.sleeps) == (1, [])
+
+
+def test_the_proxy_the_environment_names_is_used_unless_no_proxy_says_otherwise(
+    exchange: FakeExchange, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY is read as `requests` read it: here the fake exchange plays the proxy (it
+    answers the absolute-form request a client sends a proxy), for a host that does not exist."""
+    monkeypatch.setenv("HTTP_PROXY", exchange.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    url = "http://exchange.does-not-exist.invalid"
+    client = BinanceClient(spot_url=url, futures_url=url, retries=0, sleep=clock.sleep, monotonic=clock.monotonic)
+    assert client.symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
+    assert exchange.requests_to("klines")[-1][1]["symbol"] == "ETHBTC"
+    monkeypatch.setenv("NO_PROXY", "does-not-exist.invalid")
+    direct = BinanceClient(spot_url=url, futures_url=url, retries=0, sleep=clock.sleep, monotonic=clock.monotonic)
+    with pytest.raises(ExchangeUnreachable, match="does not resolve"):
+        direct.symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
+
+
+def test_kept_alive_connections_are_reused_and_replaced_once_the_server_closes_them(
+    client: BinanceClient, exchange: FakeExchange
+) -> None:
+    connections = client.connections[SPOT]
+    client.symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
+    (kept,) = connections.idle
+    client.symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
+    assert connections.idle == [kept]  # the same connection again
+    assert kept.sock is not None
+    kept.sock.shutdown(socket.SHUT_RD)  # as if the server had closed it while idle: readable at EOF
+    client.symbol_exists(SPOT, "ETHBTC", "1m", FAR_FUTURE)
+    assert connections.idle and connections.idle[0] is not kept
+    assert client.requests_made == 3  # no failed attempt on the way
 
 
 @pytest.mark.parametrize("status", ["429", "418"])

@@ -4,15 +4,20 @@ and exchange failures that change nothing."""
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from fakes import InMemoryMarket
+from shared.candles import Candle
 from shared.database import make_engine, transaction
-from shared.models import Market, Trade
+from shared.exits import close_manually
+from shared.models import Event, Market, Trade
 from shared.signal_files import RawRow
+from shared.trade_rows import save_decision, save_progress, state_of, terms_of
 from worker.intake import process_new_signals, store_rows
+from worker.market_data import RequestRefused
 from worker.monitor import monitor_trades, store_prices
 
 T0 = datetime(2018, 1, 22, 0, 0, tzinfo=timezone.utc)
@@ -57,13 +62,31 @@ def test_one_klines_request_per_symbol_when_caught_up(database_url: str, market:
     assert all(t.status == "OPEN" and t.last_candle_time == T0 + timedelta(hours=2) for t in trades(database_url))
 
 
+def test_far_behind_reads_hours_then_minutes_only_where_needed(database_url: str, market: InMemoryMarket) -> None:
+    """Four days behind: one page of 96 hourly candles, the 1m candles of the hour holding the
+    start candle (the market entry), and the minutes after the last closed hour (none here)."""
+    open_trades(database_url, market, [make_row(0)], T0)
+    report = monitor_trades(make_engine(database_url), market, now=T0 + timedelta(days=4))
+    assert [c[0] for c in market.calls].count("klines") == report.requests == 3
+    (trade,) = trades(database_url)
+    assert trade.status == "OPEN" and trade.last_candle_time == T0 + timedelta(days=4, minutes=-1)
+
+
 @pytest.mark.parametrize("server_page,requests", [(None, 6), (700, 9)])
 def test_paging_when_far_behind(database_url: str, market: InMemoryMarket, server_page: int | None,
-                                requests: int) -> None:
-    """Four days of 1m candles = 5760 rows (a few minutes missing): six pages of 1000, or nine
-    when the server sends at most 700 a page; then caught up."""
+                                requests: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exchange without hourly candles: four days of 1m candles = 5760 rows (a few minutes
+    missing), six pages of 1000, or nine when the server sends at most 700 a page; then caught up."""
     if server_page is not None:
         market.page_limit = lambda _market: server_page  # type: ignore[method-assign]
+    klines = market.klines
+
+    def no_hours(market_: Market, symbol: str, interval: str, **kwargs: Any) -> list[Candle]:
+        if interval != "1m":
+            raise RequestRefused(f"HTTP 400: invalid interval {interval}")
+        return klines(market_, symbol, interval, **kwargs)
+
+    monkeypatch.setattr(market, "klines", no_hours)
     open_trades(database_url, market, [make_row(0)], T0)
     report = monitor_trades(make_engine(database_url), market, now=T0 + timedelta(days=4))
     assert report.requests == requests
@@ -111,3 +134,42 @@ def test_latest_prices_one_batched_call_per_market(database_url: str, market: In
     market.calls.clear()
     assert store_prices(make_engine(database_url), market, now=later) == 3
     assert [c[:2] for c in market.calls] == [("latest_prices", Market.FUTURES), ("latest_prices", Market.SPOT)]
+
+
+def test_a_trade_the_owner_closed_between_passes_is_not_touched_again(database_url: str,
+                                                                       market: InMemoryMarket) -> None:
+    """The monitor keeps terms between passes; a row whose version moved is read again."""
+    open_trades(database_url, market, [make_row(0, take_profit="0.0950", stop_loss="0.0850")], T0)
+    engine = make_engine(database_url)
+    monitor_trades(engine, market, now=T0 + timedelta(hours=1))  # kept in memory, OPEN
+    (trade,) = trades(database_url)
+    with transaction(engine) as session:
+        row = session.get(Trade, trade.id)
+        assert row is not None
+        before = state_of(row)
+        after = close_manually(terms_of(row), before, price=D("0.0905"), now=T0 + timedelta(hours=1))
+        assert save_decision(row, before, after, now=T0 + timedelta(hours=1), actor="owner", session=session)
+    monitor_trades(engine, market, now=T0 + timedelta(days=5))  # the take-profit of 2018-01-26 09:06 comes
+    (closed,) = trades(database_url)
+    assert (closed.status, closed.exit_price, closed.last_candle_time) == ("CLOSED_MANUAL", after.exit_price,
+                                                                          trade.last_candle_time)
+    with transaction(engine) as session:
+        kinds = [e.kind for e in session.exec(select(Event).where(Event.trade_id == trade.id).order_by(Event.id))]
+    assert kinds == ["trade.opened", "trade.filled", "trade.closed"]
+
+
+def test_progress_only_moves_forward(database_url: str, market: InMemoryMarket) -> None:
+    """Another worker that checked further first keeps its progress (no version moves for it)."""
+    open_trades(database_url, market, [make_row(0)], T0)
+    engine = make_engine(database_url)
+    monitor_trades(engine, market, now=T0 + timedelta(hours=1))
+    ahead, (trade,) = T0 + timedelta(hours=3), trades(database_url)
+    assert trade.id is not None
+    with transaction(engine) as session:
+        save_progress([trade.id], ahead, session=session)  # as another worker would
+        save_progress([trade.id], T0, session=session)  # never backwards
+    assert trades(database_url)[0].last_candle_time == ahead
+    monitor_trades(engine, market, now=T0 + timedelta(hours=2))  # less far than the other worker went
+    assert trades(database_url)[0].last_candle_time == ahead
+    monitor_trades(engine, market, now=T0 + timedelta(hours=4))
+    assert trades(database_url)[0].last_candle_time == T0 + timedelta(hours=4, minutes=-1)
