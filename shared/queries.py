@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from shared import metrics, settings as runtime, summaries
-from shared.columns import UtcDateTime
+from shared.columns import UtcDateTime, plain_on_postgres
 from shared.kinds import ACTIVE_STATUSES, CLOSED_STATUSES, Origin, Side, TradeStatus
 from shared.models import Trade
 
@@ -70,13 +70,8 @@ class ClosedTrades:
 def closed_trades(*, session: Session, live: bool = False) -> ClosedTrades:
     """The one way the CLI and the site load closed trades for the metrics."""
     trade = Trade.__table__.c  # type: ignore[attr-defined]
-    columns: list[Any] = [trade.id, trade.symbol, trade.side, trade.entry_time, trade.exit_time, trade.pnl_usd]
-    if session.get_bind().dialect.name == "postgresql":
-        # psycopg already returns aware datetimes and Decimals: skip the per-value Python
-        # conversion our column types do for SQLite (a million rows × three columns).
-        columns[3:] = [sa.type_coerce(trade.entry_time, sa.DateTime(timezone=True)),
-                       sa.type_coerce(trade.exit_time, sa.DateTime(timezone=True)),
-                       sa.type_coerce(trade.pnl_usd, sa.Numeric(asdecimal=True))]
+    columns = plain_on_postgres([trade.id, trade.symbol, trade.side, trade.entry_time, trade.exit_time,
+                                 trade.pnl_usd], session.get_bind().dialect.name)
     statement = sa.select(*columns).where(trade.status.in_(CLOSED_STATUSES)).order_by(trade.exit_time, trade.id)
     if live:
         statement = statement.where(trade.origin == Origin.LIVE)

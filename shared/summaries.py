@@ -37,7 +37,7 @@ from sqlmodel import Session, delete, select
 from shared.kinds import CLOSED_STATUSES, Origin, TradeStatus
 from shared.models import DaySummary, DistributionBin, SummaryState, Trade, TradeBreakdown
 from shared import metrics
-from shared.columns import Money, UtcDateTime
+from shared.columns import plain_on_postgres
 from shared.money import EXACT_CONTEXT, exact_sum, rounded
 from shared.rollup import Stretch, Tally, joined, total
 
@@ -158,25 +158,10 @@ def _assign(row: Any, values: dict[str, Any]) -> None:
 # --- days: recomputed from their trades ------------------------------------------------------
 
 
-def _fast(columns: Iterable[Any], session: Session) -> list[Any]:
-    """On PostgreSQL, read money and times as psycopg returns them (Decimal, aware datetime),
-    without our column types' per-value conversion (needed for SQLite's text)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return list(columns)
-    plain = {Money: sa.Numeric(asdecimal=True), UtcDateTime: sa.DateTime(timezone=True)}
-    return [sa.type_coerce(c, plain[type(c.type)]).label(c.name) if type(c.type) in plain else c for c in columns]
-
-
 def _closed_columns(session: Session) -> list[Any]:
     trade = Trade.__table__.c  # type: ignore[attr-defined]
-    columns: list[Any] = [trade.id, trade.origin, trade.symbol, trade.side, trade.status, trade.entry_time,
-                          trade.exit_time, trade.pnl_usd, trade.ambiguous]
-    if session.get_bind().dialect.name == "postgresql":
-        # psycopg returns aware datetimes and Decimals already (see queries.closed_trades).
-        columns[5:8] = [sa.type_coerce(trade.entry_time, sa.DateTime(timezone=True)),
-                        sa.type_coerce(trade.exit_time, sa.DateTime(timezone=True)),
-                        sa.type_coerce(trade.pnl_usd, sa.Numeric(asdecimal=True))]
-    return columns
+    return plain_on_postgres([trade.id, trade.origin, trade.symbol, trade.side, trade.status, trade.entry_time,
+                              trade.exit_time, trade.pnl_usd, trade.ambiguous], session.get_bind().dialect.name)
 
 
 def _closed_between(start: datetime, end: datetime, *, session: Session) -> Sequence[Any]:
@@ -284,7 +269,7 @@ def load(*, session: Session, with_bins: bool = True) -> Summaries:
 
     def rows(table: Any, *order: Any) -> list[Any]:
         columns = table.__table__.c
-        return list(session.connection().execute(sa.select(*_fast(columns, session)).order_by(*order)).all())
+        return list(session.connection().execute(sa.select(*plain_on_postgres(columns, session.get_bind().dialect.name)).order_by(*order)).all())
 
     return Summaries(rows(DaySummary, DaySummary.day), rows(TradeBreakdown),
                      rows(DistributionBin) if with_bins else [])
