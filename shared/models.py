@@ -193,6 +193,22 @@ class LatestPrice(SQLModel, table=True):
     updated_at: datetime = _utc()
 
 
+class StoredCandle(SQLModel, table=True):
+    """A closed kline the worker fetched, kept so the site can draw a trade's life without
+    calling the exchange (shared/candle_store.py: what is kept and for how long)."""
+
+    __tablename__ = "candle"
+
+    market: str = Field(primary_key=True, max_length=16)
+    symbol: str = Field(primary_key=True)
+    interval: str = Field(primary_key=True, max_length=8)
+    open_time: datetime = _utc(primary_key=True)
+    open: Decimal = _money()
+    high: Decimal = _money()
+    low: Decimal = _money()
+    close: Decimal = _money()
+
+
 class LoginThrottle(SQLModel, table=True):
     """Failed owner logins, so the settings page slows guessing down even across restarts.
 
