@@ -5,6 +5,7 @@ import os
 from alembic import context
 from sqlmodel import SQLModel
 
+import shared.funding_store  # noqa: F401  (registers the funding_rate table)
 import shared.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from shared.database import make_engine
 

@@ -10,10 +10,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel, select
 
+import shared.funding_store  # noqa: F401  (registers the funding_rate table)
 import shared.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from shared.database import make_engine, require_schema, SchemaMissing, upgrade
 
-HEAD = "0007"
+HEAD = "0008"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
