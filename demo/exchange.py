@@ -27,6 +27,8 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from demo.tape import (DEFAULT_TRADES_PER_CANDLE, FUNDING_FAULTS, candle_trades, funding_events,
+                       natural_order, spoil)
 from shared.candles import INTERVALS
 from shared.clock import Clock, from_ms, to_ms, utcnow  # noqa: F401  (from_ms/to_ms: also used by importers)
 from shared.kinds import Market
@@ -36,9 +38,13 @@ from shared.kinds import Market
 FAULTS = ("500", "503", "429", "418", "timeout", "garbage", "truncated", "wrong_shape", "disconnect")
 
 PREFIXES: dict[str, Market] = {"/api/v3/": Market.SPOT, "/fapi/v1/": Market.FUTURES}
-DATA_ENDPOINTS = frozenset({"klines", "ticker/price", "exchangeInfo"})
+DATA_ENDPOINTS = frozenset({"klines", "ticker/price", "exchangeInfo", "aggTrades", "fundingRate"})
 KLINE_LIMITS: dict[Market, int] = {Market.SPOT: 1000, Market.FUTURES: 1500}
 DEFAULT_KLINE_LIMIT = 500
+# aggTrades: "Default 500; max 1000", and a startTime..endTime window under an hour.
+# fundingRate: "Default 100; max 1000".
+TRADES_LIMIT, DEFAULT_TRADES_LIMIT, MAX_TRADES_WINDOW_MS = 1000, 500, 3_600_000
+FUNDING_LIMIT, DEFAULT_FUNDING_LIMIT = 1000, 100
 # Binance spot writes every decimal with 8 places ("0.00005400"); futures use the contract's
 # own precision, which the source's numbers already carry.
 DECIMAL_PLACES: dict[Market, int | None] = {Market.SPOT: 8, Market.FUTURES: None}
@@ -61,6 +67,11 @@ class CandleSource(Protocol):
 
     def last_price(self, market: Market, symbol: str, now_ms: int) -> Decimal:
         """The ticker price of a listed symbol."""
+        ...
+
+    def native_interval(self, market: Market, symbol: str) -> str:
+        """The interval the source's own candles have (others are aggregated from them): the
+        trade tape and the funding history are made from these."""
         ...
 
 
@@ -164,6 +175,15 @@ class SimulatedExchange:
         self.retry_after: str | None = "1"  # the Retry-After header of 429/418; None = omitted
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.keep_requests = True  # a long-running demo turns the request log off
+        # The trade tape (demo/tape.py): trades per candle, the order of the extremes (None: each
+        # candle's own; or one of ORDERS for all; or per candle open ms), and spoilt answers:
+        # `tape_faults` spoil the next aggTrades answers one each, `bad_tape` every one.
+        self.trades_per_candle = DEFAULT_TRADES_PER_CANDLE
+        self.tape_order: str | None = None
+        self.tape_orders: dict[int, str] = {}
+        self.tape_faults: list[str] = []
+        self.bad_tape: str | None = None
+        self.funding_faults: list[str] = []  # spoil the next fundingRate answers (demo/tape.py)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -244,6 +264,10 @@ class SimulatedExchange:
                 return self._ticker(market, params)
             if endpoint == "exchangeInfo":
                 return self._exchange_info(market, params)
+            if endpoint == "aggTrades":
+                return self._agg_trades(market, params)
+            if endpoint == "fundingRate" and market is Market.FUTURES:
+                return self._funding_rate(params)
         except BadParameter as bad:
             return bad.reply
         if endpoint == "ping":
@@ -286,6 +310,68 @@ class SimulatedExchange:
                 return INVALID_SYMBOL
             return Reply(200, [entry(symbol) for symbol in wanted])
         return Reply(200, [entry(symbol) for symbol in sorted(listed)])
+
+    def _closed_native_rows(self, market: Market, symbol: str) -> tuple[Sequence[Row], int]:
+        """The source's own candles that have closed by the exchange's clock, and their length."""
+        native = self.source.native_interval(market, symbol)
+        length, now_ms = interval_ms(native), self.now_ms()
+        rows = self.source.rows(market, symbol, native, now_ms) or ()
+        return rows[:bisect_right(rows, now_ms - length, key=lambda row: row[0])], length
+
+    def _agg_trades(self, market: Market, params: Mapping[str, str]) -> Reply:
+        symbol = required(params, "symbol")
+        if symbol not in self.source.symbols(market):
+            return INVALID_SYMBOL
+        from_id, start, end = int_param(params, "fromId"), int_param(params, "startTime"), int_param(params, "endTime")
+        limit = int_param(params, "limit")
+        limit = min(DEFAULT_TRADES_LIMIT if limit is None else max(limit, 1), TRADES_LIMIT)
+        if start is not None and end is not None and end - start >= MAX_TRADES_WINDOW_MS:
+            return error(-1127, "More than 1 hours between startTime and endTime.")
+        rows, length = self._closed_native_rows(market, symbol)
+        per = self.trades_per_candle
+        if from_id is not None:
+            index, low, high = from_id // per, from_id, None
+        elif start is not None:
+            index, low, high = max(0, bisect_right(rows, start, key=lambda row: row[0]) - 1), None, end
+        else:  # the most recent trades
+            index, low, high = max(0, len(rows) - (limit + per - 1) // per), None, None
+        recent = from_id is None and start is None
+        trades: list[dict[str, Any]] = []
+        while index < len(rows) and (recent or len(trades) < limit):
+            row = rows[index]
+            if high is not None and row[0] > high:
+                break
+            order = self.tape_orders.get(row[0]) or self.tape_order or natural_order(row)
+            for trade in candle_trades(index, row, length, per, order, market is Market.SPOT):
+                if (low is None or trade["a"] >= low) and (start is None or from_id is not None or trade["T"] >= start) \
+                        and (high is None or trade["T"] <= high):
+                    trades.append(trade)
+            index += 1
+        trades = trades[-limit:] if recent else trades[:limit]
+        with self._lock:
+            fault = self.tape_faults.pop(0) if self.tape_faults else self.bad_tape
+        return Reply(200, spoil(trades, fault) if fault else trades)
+
+    def _funding_rate(self, params: Mapping[str, str]) -> Reply:
+        symbol = required(params, "symbol")
+        if symbol not in self.source.symbols(Market.FUTURES):
+            return INVALID_SYMBOL
+        start, end, limit = int_param(params, "startTime"), int_param(params, "endTime"), int_param(params, "limit")
+        limit = min(DEFAULT_FUNDING_LIMIT if limit is None else max(limit, 1), FUNDING_LIMIT)
+        rows, length = self._closed_native_rows(Market.FUTURES, symbol)
+        events = funding_events(symbol, rows, length, self.now_ms(), 0 if start is None else start,
+                                self.now_ms() if end is None else end)
+        # From startTime on, the first `limit`; without it, the latest `limit`.
+        answer = [e for _, e in zip(range(limit), events)] if start is not None else list(events)[-limit:]
+        with self._lock:
+            fault = self.funding_faults.pop(0) if self.funding_faults else None
+        if fault == "missing_field":
+            answer = [{k: v for k, v in e.items() if k != "fundingRate"} for e in answer] or [{"symbol": symbol}]
+        elif fault == "no_mark_price":
+            answer = [{**e, "markPrice": ""} for e in answer]
+        elif fault is not None:
+            raise ValueError(f"unknown funding fault {fault!r} (one of {', '.join(FUNDING_FAULTS)})")
+        return Reply(200, answer)
 
     def _exchange_info(self, market: Market, params: Mapping[str, str]) -> Reply:
         symbols = sorted(self.source.symbols(market))

@@ -120,6 +120,9 @@ class RandomWalkMarket:
         visible = self.visible(symbol, now_ms)
         return visible[-1][4] if visible else Decimal(self.assets[symbol].price)
 
+    def native_interval(self, market: Market, symbol: str) -> str:
+        return NATIVE_INTERVAL
+
     # --- reading the walk ---
 
     def visible(self, symbol: str, now_ms: int) -> list[Row]:

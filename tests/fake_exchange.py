@@ -119,6 +119,9 @@ class RecordedCandles:
     def last_price(self, market: Market, symbol: str, now_ms: int) -> Decimal:
         return self.series[(market, symbol)][1][-1][4]
 
+    def native_interval(self, market: Market, symbol: str) -> str:
+        return self.series[(market, symbol)][0]
+
 
 class FakeExchange(SimulatedExchange):
     """Serves every `<market>-<SYMBOL>-<interval>.json[.gz]` in `candles_dir` as Binance would."""

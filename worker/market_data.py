@@ -30,8 +30,10 @@ from urllib.parse import unquote, urlencode, urlsplit
 import requests.certs
 
 from shared.candles import Candle, interval_length
-from shared.clock import from_ms, to_ms
+from shared.clock import ONE_MS, from_ms, to_ms
+from shared.funding import FundingEvent
 from shared.kinds import Market
+from shared.tape import AggTrade, InconsistentTape, check_tape
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,12 @@ _PATHS: dict[Market, str] = {Market.SPOT: "/api/v3", Market.FUTURES: "/fapi/v1"}
 # Like `requests`: compressed answers are welcome (a page of 1,000 klines shrinks ~5x).
 _HEADERS = {"Accept-Encoding": "gzip", "User-Agent": "signalproof"}
 INVALID_SYMBOL = -1121  # Binance error code for "Invalid symbol."
+# aggTrades and fundingRate pages (Binance: "Default 500; max 1000" and "Default 100; max 1000").
+TAPE_PAGE_LIMIT = 1000
+FUNDING_PAGE_LIMIT = 1000
+# aggTrades refuses a startTime..endTime window of an hour or more (-1127): longer candles are
+# looked into an hour at a time until their first trade is found, then paged by id.
+TAPE_WINDOW = timedelta(hours=1)
 RATE_LIMIT_STATUSES = (429, 418)  # 418 = IP banned for ignoring 429s; both send Retry-After
 MAX_BACKOFF_SECONDS = 10.0
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -73,6 +81,12 @@ class MalformedBody(ValueError):
     """A 200 answer whose body is not what Binance documents; retried like a 5xx."""
 
 
+class BadTape(ExchangeError):
+    """The aggregate trades of a candle cannot be trusted: empty, out of order, truncated (a gap
+    in the ids), a trade outside the window, or (`read_tape`) inconsistent with the candle. The
+    caller falls back to the candle rule, flagged `assumed`; nothing is changed on such a tape."""
+
+
 class MarketData(Protocol):
     def page_limit(self, market: Market) -> int:
         """The most candles one `klines` call returns (a full page means: there may be more)."""
@@ -90,6 +104,15 @@ class MarketData(Protocol):
 
     def symbol_exists(self, market: Market, symbol: str, interval: str, now: datetime) -> bool:
         """True if listed, False if the exchange says "Invalid symbol"."""
+        ...
+
+    def agg_trades(self, market: Market, symbol: str, start: datetime, end: datetime) -> list[AggTrade]:
+        """Every aggregate trade with start <= time < end (a candle: its open and its close), in
+        order, checked (`BadTape` when empty, out of order, truncated or outside the window)."""
+        ...
+
+    def funding_rates(self, symbol: str, start: datetime, end: datetime) -> list[FundingEvent]:
+        """Every funding event of a futures `symbol` with start <= time <= end, oldest first."""
         ...
 
 
@@ -152,6 +175,96 @@ def parse_prices(body: object, wanted: Collection[str]) -> dict[str, Decimal]:
         if entry["symbol"] in wanted:
             prices[entry["symbol"]] = parse_price(entry.get("price"))
     return prices
+
+
+def _ms(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedBody(f"{what} {value!r} is not epoch milliseconds")
+    return value
+
+
+def _quantity(value: object) -> Decimal:
+    if not isinstance(value, str):
+        raise MalformedBody(f"quantity {value!r} is not a decimal string")
+    try:
+        quantity = Decimal(value)
+    except InvalidOperation:
+        raise MalformedBody(f"quantity {value!r} is not a decimal") from None
+    if not quantity.is_finite() or quantity < 0:
+        raise MalformedBody(f"quantity {value!r} is not a finite non-negative number")
+    return quantity
+
+
+def parse_agg_trade(entry: object) -> AggTrade:
+    """`{"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27781, "T": 1498793709153,
+    "m": true, ...}` (spot adds "M"; other keys are ignored)."""
+    if not isinstance(entry, dict):
+        raise MalformedBody(f"aggregate trade {entry!r} is not an object")
+    missing = [key for key in ("a", "p", "q", "T", "m") if key not in entry]
+    if missing:
+        raise MalformedBody(f"aggregate trade {entry!r} lacks {', '.join(missing)}")
+    if not isinstance(entry["m"], bool):
+        raise MalformedBody(f"aggregate trade {entry['a']!r}: 'm' is not a boolean")
+    return AggTrade(id=_ms(entry["a"], "aggregate trade id"), price=parse_price(entry["p"]),
+                    quantity=_quantity(entry["q"]), time=from_ms(_ms(entry["T"], "trade time")),
+                    buyer_maker=entry["m"])
+
+
+def parse_agg_trades(body: object) -> list[AggTrade]:
+    if not isinstance(body, list):
+        raise MalformedBody(f"aggTrades body is a {type(body).__name__}, not a list")
+    return [parse_agg_trade(entry) for entry in body]
+
+
+def check_window(trades: list[AggTrade], start: datetime, end: datetime) -> None:
+    """`BadTape` unless `trades` is a whole, ordered tape of [start, end): not empty, ids
+    consecutive (Binance numbers a symbol's aggregate trades without gaps), times never going
+    back, all inside the window."""
+    window = f"[{start.isoformat()}, {end.isoformat()})"
+    if not trades:
+        raise BadTape(f"no aggregate trades in {window}")
+    for earlier, later in zip(trades, trades[1:]):
+        if later.id <= earlier.id or later.time < earlier.time:
+            raise BadTape(f"aggregate trades out of order in {window}: {later.id} after {earlier.id}")
+        if later.id != earlier.id + 1:
+            raise BadTape(f"aggregate trades truncated in {window}: {earlier.id} then {later.id}")
+    for trade in trades:
+        if not start <= trade.time < end:
+            raise BadTape(f"aggregate trade {trade.id} at {trade.time.isoformat()} is outside {window}")
+
+
+def parse_funding_event(entry: object) -> FundingEvent:
+    """`{"symbol": "BTCUSDT", "fundingTime": 1698768000000, "fundingRate": "0.00010000",
+    "markPrice": "34287.54619963"}`.
+
+    Every key must be there: a missing or null field is an error, never a guess. The one
+    documented exception is Binance's oldest history, which has `"markPrice": ""`: that event is
+    kept with no mark price (shared/funding.py says how such an event is priced).
+    """
+    if not isinstance(entry, dict):
+        raise MalformedBody(f"funding entry {entry!r} is not an object")
+    missing = [key for key in ("fundingTime", "fundingRate", "markPrice") if entry.get(key) is None]
+    if missing:
+        raise MalformedBody(f"funding entry {entry!r} lacks {', '.join(missing)}")
+    rate_text = entry["fundingRate"]
+    try:
+        rate = Decimal(rate_text) if isinstance(rate_text, str) and rate_text.strip() else None
+    except InvalidOperation:
+        rate = None
+    if rate is None or not rate.is_finite():
+        raise MalformedBody(f"funding rate {rate_text!r} is not a decimal")
+    mark = None if entry["markPrice"] == "" else parse_price(entry["markPrice"])
+    return FundingEvent(time=from_ms(_ms(entry["fundingTime"], "funding time")), rate=rate, mark_price=mark)
+
+
+def parse_funding(body: object) -> list[FundingEvent]:
+    if not isinstance(body, list):
+        raise MalformedBody(f"fundingRate body is a {type(body).__name__}, not a list")
+    events = [parse_funding_event(entry) for entry in body]
+    for earlier, later in zip(events, events[1:]):
+        if later.time <= earlier.time:
+            raise MalformedBody(f"funding events not strictly ascending at {later.time.isoformat()}")
+    return events
 
 
 def closed_since(candles: list[Candle], interval: timedelta, start: datetime, now: datetime) -> list[Candle]:
@@ -375,6 +488,54 @@ class BinanceClient:
             return False
         return True
 
+    def agg_trades(self, market: Market, symbol: str, start: datetime, end: datetime) -> list[AggTrade]:
+        """The tape of [start, end): the first page by startTime/endTime (Binance's endTime is
+        inclusive: end − 1 ms), then by fromId until a trade lies past the end. Each request has
+        the retries and pauses of `_get_json`; the whole tape is then checked (`BadTape`)."""
+        if not start < end:
+            raise ValueError(f"empty window [{start}, {end})")
+
+        def page_from(params: dict[str, str]) -> list[AggTrade]:
+            return self._get_json(market, "aggTrades", {"symbol": symbol, **params, "limit": str(TAPE_PAGE_LIMIT)},
+                                  parse_agg_trades)
+
+        trades: list[AggTrade] = []
+        window_start = start
+        while not trades and window_start < end:  # an hour at a time, until the first trade
+            window_end = min(end, window_start + TAPE_WINDOW)
+            trades = page_from({"startTime": str(to_ms(window_start)), "endTime": str(to_ms(window_end) - 1)})
+            window_start = window_end
+        # A full page may have more behind it, and so may a window that ended before the candle
+        # did: carry on by id until a trade lies past the end (or a page comes back short: the
+        # exchange has no later trade yet).
+        more = len(trades) == TAPE_PAGE_LIMIT or window_start < end
+        while trades and more and trades[-1].time < end:
+            page = page_from({"fromId": str(trades[-1].id + 1)})
+            trades.extend(page)
+            more = len(page) == TAPE_PAGE_LIMIT
+        # The next candle's trades, read with the last page, are not this tape's. (A trade past
+        # the end in the middle of the tape leaves a gap in the ids: `check_window` says so.)
+        inside = [trade for trade in trades if trade.time < end]
+        check_window(inside, start, end)
+        return inside
+
+    def funding_rates(self, symbol: str, start: datetime, end: datetime) -> list[FundingEvent]:
+        """`/fapi/v1/fundingRate`, paged by time: Binance answers at most `limit` events from
+        startTime on (both bounds inclusive), ascending; the next page starts 1 ms after the last."""
+        events: list[FundingEvent] = []
+        since = start
+        while since <= end:
+            params = {"symbol": symbol, "startTime": str(to_ms(since)), "endTime": str(to_ms(end)),
+                      "limit": str(FUNDING_PAGE_LIMIT)}
+            page = self._get_json(Market.FUTURES, "fundingRate", params, parse_funding)
+            if any(not start <= e.time <= end for e in page) or (events and page and page[0].time <= events[-1].time):
+                raise ExchangeError(f"fundingRate for {symbol}: events outside [{start}, {end}] or repeated")
+            events.extend(page)
+            if len(page) < FUNDING_PAGE_LIMIT:
+                return events
+            since = page[-1].time + ONE_MS
+        return events
+
     def _prices_one_by_one(self, market: Market, wanted: frozenset[str]) -> dict[str, Decimal]:
         prices: dict[str, Decimal] = {}
         for symbol in sorted(wanted):
@@ -441,6 +602,55 @@ class BinanceClient:
         with self._lock:
             until = self.monotonic() + seconds
             self.paused_until[host] = max(until, self.paused_until.get(host, 0.0))
+
+
+class TapeReader:
+    """The tapes of one monitor tick: at most one read per (market, symbol, candle), however
+    many trades are undecided in that candle, and a failure is remembered as well as a tape.
+
+    A tape is read (`agg_trades`), then checked against its candle (`shared.tape.check_tape`);
+    a bad or inconsistent tape is read again up to `attempts` times in all (a just-closed
+    candle's trades may still be arriving), then `BadTape`: the caller settles that candle by
+    the candle rule, flagged `assumed`, and changes nothing on the strength of a bad tape.
+    """
+
+    def __init__(self, market_data: MarketData, interval: str, *, attempts: int = 3, backoff: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.market_data = market_data
+        self.length = interval_length(interval)
+        self.attempts = attempts
+        self.backoff = backoff
+        self.sleep = sleep
+        self._tapes: dict[tuple[Market, str, datetime], list[AggTrade] | ExchangeError] = {}
+
+    def tape(self, market: Market, symbol: str, candle: Candle) -> list[AggTrade]:
+        """The checked tape of `candle`, or `ExchangeError` (`BadTape` for a bad tape)."""
+        key = (Market(market), symbol, candle.open_time)
+        if key not in self._tapes:
+            self._tapes[key] = self._read(key[0], symbol, candle)
+        found = self._tapes[key]
+        if isinstance(found, ExchangeError):
+            raise found
+        return found
+
+    def _read(self, market: Market, symbol: str, candle: Candle) -> list[AggTrade] | ExchangeError:
+        problem: ExchangeError = BadTape("no attempt made")
+        for attempt in range(self.attempts):
+            if attempt:
+                self.sleep(min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            try:
+                trades = self.market_data.agg_trades(market, symbol, candle.open_time, candle.open_time + self.length)
+                check_tape(candle, self.length, trades)
+                return trades
+            except InconsistentTape as error:
+                problem = BadTape(f"{symbol} {candle.open_time.isoformat()}: {error}")
+            except BadTape as error:
+                problem = error
+            except ExchangeError as error:  # the requests themselves failed after their retries
+                return error
+            log.info("tape of %s %s unusable (%s); attempt %d of %d", symbol, candle.open_time.isoformat(), problem,
+                     attempt + 1, self.attempts)
+        return problem
 
 
 def unreachable_reason(error: BaseException) -> str | None:
