@@ -50,13 +50,14 @@ def events(symbol: str, since: datetime, until: datetime, *, session: Session) -
     return [FundingEvent(r.funding_time, r.rate, r.mark_price) for r in rows]
 
 
-def latest_times(symbols: Iterable[str], *, session: Session) -> dict[str, datetime]:
-    """The newest stored funding time of each symbol that has any."""
+def stored_ranges(symbols: Iterable[str], *, session: Session) -> dict[str, tuple[datetime, datetime]]:
+    """The oldest and newest stored funding time of each symbol that has any."""
     wanted = sorted(set(symbols))
     if not wanted:
         return {}
-    # max() keeps the column's type, so times come back aware on both dialects.
-    query = (sa.select(FundingRate.symbol, sa.func.max(FundingRate.funding_time))  # type: ignore[call-overload]
+    time = FundingRate.funding_time
+    # min()/max() keep the column's type, so times come back aware on both dialects.
+    query = (sa.select(FundingRate.symbol, sa.func.min(time), sa.func.max(time))  # type: ignore[call-overload]
              .where(FundingRate.symbol.in_(wanted))  # type: ignore[attr-defined]
              .group_by(FundingRate.symbol))
-    return {symbol: latest for symbol, latest in session.execute(query)}
+    return {symbol: (oldest, newest) for symbol, oldest, newest in session.execute(query)}
