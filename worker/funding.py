@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from shared.clock import ONE_MS
 from shared.database import transaction
-from shared.funding import next_funding_time
+from shared.funding import FUNDING_PERIOD, next_funding_time
 from shared.funding_store import store_events, stored_ranges
 from shared.kinds import ACTIVE_STATUSES, Market
 from shared.models import Trade
@@ -73,6 +73,13 @@ def active_futures_symbols(*, session: Session) -> dict[str, datetime]:
     return {symbol: oldest for symbol, oldest in session.execute(query)}
 
 
+def _asked_from(first_stored: datetime) -> datetime:
+    """The earliest time a history whose first stored event is `first_stored` can have been
+    asked from: just after the funding time before it (had it been asked from earlier, that
+    event would be stored too). Only the store speaks after a restart; the state is exact."""
+    return next_funding_time(first_stored) - 2 * FUNDING_PERIOD + ONE_MS
+
+
 def refresh_funding(engine: Engine, market_data: MarketData, *, now: datetime,
                     state: FundingState | None = None) -> FundingReport:
     """Bring the funding history of every symbol with active futures trades up to `now`."""
@@ -86,10 +93,11 @@ def refresh_funding(engine: Engine, market_data: MarketData, *, now: datetime,
     until = now - SETTLE_DELAY
     for symbol, oldest in sorted(wanted.items()):
         stored = ranges.get(symbol)
-        covered_from = state.covered_from.get(symbol) or (stored[0] if stored else None)
+        covered_from = state.covered_from.get(symbol) or (_asked_from(stored[0]) if stored else None)
         known = max(filter(None, (state.known_through.get(symbol), stored[1] if stored else None)), default=None)
-        if covered_from is None or known is None or oldest < covered_from:
-            start = oldest  # nothing asked yet, or a trade older than what was asked: from its entry
+        first_needed = oldest + ONE_MS  # an event at the entry time itself is not paid
+        if covered_from is None or known is None or next_funding_time(oldest) < covered_from:
+            start = first_needed  # nothing asked yet, or a funding time before what was asked
         else:
             start = known + ONE_MS
         if next_funding_time(start - ONE_MS) > until:
