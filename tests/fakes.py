@@ -10,10 +10,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from demo.tape import candle_prices, natural_order
 from fake_exchange import read_candles, series_files
 from shared.candles import Candle, interval_length
+from shared.funding import FundingEvent
 from shared.kinds import Market
-from worker.market_data import PAGE_LIMITS, ExchangeError, UnknownSymbol
+from shared.tape import AggTrade
+from worker.market_data import PAGE_LIMITS, BadTape, ExchangeError, UnknownSymbol
 
 SeriesKey = tuple[Market, str, str]  # (market, symbol, interval)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -57,6 +60,11 @@ class InMemoryMarket:
         } | dict(prices or {})
         self.failing: set[str] = set()
         self.calls: list[tuple[str, Market, str]] = []  # (method, market, symbol or "A,B")
+        # The tape of a candle: what a test put in `tapes` (keyed by market, symbol and the
+        # window's start), else made up from the finest series like the fake exchange makes it
+        # (demo/tape.py); None there = a bad tape (BadTape). Funding: `funding[symbol]`.
+        self.tapes: dict[tuple[Market, str, datetime], list[AggTrade] | None] = {}
+        self.funding: dict[str, list[FundingEvent]] = {}
 
     @classmethod
     def from_candle_dir(cls, directory: Path) -> "InMemoryMarket":
@@ -97,6 +105,36 @@ class InMemoryMarket:
         self.calls.append(("symbol_exists", market, symbol))
         self._fail_if_asked(symbol)
         return any(key[:2] == (market, symbol) for key in self.series)
+
+    def agg_trades(self, market: Market, symbol: str, start: datetime, end: datetime) -> list[AggTrade]:
+        market = Market(market)
+        self.calls.append(("agg_trades", market, symbol))
+        self._fail_if_asked(symbol)
+        if (market, symbol, start) in self.tapes:
+            tape = self.tapes[(market, symbol, start)]
+            if tape is None:
+                raise BadTape(f"fake exchange: the tape of {symbol} at {start.isoformat()} is set to be bad")
+            return list(tape)
+        trades: list[AggTrade] = []
+        for candle in self._finest(market, symbol):
+            if start <= candle.open_time < end:
+                row = (0, candle.open, candle.high, candle.low, candle.close, Decimal(0))
+                for price in candle_prices(row, 8, natural_order(row)):
+                    trades.append(AggTrade(len(trades), price, Decimal(1), candle.open_time))
+        if not trades:
+            raise BadTape(f"fake exchange: no trades of {symbol} in [{start.isoformat()}, {end.isoformat()})")
+        return trades
+
+    def funding_rates(self, symbol: str, start: datetime, end: datetime) -> list[FundingEvent]:
+        self.calls.append(("funding_rates", Market.FUTURES, symbol))
+        self._fail_if_asked(symbol)
+        return [e for e in self.funding.get(symbol, []) if start <= e.time <= end]
+
+    def _finest(self, market: Market, symbol: str) -> list[Candle]:
+        keys = sorted((key for key in self.series if key[:2] == (market, symbol)), key=lambda k: interval_length(k[2]))
+        if not keys:
+            raise UnknownSymbol(f"{symbol}: invalid symbol (fake exchange)")
+        return self.series[keys[0]]
 
     def _fail_if_asked(self, symbol: str) -> None:
         if symbol in self.failing:

@@ -167,3 +167,24 @@ def test_the_tape_settles_an_ambiguous_candle_by_its_order(exchange: FakeExchang
     if targets_filled:
         assert verdict.targets[0].trade.time < verdict.adverse.time
         assert verdict.targets[0].price == candle.high == Decimal(verdict.targets[0].trade.price)
+
+
+# --- the in-memory fake (tests/fakes.py) keeps the same promises ---------------------------
+
+
+def test_the_in_memory_market_serves_tapes_and_funding_like_the_exchange() -> None:
+    from fakes import InMemoryMarket
+    from shared.funding import FundingEvent
+
+    candle = ranged_candle(rising=True)
+    market = InMemoryMarket({(SPOT, "ETHBTC", "1m"): [candle]})
+    reader = TapeReader(market, "1m", sleep=lambda seconds: None)
+    prices = [t.price for t in reader.tape(SPOT, "ETHBTC", candle)]
+    assert (prices[0], prices[-1], min(prices), max(prices)) == (candle.open, candle.close, candle.low, candle.high)
+    market.tapes[(SPOT, "ETHBTC", candle.open_time)] = None
+    with pytest.raises(BadTape):
+        TapeReader(market, "1m", sleep=lambda seconds: None).tape(SPOT, "ETHBTC", candle)
+    event = FundingEvent(candle.open_time, Decimal("0.0001"), candle.close)
+    market.funding["ETHUSDT"] = [event]
+    assert market.funding_rates("ETHUSDT", candle.open_time, candle.open_time) == [event]
+    assert market.funding_rates("ETHUSDT", candle.open_time + MINUTE, candle.open_time + MINUTE) == []
