@@ -4,8 +4,11 @@ SIMULATED, and it cheats. A real bot calls the market without knowing the future
 so that the demo shows the mildly positive record a decent bot might have (wins and losses,
 a rising but bumpy equity curve), peeks: on a share `EDGE` of its calls it looks at the next
 day of the random walk and takes the side that reaches its take-profit before its stop-loss,
-when one does. Every other call takes a side at random. The demo is about the site, not a
-strategy: nothing here says anything about real markets.
+when one does. Every other call takes a side at random. A few calls (`SCALP_SHARE`) are
+scalps with both levels within a minute's move of the next minute's open, which it also peeks
+at: now and then one candle reaches both, and the demo shows the trade tape deciding which
+came first. The demo is about the site, not a strategy: nothing here says anything about real
+markets.
 
 Everything else about a signal is what a real bot sends (docs/signals.md): symbol, side,
 market, an entry at the price of the moment, a stop-loss a volatility-sized distance away,
@@ -28,7 +31,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import numpy as np
 
 from demo.exchange import from_ms, to_ms
-from demo.market import DAY_MS, EPOCH_MS, Asset, RandomWalkMarket
+from demo.market import DAY_MINUTES, DAY_MS, EPOCH_MS, MINUTE_MS, Asset, RandomWalkMarket
 
 SOURCE = "demo-bot"
 EDGE = 0.4  # share of calls that peek: most simulated months end with a profit factor of 1.1-2.3
@@ -44,6 +47,11 @@ RISK_OF_A_DAYS_MOVE = (0.25, 0.6)  # stop-loss distance, as a share of the asset
 RECKLESS_RISK = (0.045, 0.06)  # beyond the 3.6 % to a 25x liquidation
 REWARD_MULTIPLES = (1.2, 1.5, 1.5, 1.8, 2.0, 2.5)
 SECOND_TARGET_SHARE = 0.3
+# A few scalps: the stop and the target within a minute's move of the start candle's open (the
+# bot peeks at it), so that now and then one candle reaches both and the trade tape decides
+# which came first (docs/trade-rules.md, "Exact order inside a candle").
+SCALP_SHARE = 0.08
+SCALP_RISK_OF_A_MINUTE = (0.3, 0.6)  # distance to each level, in minute-sigmas of the asset
 NOTES = {
     "LONG": ("breakout above the 4h range", "pullback to support", "higher low on the 1h", "momentum continuation",
              "reclaim of the daily open"),
@@ -101,7 +109,7 @@ class SignalBot:
         sign = 1 if side == "LONG" else -1
         tick = Decimal(asset.tick)
         confidence = self.random.uniform(0.65, 0.95) if peek else self.random.uniform(0.5, 0.85)
-        return {
+        call: Signal = {
             "id": f"{moment:%Y%m%d-%H%M%S}",  # the moment names the call: the same in every run
             "time": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "symbol": asset.symbol,
@@ -115,6 +123,16 @@ class SignalBot:
             "source": SOURCE,
             "note": self.random.choice(NOTES[side]),
         }
+        # Drawn last, so that every other call is exactly what it would be without scalps.
+        if self.random.random() < SCALP_SHARE:
+            start_ms = self.market.start_ms + self.market.index_at(to_ms(moment)) * MINUTE_MS
+            opening = self.market.price_at(asset.symbol, start_ms)
+            minute = asset.daily_volatility / DAY_MINUTES ** 0.5
+            share = Decimal(minute * self.random.uniform(*SCALP_RISK_OF_A_MINUTE))
+            distance = max(tick, _on_tick(opening * share, tick))
+            call |= {"entry": str(opening), "take_profit": [str(opening + sign * distance)],
+                     "stop_loss": str(opening - sign * distance), "note": "scalp: both levels within a minute's move"}
+        return call
 
     def _side(self, asset: Asset, moment: datetime, price: Decimal, risk: float, multiple: float, leverage: int,
               peek: bool) -> str:
