@@ -14,8 +14,10 @@ shorts. funding_usd = Σ payment_t is part of `pnl_usd` and shown on its own.
 Rounding: each payment is computed in `MONEY_CONTEXT` (34 significant digits, the context
 `shared.money.settle` computes fees and P/L in; the product is formed first and divided by
 the entry last, so a payment is rounded once per operation like settle's P/L). The total is
-the exact sum of those recorded payments (`exact_sum`), rounded to 34 digits once
-(`rounded`): the ledger records each payment, and anyone adding them gets the total.
+the exact sum of those payments (`exact_sum`), rounded to 34 digits once (`rounded`), so it
+does not depend on the order of the events. The ledger records each payment and the total (as
+text, like every ledger amount: `shared.ledger.decimal_text`), and a replay that recomputes
+them from the exchange's funding history gets the same numbers.
 
 Events Binance published without a mark price (its oldest history has `markPrice: ""`) are
 priced on the position's entry value: q · entry = the open notional, i.e. the payment is
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, localcontext
+from typing import Any
 
 from shared.money import MONEY_CONTEXT, exact_sum, rounded
 
@@ -51,6 +54,12 @@ class FundingPayment:
     rate: Decimal
     mark_price: Decimal | None  # the event's; None when the entry price stood in for it
     amount_usd: Decimal
+
+    def ledger_data(self) -> dict[str, Any]:
+        """The payment as the ledger records it, so `verify --replay` can recompute it from the
+        exchange's funding history (the ledger's `to_data` formats decimals and times)."""
+        return {"funding_time": self.time, "funding_rate": self.rate, "mark_price": self.mark_price,
+                "funding_usd": self.amount_usd}
 
 
 def applies(event_time: datetime, *, entry_time: datetime, until: datetime) -> bool:

@@ -42,6 +42,8 @@ def test_an_event_at_the_entry_time_is_not_paid_one_at_the_exit_time_is() -> Non
     exactly at 16:00 pays 16:00 (+0.095, as above)."""
     paid = payments(side_sign=1, notional=D(500), entry=D(2000), entry_time=T1, until=T2, events=EVENTS)
     assert [(p.time, p.amount_usd) for p in paid] == [(T2, D("0.095"))]
+    assert paid[0].ledger_data() == {"funding_time": T2, "funding_rate": D("-0.0002"), "mark_price": D(1900),
+                                     "funding_usd": D("0.095")}
 
 
 def test_an_event_without_a_mark_price_is_priced_at_the_entry() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from shared.candles import Candle
 from shared.kinds import Side
+from shared.ledger import to_data
 from shared.tape import AggTrade, InconsistentTape, TapeVerdict, check_tape, decide, walk
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
@@ -73,6 +74,10 @@ def test_a_target_fill_keeps_the_target_price_and_the_trade() -> None:
                           "trade_time": T0 + timedelta(seconds=1)}],
         "tape_adverse": {"trade_id": 102, "trade_price": D(95), "trade_time": T0 + timedelta(seconds=2)},
     }
+    assert to_data(verdict.ledger_data())["tape_adverse"] == {"trade_id": 102, "trade_price": "95",
+                                                              "trade_time": "2024-03-01T10:00:02.000000Z"}
+    assert to_data(walk(LONG, D(95), [D(105)], tape("100", "101")).ledger_data()) == {"tape_targets": [],
+                                                                                       "tape_adverse": None}
 
 
 def test_decide_checks_the_tape_then_walks_it() -> None:
