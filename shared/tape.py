@@ -20,10 +20,13 @@ and the caller falls back to the candle rule, flagged `assumed`:
 - the tape's own lowest and highest prices are the candle's low and high. Binance builds its
   klines from these very trades, so a tape that never reaches the candle's extremes is missing
   trades, and a verdict read from it could say "neither level" where the candle says "both".
-We do not require the first trade to be the open and the last the close: the open only
-matters when the candle opened through the adverse level, and the candle rule prices that
-from the candle's open anyway; demanding it would add a failure mode without changing any
-verdict.
+  (On futures, insurance-fund and ADL trades are not aggregated; should a candle's extreme
+  come from one, its tape is refused and the candle rule decides, flagged `assumed`: the
+  cautious way round.)
+We do not require the first trade to be the open and the last the close in general: neither
+changes which level the tape reaches first. The open matters in one case only, a candle that
+opens at or beyond the adverse level: then the adverse level was reached first, at the open,
+and a tape whose first trade says otherwise is refused (`decide`).
 """
 
 from collections.abc import Sequence
@@ -150,4 +153,6 @@ def decide(candle: Candle, interval: timedelta, side: Side, adverse: Decimal, ta
     adverse_in_candle = beyond(side, candle.low if side is Side.LONG else candle.high, adverse)
     if adverse_in_candle and verdict.adverse is None:
         raise InconsistentTape(f"the candle reaches {adverse} but no trade of its tape does")
+    if beyond(side, candle.open, adverse) and verdict.adverse != trades[0]:
+        raise InconsistentTape(f"the candle opens through {adverse} but the first trade of its tape does not")
     return verdict

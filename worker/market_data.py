@@ -1,7 +1,8 @@
 """Binance public market data: the one module that knows Binance's URLs and JSON shapes.
 
-Everything above it sees `MarketData`: closed `Candle`s, latest prices, and whether a symbol
-is listed. Retries, backoff and rate-limit pauses live here once, in `BinanceClient._get_json`.
+Everything above it sees `MarketData`: closed `Candle`s, latest prices, whether a symbol is
+listed, the aggregate trades inside a candle (`agg_trades`, read through `TapeReader` once per
+candle a tick needs) and a futures contract's funding history (`funding_rates`). Retries, backoff and rate-limit pauses live here once, in `BinanceClient._get_json`.
 Requests go out through `http.client` over kept-alive connections (`Connections`): a worker
 tick asks once per symbol, and `requests` (or urllib3 under it) cost more CPU per request than
 everything else the tick does.

@@ -132,6 +132,18 @@ def test_the_first_trade_need_not_be_the_open() -> None:
     """Documented choice: only the range is enforced, not first = open / last = close."""
     trades = tape("101", "106", "95", "100")
     check_tape(Candle(T0, D(100), D(106), D(95), D(101)), MINUTE, trades)
+    assert summary(decide(Candle(T0, D(100), D(106), D(95), D(101)), MINUTE, LONG, D(95), [D(105)], trades)) == (
+        [(0, 101)], 102)
+
+
+def test_a_candle_opening_through_the_stop_needs_a_tape_that_does_too() -> None:
+    """The candle opens at 94, below the stop at 95: the stop was reached first, at the open.
+    A tape starting at 101 that reaches 106 before 94 contradicts it."""
+    trades = tape("101", "106", "94", "100")
+    with pytest.raises(InconsistentTape, match="opens through"):
+        decide(Candle(T0, D(94), D(106), D(94), D(100)), MINUTE, LONG, D(95), [D(105)], trades)
+    good = tape("94", "106", "100")
+    assert summary(decide(candle_of(good), MINUTE, LONG, D(95), [D(105)], good)) == ([], 100)
 
 
 prices = st.integers(min_value=90, max_value=110).map(D)

@@ -9,6 +9,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fake_exchange import FakeExchange, read_candles
 from shared.candles import Candle
@@ -188,3 +190,16 @@ def test_the_in_memory_market_serves_tapes_and_funding_like_the_exchange() -> No
     market.funding["ETHUSDT"] = [event]
     assert market.funding_rates("ETHUSDT", candle.open_time, candle.open_time) == [event]
     assert market.funding_rates("ETHUSDT", candle.open_time + MINUTE, candle.open_time + MINUTE) == []
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(index=st.integers(0, 14_000), per_candle=st.sampled_from([4, 999, 1000, 1001, 2000, 3001]))
+def test_any_candle_at_any_size_is_read_whole(exchange: FakeExchange, client: BinanceClient, index: int,
+                                              per_candle: int) -> None:
+    """Whatever the page boundaries, the tape is exactly the candle's trades, in order."""
+    exchange.trades_per_candle = per_candle
+    candle = read_candles(SPOT, "ETHBTC", "1m")[index]
+    trades = client.agg_trades(SPOT, "ETHBTC", candle.open_time, candle.open_time + MINUTE)
+    assert len(trades) == per_candle
+    prices = [t.price for t in trades]
+    assert (prices[0], prices[-1], min(prices), max(prices)) == (candle.open, candle.close, candle.low, candle.high)
