@@ -2,7 +2,7 @@
 decided, and its life drawn on the candles the worker stored (`/trade?trade=ID`)."""
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,10 @@ from track_record import display, loaders, record, trade_chart
 URL = loaders.database_url()
 TRADES_LINK = "[← All trades](trades)"  # relative: /trade?trade=… → /trades, whatever the base path
 VALID_ID = re.compile(r"^[0-9]{1,18}$")
+SHORT_STATUS = {TradeStatus.PENDING: "pending", TradeStatus.OPEN: "open", TradeStatus.CLOSED_TP: "take-profit",
+                TradeStatus.CLOSED_SL: "stop-loss", TradeStatus.CLOSED_EXPIRED: "expired",
+                TradeStatus.CLOSED_MANUAL: "by owner", TradeStatus.LIQUIDATED: "liquidated",
+                TradeStatus.CANCELLED: "cancelled"}
 
 
 def back_link() -> None:
@@ -66,11 +70,12 @@ def show(detail: record.TradeDetail) -> None:
     status = TradeStatus(trade["status"])
     st.title(f"Trade {trade['id']}", anchor=False)
     st.caption(display.plain(f"{trade['symbol']} · {trade['side']} · {trade['market']} · {trade['leverage']}× · "
-                             f"{trade['origin']} signal"))
+                             f"{trade['origin']} signal · {record.STATUS_WORDS.get(status, str(status))}"
+                             + (" · same candle" if trade["ambiguous"] else "")))
     back_link()
 
     left, middle, right, last = st.columns(4)
-    left.metric("Status", record.STATUS_WORDS.get(status, str(status)))
+    left.metric("Outcome", SHORT_STATUS.get(status, str(status)), help=record.STATUS_WORDS.get(status))
     middle.metric("P/L", money(trade["pnl_usd"], signed=True))
     right.metric("P/L of stake", display.pct(None if trade["pnl_pct"] is None else float(trade["pnl_pct"]),
                                              signed=True))
@@ -88,9 +93,9 @@ def show(detail: record.TradeDetail) -> None:
 
     st.subheader("Fills", anchor=False)
     fills = pd.DataFrame([{"time": f.time, "kind": f.kind, "price": text(f.price), "share": float(f.share),
-                           "fees_usd": None if f.fees_usd is None else float(f.fees_usd),
-                           "pnl_usd": None if f.pnl_usd is None else float(f.pnl_usd)} for f in detail.fills],
-                         columns=["time", "kind", "price", "share", "fees_usd", "pnl_usd"])
+                           "fees_usd": "" if f.fees_usd is None else f"{f.fees_usd:.4f}",
+                           "pnl_usd": "" if f.pnl_usd is None else display.usd(float(f.pnl_usd), signed=True)}
+                          for f in detail.fills], columns=["time", "kind", "price", "share", "fees_usd", "pnl_usd"])
     if fills.empty:
         display.empty("No fills: the trade was never entered." if status is TradeStatus.CANCELLED
                       else "No fills yet.")
@@ -99,8 +104,7 @@ def show(detail: record.TradeDetail) -> None:
             "time": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm"),
             "kind": st.column_config.TextColumn("Fill"), "price": st.column_config.TextColumn("Price"),
             "share": st.column_config.NumberColumn("Share of position", format="percent"),
-            "fees_usd": st.column_config.NumberColumn("Fees $", format="%.4f"),
-            "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f")})
+            "fees_usd": st.column_config.TextColumn("Fees $"), "pnl_usd": st.column_config.TextColumn("P/L")})
 
     st.subheader("Terms it was opened with", anchor=False)
     table([("stake (USD margin)", trade["stake_usd"]), ("leverage", trade["leverage"]),
@@ -128,12 +132,15 @@ def show(detail: record.TradeDetail) -> None:
 def chart_of(detail: record.TradeDetail) -> None:
     trade = detail.trade
     drawn = detail.chart
+    length = INTERVALS.get(trade["candle_interval"])
+    # Drawn in the middle of the candle they happened in (a take-profit fills inside it).
+    middle = length / 2 if length is not None else timedelta(0)
     markers: list[tuple[str, datetime, Decimal]] = []
     if trade["entry_time"] is not None and trade["entry_price"] is not None:
-        markers.append(("entry", trade["entry_time"], trade["entry_price"]))
+        markers.append(("entry", trade["entry_time"] + middle, trade["entry_price"]))
     if trade["exit_time"] is not None and trade["exit_price"] is not None:
-        markers.append(("exit", trade["exit_time"], trade["exit_price"]))
-    length = INTERVALS.get(trade["candle_interval"])
+        manual = trade["status"] == TradeStatus.CLOSED_MANUAL  # the owner's own moment, not a candle
+        markers.append(("exit", trade["exit_time"] + (timedelta(0) if manual else middle), trade["exit_price"]))
     deciding = (detail.deciding_time, length) if detail.deciding_time is not None and length is not None else None
     if drawn.empty:
         display.empty("No candles of this trade's life are stored (the worker keeps the candles it fetched for a "

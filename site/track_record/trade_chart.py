@@ -123,7 +123,8 @@ class Series:
         if self.interval != self.stored_interval:
             words += f" (the stored {self.stored_interval} candles, aggregated to fit the chart)"
         if self.stored_interval == self.own_interval:
-            words += f"; the trade was decided on {self.own_interval} candles."
+            words += (", the interval the trade was decided on." if self.interval == self.own_interval
+                      else f"; the trade was decided on {self.own_interval} candles.")
         else:
             words += (f"; the trade was decided on {self.own_interval} candles, which the worker read only where a "
                       f"coarse {self.stored_interval} candle could change it (a catch-up), so the coarse ones are drawn.")
@@ -164,6 +165,15 @@ def levels_frame(levels: Sequence[tuple[str, Decimal]]) -> pd.DataFrame:
                          "label": [f"{name} {format(p.normalize(), 'f')}" for name, p in levels]})
 
 
+def time_span(drawn: Series, moments: Sequence[datetime]) -> tuple[datetime, datetime]:
+    """The time axis: the candles and the given moments, with half a drawn candle either side."""
+    candles = drawn.candles
+    first = min([candles["open_time"].min().to_pydatetime(), *moments])
+    last = max([candles["close_time"].max().to_pydatetime(), *moments])
+    half = _length(drawn.interval) / 2 if drawn.interval else timedelta(0)
+    return first - half, last + half
+
+
 def _time_scale(domain: tuple[datetime, datetime] | None) -> alt.Scale:
     if domain is None:
         return alt.Scale(type="utc")
@@ -180,7 +190,7 @@ def trade_chart(drawn: Series, levels: Sequence[tuple[str, Decimal]],
     `span`: the time axis (else the candles' own)."""
     candles = drawn.candles
     if span is None and not candles.empty:
-        span = (candles["open_time"].min().to_pydatetime(), candles["close_time"].max().to_pydatetime())
+        span = time_span(drawn, [t for _, t, _ in markers] + ([deciding[0]] if deciding else []))
     x_scale = _time_scale(span)
     x_axis = alt.Axis(title=None, format="%b %d %H:%M", labelAngle=0, labelOverlap=True, tickCount=5)
     direction = alt.Color("direction:N", scale=alt.Scale(domain=["up", "down"], range=[UP, DOWN]), legend=None)
@@ -222,8 +232,8 @@ def trade_chart(drawn: Series, levels: Sequence[tuple[str, Decimal]],
 
     frame = levels_frame(levels)
     names = list(frame["level"])
-    level_colour = alt.Color("level:N", scale=alt.Scale(domain=names, range=[LEVEL_COLOURS.get(n, "#495057")
-                                                                              for n in names]),
+    level_scale = alt.Scale(domain=names, range=[LEVEL_COLOURS.get(n, "#495057") for n in names])
+    level_colour = alt.Color("level:N", scale=level_scale,
                              legend=alt.Legend(title=None, orient="bottom", direction="horizontal", columns=3,
                                                symbolType="stroke", labelLimit=220))
     if len(frame):
@@ -234,7 +244,9 @@ def trade_chart(drawn: Series, levels: Sequence[tuple[str, Decimal]],
         layers.append(level_base.mark_rule(strokeDash=[6, 4], strokeWidth=1.5))
         # Labels inside the plot, at its right edge, right-aligned: never clipped on a phone.
         layers.append(level_base.mark_text(align="right", baseline="bottom", dx=-4, dy=-2, fontSize=11,
-                                           fontWeight="bold").encode(x=alt.value("width"), text="label:N"))
+                                           fontWeight="bold").encode(
+            x=alt.value("width"), text="label:N",
+            color=alt.Color("level:N", scale=level_scale, legend=None)))
 
     if markers:
         points = pd.DataFrame({"marker": [m for m, _, _ in markers], "time": [t for _, t, _ in markers],
