@@ -37,7 +37,7 @@ from shared.kinds import Market
 from worker.checkpoints import CheckpointPolicy, checkpoint_job
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
-from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData
+from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, UnknownSymbol
 from worker.monitor import MonitorReport, monitor_trades, store_prices
 from worker.notify import Systemd
 
@@ -129,6 +129,10 @@ class Worker:
                                            start=wanted.start, now=now)
         except ExchangeError as exc:
             log.warning("benchmark candles: %s (will retry at the next run)", exc)
+            return 0
+        except UnknownSymbol as exc:  # an exchange without it (a test's, a demo's): ask again tomorrow
+            log.info("benchmark candles: %s", exc)
+            self.benchmark_day, self.benchmark_behind = now.date(), False
             return 0
         self.benchmark_day = now.date()
         self.benchmark_behind = len(days) >= self.market_data.page_limit(market)

@@ -589,11 +589,12 @@ def trade_detail(trade_id: int, *, session: Session, now: datetime) -> TradeDeta
         end = max(end, min(now, latest.updated_at if latest is not None else now))
     market, symbol = str(trade.market), trade.symbol
     own = trade.candle_interval
-    counts = dict(session.exec(
-        select(StoredCandle.interval, sa.func.count())
-        .where(StoredCandle.market == market, StoredCandle.symbol == symbol, StoredCandle.open_time >= start
-               - INTERVALS.get(own, timedelta(minutes=1)), StoredCandle.open_time <= end)
-        .group_by(StoredCandle.interval)).all())
+    # Per interval, so that each count is a range of the primary key (market, symbol, interval, open time).
+    own_length = INTERVALS.get(own, timedelta(minutes=1))
+    counts = {interval: session.exec(select(sa.func.count()).select_from(StoredCandle).where(
+        StoredCandle.market == market, StoredCandle.symbol == symbol, StoredCandle.interval == interval,
+        StoredCandle.open_time >= start, StoredCandle.open_time <= end)).one()
+        for interval, length in INTERVALS.items() if length >= own_length}
     chosen = trade_chart.choose_interval(own, counts, start, end)
     candles: list[Any] = []
     if chosen is not None:

@@ -420,3 +420,40 @@ def test_trade_pages_in_chromium_at_desktop_and_phone_width(chromium_path: Path,
                 context.close()
         finally:
             browser.close()
+
+
+# --- the chart's pure parts ----------------------------------------------------------------------------
+
+from track_record import trade_chart  # noqa: E402
+
+
+@pytest.mark.parametrize("counts,life,expected", [
+    ({"1m": 60, "1h": 2}, 59 * MINUTE, "1m"),  # every minute stored: the trade's own interval
+    ({"1m": 120, "1h": 73}, 72 * HOUR, "1h"),  # a catch-up: minutes only around entry and exit
+    ({"1m": 10}, 72 * HOUR, "1m"),  # nothing better: what there is
+    ({"1m": 10, "1h": 20}, 72 * HOUR, "1h"),  # the one covering most
+    ({"5m": 100}, 72 * HOUR, "5m"),  # no 1m at all
+    ({}, HOUR, None),
+])
+def test_which_stored_interval_is_drawn(counts: dict[str, int], life: timedelta, expected: str | None) -> None:
+    assert trade_chart.choose_interval("1m", counts, T, T + life) == expected
+
+
+def test_aggregated_candles_are_the_exchanges_buckets() -> None:
+    minutes = walk(T + 58 * MINUTE, 5, D(10), special={T + 59 * MINUTE: (D(12), D(9)), T + 61 * MINUTE: (D(11), D(8))})
+    hours = trade_chart.aggregate(minutes, "1h")
+    assert [(c.open_time, c.high, c.low) for c in hours] == [(T, D(12), D(9)), (T + HOUR, D(11), D(8))]
+    assert trade_chart.display_interval("1m", 30 * HOUR) == "15m"  # 120 candles, the first within 240
+    assert trade_chart.display_interval("1m", 3 * HOUR) == "1m"
+
+
+def test_the_chart_serializes_with_and_without_candles() -> None:
+    levels = [("entry", D(100)), ("take-profit", D(110)), ("stop-loss", D(95)), ("liquidation", D(90))]
+    drawn = trade_chart.series(walk(T, 30, D(100)), "1m", "1m", T, T + 29 * MINUTE)
+    spec = trade_chart.trade_chart(drawn, levels, [("entry", T, D(100)), ("exit", T + 20 * MINUTE, D(110))],
+                                   (T + 20 * MINUTE, MINUTE)).to_dict()
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["rect", "rule", "rule", "bar", "rule", "text", "point"]
+    empty = trade_chart.series([], None, "1m", T, T)
+    assert empty.empty and "No candles" in empty.describe()
+    assert trade_chart.trade_chart(empty, levels).to_dict()["layer"]

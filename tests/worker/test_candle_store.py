@@ -292,3 +292,18 @@ def test_a_database_error_in_retention_is_a_failed_job_not_a_dead_worker(databas
         from shared.heartbeat import read
         beat = read(session=session)
     assert beat is not None and "candles" in (beat.last_error or "")
+
+
+def test_an_exchange_without_btcusdt_is_asked_once_a_day_and_fails_nothing(database_url: str) -> None:
+    add_trade(database_url, symbol="ETHBTC", signal_time=datetime(2024, 2, 1, 9, tzinfo=UTC), status="OPEN")
+    market = Recording(InMemoryMarket({("SPOT", "ETHBTC", "1m"): []}))
+    clock = Clock(datetime(2024, 2, 10, 12, tzinfo=UTC))
+    worker = Worker(make_engine(database_url), market, clock=clock)
+    worker.tick("benchmark", worker.store_benchmark)
+    clock.now += HOUR
+    worker.tick("benchmark", worker.store_benchmark)
+    assert market.requests == 1
+    with transaction(worker.engine) as session:
+        from shared.heartbeat import read
+        beat = read(session=session)
+    assert beat is None or not beat.last_error
