@@ -76,9 +76,15 @@ def show(detail: record.TradeDetail) -> None:
 
     left, middle, right, last = st.columns(4)
     left.metric("Outcome", SHORT_STATUS.get(status, str(status)), help=record.STATUS_WORDS.get(status))
-    middle.metric("P/L", money(trade["pnl_usd"], signed=True))
-    right.metric("P/L of stake", display.pct(None if trade["pnl_pct"] is None else float(trade["pnl_pct"]),
-                                             signed=True))
+    if detail.unrealized_usd is not None:
+        middle.metric("Unrealized P/L", money(detail.unrealized_usd, signed=True),
+                      help="Marked to the latest price the worker stored, fees on both sides included")
+    else:
+        middle.metric("P/L", money(trade["pnl_usd"], signed=True))
+    share = trade["pnl_pct"]
+    if detail.unrealized_usd is not None:
+        share = detail.unrealized_usd / trade["stake_usd"]
+    right.metric("P/L of stake", display.pct(None if share is None else float(share), signed=True))
     last.metric("Fees", money(trade["fees_usd"]))
 
     st.subheader("How it was decided", anchor=False)

@@ -443,6 +443,7 @@ class TradeDetail:
     chart: Any  # trade_chart.Series: the candles drawn and which interval they are
     latest_price: Decimal | None
     latest_price_time: datetime | None
+    unrealized_usd: Decimal | None  # an open trade marked to the latest price, fees on both sides
 
 
 def _entry_fee(trade: Trade) -> Decimal | None:
@@ -512,18 +513,20 @@ def how_decided(trade: Trade, candle: Any, liquidation: Decimal | None) -> list[
                 f"{_price(trade.take_profit)}; the trade closed at exactly that price."]
     if status in (TradeStatus.CLOSED_SL, TradeStatus.LIQUIDATED):
         touch = "low" if long else "high"
-        level = "the liquidation price" if status is TradeStatus.LIQUIDATED else "the stop-loss"
-        words = [f"{'Liquidation' if status is TradeStatus.LIQUIDATED else 'Stop-loss'}: {name}{prices} was the first "
-                 f"whose {touch} reached {level} "
-                 f"{_price(liquidation if status is TradeStatus.LIQUIDATED else trade.stop_loss)}."]
         if status is TradeStatus.LIQUIDATED:
-            words.append("With leverage the liquidation price was nearer the entry than the stop-loss: the whole stake "
-                         "and the entry fee are lost.")
+            words = [f"Liquidation: {name}{prices} was the first whose {touch} reached the adverse level (the "
+                     f"stop-loss {_price(trade.stop_loss)} or the liquidation price {_price(liquidation)}, whichever is "
+                     "nearer the entry), and its fill was at or beyond the liquidation price.",
+                     "A liquidated trade loses its whole stake and the entry fee."]
         else:
+            words = [f"Stop-loss: {name}{prices} was the first whose {touch} reached the stop-loss "
+                     f"{_price(trade.stop_loss)}" + (f" (nearer the entry than the liquidation price "
+                                                     f"{_price(liquidation)})" if liquidation is not None else "") + "."]
+        if status is not TradeStatus.LIQUIDATED:
             words.append(f"It filled at {_price(trade.exit_price)}: the stop-loss, or the candle's open when the candle "
                          "opened through it, worsened by the slippage.")
         if trade.ambiguous:
-            words.append(f"Same candle: {SAME_CANDLE}" + (" (here the liquidation, the nearer adverse level)."
+            words.append(f"Same candle: {SAME_CANDLE}" + (" (here its fill was at or beyond the liquidation price)."
                                                           if status is TradeStatus.LIQUIDATED else "."))
         return words
     if status is TradeStatus.CLOSED_EXPIRED:
@@ -611,4 +614,6 @@ def trade_detail(trade_id: int, *, session: Session, now: datetime) -> TradeDeta
         deciding_candle=deciding, decision=how_decided(trade, deciding, liquidation), chart=series,
         latest_price=latest.price if latest is not None else None,
         latest_price_time=latest.updated_at if latest is not None else None,
+        unrealized_usd=unrealized_pnl(terms_of(trade), state_of(trade), latest.price)
+        if status is TradeStatus.OPEN and latest is not None else None,
     )

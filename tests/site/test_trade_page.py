@@ -237,6 +237,19 @@ def test_a_take_profit_names_its_candle_and_the_page_shows_the_outcome(seed: Any
     assert list(fills["pnl_usd"]) == ["", f"+${float(trade.pnl_usd):,.2f}"]
 
 
+def test_an_open_trade_is_marked_to_the_latest_stored_price(seed: Any, page: Page) -> None:
+    trade = open_trade(seed)
+    at = page(trade.id)
+    metrics = {m.label: m.value for m in at.metric}
+    fee = D("0.001") * 100
+    unrealized = 100 * (D("612.5") - D(600)) / D(600) - fee * (1 + D("612.5") / D(600))
+    assert metrics["Unrealized P/L"] == f"+${float(unrealized):,.2f}"
+    assert metrics["P/L of stake"] == f"+{float(unrealized):.1f}%"
+    assert any("612.5" in c.value for c in at.caption)  # "Latest stored price 612.5 (…)"
+    candles = frame_with(datasets(at), "direction")
+    assert candles is not None and candles["close_time"].max() >= pd.Timestamp(trade.signal_time + 5 * HOUR)
+
+
 def test_a_catch_up_trade_is_drawn_on_its_coarse_candles_with_the_exact_candle_marked(seed: Any, page: Page) -> None:
     """Three days: the worker read 1h candles and 1m ones only in the hours where a level was near."""
     exit_time = T + timedelta(days=3, minutes=37)
