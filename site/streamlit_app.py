@@ -19,6 +19,9 @@ pages = {
     # Behind a password (see app_pages/settings.py); the only page that can write.
     "Owner": [st.Page("app_pages/settings.py", title="Settings", icon=":material/lock:")],
 }
+# One trade's page, `/trade?trade=ID`, reached from the trade tables: not an entry of the menu.
+pages["Track record"].append(st.Page("app_pages/trade.py", title="Trade", icon=":material/candlestick_chart:",
+                                     url_path="trade", visibility="hidden"))
 navigation = st.navigation(pages)
 try:
     require_schema(loaders.engine(loaders.database_url()))

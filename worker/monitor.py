@@ -24,7 +24,8 @@ or changed ones. The pass computes first (the network part) and writes after, in
 transaction (a long catch-up writes every `FLUSH_DECISIONS` decisions or `FLUSH_SECONDS`): the
 decisions one by one (`save_decision`, guarded by `version`, with their ledger entries), the
 progress batched (`save_progress`, which only ever moves a trade's last checked candle forward),
-and the latest prices in one upsert. Two workers, or a worker killed and restarted, never record
+the latest prices in one upsert, and the candles fetched in one insert (`shared.candle_store`: the
+site draws each trade's life on them; no request is made for them). Two workers, or a worker killed and restarted, never record
 a trade twice or lose one.
 """
 
@@ -45,7 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from shared import queries
+from shared import candle_store, queries
 from shared.candles import Candle, interval_length
 from shared.clock import EPOCH
 from shared.database import transaction
@@ -308,6 +309,7 @@ class GroupWalk:
         self.report = report
         self.page = market_data.page_limit(Market(self.market))
         self.latest: Candle | None = None  # the newest candle seen: the symbol's latest price
+        self.fetched: list[candle_store.StoredRow] = []  # every closed candle fetched, coarse ones too
 
     def run(self, stop: StopFlag | None) -> None:
         start = min(t.next_candle_time(self.interval) for t in self.trades)
@@ -325,6 +327,7 @@ class GroupWalk:
         candles = self.market_data.klines(Market(self.market), self.symbol, interval, start=start, now=self.now,
                                           limit=limit)
         self.report.requests += 1
+        self.fetched += [(self.market, self.symbol, interval, candle) for candle in candles]
         return candles
 
     def _feed(self, candles: list[Candle], complete_until: datetime) -> None:
@@ -421,10 +424,12 @@ class Writes:
         self.decisions: list[Followed] = []
         self.progress: list[Followed] = []
         self.prices: dict[tuple[str, str], Candle] = {}
+        self.candles: list[candle_store.StoredRow] = []
         self.since = time.monotonic()
 
     def clear(self) -> None:
         self.decisions, self.progress, self.prices, self.since = [], [], {}, time.monotonic()
+        self.candles = []
 
     def add(self, walk: GroupWalk) -> None:
         for trade in walk.trades:
@@ -432,6 +437,7 @@ class Writes:
                 self.decisions.append(trade)
             elif trade.checked != trade.stored_checked:
                 self.progress.append(trade)
+        self.candles += walk.fetched
         latest, key = walk.latest, (walk.market, walk.symbol)
         if latest is not None and (key not in self.prices or self.prices[key].open_time < latest.open_time):
             self.prices[key] = latest
@@ -440,9 +446,10 @@ class Writes:
         return len(self.decisions) >= FLUSH_DECISIONS or time.monotonic() - self.since >= FLUSH_SECONDS
 
     def flush(self, engine: Engine, book: TradeBook, *, now: datetime) -> int:
-        """One transaction: the decisions, the progress, the prices. Returns the decisions written."""
+        """One transaction: the decisions, the progress, the prices, the candles. Returns the
+        decisions written."""
         written: list[Followed] = []
-        if self.decisions or self.progress or self.prices:
+        if self.decisions or self.progress or self.prices or self.candles:
             with transaction(engine) as session:
                 rows = _rows([trade.id for trade in self.decisions], session=session)
                 for trade in self.decisions:
@@ -460,6 +467,7 @@ class Writes:
                     save_progress(ids, last_candle_time, session=session)
                 _store_prices([(market, symbol, candle.close, candle.open_time)
                                for (market, symbol), candle in self.prices.items()], session=session)
+                candle_store.store(self.candles, session=session)
         for trade in written:
             trade.stored, trade.stored_checked = trade.state, trade.checked
         for trade in self.progress:

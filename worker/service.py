@@ -24,19 +24,20 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from datetime import timezone
+from datetime import date, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 
-from shared import heartbeat, settings as runtime
+from shared import candle_store, heartbeat, settings as runtime
 from shared.clock import Clock, monotonic, utcnow
 from shared.database import ensure_summaries, transaction
+from shared.kinds import Market
 from worker.checkpoints import CheckpointPolicy, checkpoint_job
 from worker.feed import poll_feed
 from worker.intake import process_new_signals
-from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData
+from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, UnknownSymbol
 from worker.monitor import MonitorReport, monitor_trades, store_prices
 from worker.notify import Systemd
 
@@ -68,6 +69,8 @@ class Worker:
         self.last_progress: float | None = None  # … and of the last symbol a monitor pass finished
         self.intake_errors: list[ExchangeError] = []  # what the exchange answered the last intake
         self._intake_reported: tuple[int, str] | None = None  # (waiting, error) last written
+        self.benchmark_day: date | None = None  # the UTC day of the last benchmark request answered
+        self.benchmark_behind = False  # … which was a full page: more days to read at the next run
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -106,6 +109,44 @@ class Worker:
             store_prices(self.engine, self.market_data, now=self.clock())
         except ExchangeError as exc:  # like the monitor: an exchange outage is not a failed tick
             log.warning("latest prices: %s (will retry)", exc)
+
+    def store_benchmark(self) -> int:
+        """BTCUSDT spot daily candles for the Overview's buy-and-hold line (shared.candle_store):
+        one klines request, at most one a day (another only after a full page, while far behind),
+        from the first trade's signal day or the day after the newest stored one. An exchange
+        failure is logged and retried at the next run; it never fails the worker. Returns the
+        candles stored."""
+        now = self.clock()
+        if self.benchmark_day == now.date() and not self.benchmark_behind:
+            return 0
+        with transaction(self.engine) as session:
+            wanted = candle_store.benchmark_request(session=session, now=now)
+        if wanted is None:
+            return 0
+        market = Market(candle_store.BENCHMARK_MARKET)
+        try:
+            days = self.market_data.klines(market, candle_store.BENCHMARK_SYMBOL, candle_store.BENCHMARK_INTERVAL,
+                                           start=wanted.start, now=now)
+        except ExchangeError as exc:
+            log.warning("benchmark candles: %s (will retry at the next run)", exc)
+            return 0
+        except UnknownSymbol as exc:  # an exchange without it (a test's, a demo's): ask again tomorrow
+            log.info("benchmark candles: %s", exc)
+            self.benchmark_day, self.benchmark_behind = now.date(), False
+            return 0
+        self.benchmark_day = now.date()
+        self.benchmark_behind = len(days) >= self.market_data.page_limit(market)
+        with transaction(self.engine) as session:
+            return candle_store.store([(market.value, candle_store.BENCHMARK_SYMBOL, candle_store.BENCHMARK_INTERVAL,
+                                        day) for day in days], session=session)
+
+    def retain_candles(self) -> int:
+        """Delete the stored candles no trade's life needs any more (shared.candle_store.retain)."""
+        with transaction(self.engine) as session:
+            deleted = candle_store.retain(session=session)
+        if deleted:
+            log.info("candle store: %d candle(s) no trade needs deleted", deleted)
+        return deleted
 
     # --- the heartbeat row (shared.heartbeat) -------------------------------------------------
 
@@ -186,6 +227,11 @@ class Worker:
             self.store_prices()
         except Exception as exc:  # prices only mark open trades to market; never fail the pass for them
             log.warning("latest prices: %s", exc)
+        for name, job in (("benchmark candles", self.store_benchmark), ("candle store", self.retain_candles)):
+            try:  # the site's charts only: never fail the pass for them
+                job()
+            except Exception as exc:
+                log.warning("%s: %s", name, exc)
         try:
             self.checkpoint()  # the head this pass moved, noted (and anchored) before exiting
         except Exception as exc:  # a checkpoint never fails the pass: the next run notes the head
@@ -224,7 +270,8 @@ class Worker:
         logging.getLogger("apscheduler.scheduler").addFilter(_NoRunSkippedLines())
         now = utcnow()  # the scheduler's own clock, not the (maybe simulated) market's
         jobs = [("signals", self.process_signals, 5), ("feed", self.poll_feed, 30),
-                ("monitor", self.monitor, monitor_seconds), ("prices", self.store_prices, 60)]
+                ("monitor", self.monitor, monitor_seconds), ("prices", self.store_prices, 60),
+                ("benchmark", self.store_benchmark, 3600), ("candles", self.retain_candles, 3600)]
         for name, function, seconds in jobs:
             scheduler.add_job(self.tick, "interval", args=(name, function), seconds=seconds, id=name, name=name,
                               next_run_time=now, executor="feed" if name == "feed" else "default")

@@ -65,6 +65,10 @@ P/L = N·(exit − entry)/entry (sign flipped for shorts) − f·N·(1 + exit/en
 Returns and drawdowns are measured on a notional bankroll of \\${settings['starting_balance_usd']}.
 Open trades are marked to the latest price the worker stored.
 
+**Charts.** Each trade's page draws its life on the candles the worker fetched to decide it, kept
+from 60 candles before the signal to 60 after the exit (and daily BTCUSDT candles for the
+buy-and-hold comparison): the site itself never calls the exchange.
+
 **Backfill.** A signal that reaches us more than 10 minutes after its own time is labelled
 *backfill*: its outcome is computed the same way, but it was not published live. The Overview
 and Analytics can show live signals only.

@@ -211,3 +211,10 @@ def cancel_trade(url: str, trade_id: int, *, now: datetime) -> str:
 def recent_changes(url: str, *, limit: int = 20) -> pd.DataFrame:
     with transaction(owner_engine(url)) as session:
         return record.public_changes(limit=limit, session=session)
+
+
+@st.cache_data(ttl=30, max_entries=64, show_spinner=False)
+def trade_detail(url: str, data_version: tuple[int, str], trade_id: int) -> "record.TradeDetail | None":
+    """One trade's page. Open trades move without new ledger entries (candles, prices): a short TTL."""
+    with _session(url) as session:
+        return record.trade_detail(trade_id, session=session, now=utcnow())

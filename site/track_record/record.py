@@ -403,3 +403,217 @@ def checkpoints(*, session: Session, newest: int | None = None) -> list[dict[str
             point["anchor"] = {"status": row.anchor_status, "detail": row.anchor_detail}
         published.append(point)
     return published
+
+
+# --- one trade's page (app_pages/trade.py) -----------------------------------------------------
+
+from shared import candle_store  # noqa: E402  (the trade page's own imports, kept with its code)
+from shared.candles import INTERVALS  # noqa: E402
+from shared.exits import liquidation_price  # noqa: E402
+from shared.models import StoredCandle  # noqa: E402
+
+SAME_CANDLE = ("both the stop-loss and the take-profit were inside this candle; the order inside a candle is "
+               "unknown, so the stop-loss was recorded")
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One fill of a trade: its entry, or (a part of) its exit. `share` is the fraction of the
+    position; `pnl_usd` is the fill's own P/L (None for an entry)."""
+
+    time: datetime | None
+    kind: str
+    price: Decimal | None
+    share: Decimal
+    fees_usd: Decimal | None
+    pnl_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class TradeDetail:
+    """Everything the trade page shows of one trade (one data version)."""
+
+    trade: dict[str, Any]  # the row's columns
+    signal: dict[str, Any] | None  # the signal as received, with its ledger seq (`received_seq`)
+    fills: list[Fill]
+    levels: list[tuple[str, Decimal]]  # (name, price) drawn as horizontal levels
+    deciding_time: datetime | None  # open time of the candle that decided the trade
+    deciding_candle: Any  # that candle in the trade's own interval, when stored (shared.candles.Candle)
+    decision: list[str]  # how it was decided, in words
+    chart: Any  # trade_chart.Series: the candles drawn and which interval they are
+    latest_price: Decimal | None
+    latest_price_time: datetime | None
+    unrealized_usd: Decimal | None  # an open trade marked to the latest price, fees on both sides
+
+
+def _entry_fee(trade: Trade) -> Decimal | None:
+    if trade.entry_price is None:
+        return None
+    with localcontext(EXACT_CONTEXT):
+        return trade.fee_rate * trade.stake_usd * trade.leverage
+
+
+STATUS_WORDS = {
+    TradeStatus.PENDING: "pending (waiting for its entry)", TradeStatus.OPEN: "open",
+    TradeStatus.CLOSED_TP: "closed at the take-profit", TradeStatus.CLOSED_SL: "closed at the stop-loss",
+    TradeStatus.CLOSED_EXPIRED: "closed at expiry", TradeStatus.CLOSED_MANUAL: "closed by the owner",
+    TradeStatus.LIQUIDATED: "liquidated", TradeStatus.CANCELLED: "cancelled (never entered)",
+}
+
+
+def trade_fills(trade: Trade) -> list[Fill]:
+    """The entry and the exit as fills (a trade with partial exits will have more rows)."""
+    fills = []
+    entry_fee = _entry_fee(trade)
+    if trade.entry_price is not None:
+        fills.append(Fill(trade.entry_time, "entry", trade.entry_price, Decimal(1), entry_fee, None))
+    if trade.exit_price is not None:
+        exit_fee = None if trade.fees_usd is None or entry_fee is None else max(Decimal(0), trade.fees_usd - entry_fee)
+        kind = {TradeStatus.CLOSED_TP: "take-profit", TradeStatus.CLOSED_SL: "stop-loss",
+                TradeStatus.CLOSED_EXPIRED: "expiry", TradeStatus.CLOSED_MANUAL: "owner's close",
+                TradeStatus.LIQUIDATED: "liquidation"}.get(TradeStatus(trade.status), "exit")
+        fills.append(Fill(trade.exit_time, kind, trade.exit_price, Decimal(1), exit_fee, trade.pnl_usd))
+    return fills
+
+
+def deciding_time(trade: Trade) -> datetime | None:
+    """The open time of the candle that decided the trade: the exit candle, or for a market entry
+    cancelled at its start candle (or a limit cancelled by the first candle after its deadline)
+    the candle it was cancelled at. None while active, and for the owner's own actions."""
+    status = TradeStatus(trade.status)
+    if status is TradeStatus.CLOSED_MANUAL or (status is TradeStatus.CANCELLED and trade.reason == "cancelled by the owner"):
+        return None
+    if status.is_closed:
+        return trade.exit_time
+    if status is TradeStatus.CANCELLED:
+        return trade.entry_time or trade.last_candle_time
+    return None
+
+
+def _when(moment: datetime | None) -> str:
+    return "—" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _price(value: Decimal | None) -> str:
+    return "—" if value is None else format(value.normalize(), "f")
+
+
+def how_decided(trade: Trade, candle: Any, liquidation: Decimal | None) -> list[str]:
+    """The rule that decided the trade and the candle it was decided on, in words (docs/trade-rules.md).
+    `candle` is the deciding candle in the trade's own interval when stored (its prices are quoted)."""
+    status, long = TradeStatus(trade.status), trade.side == "LONG"
+    interval = trade.candle_interval
+    at = deciding_time(trade)
+    name = f"the {interval} candle opening {_when(at)}"
+    prices = (f" (open {_price(candle.open)}, high {_price(candle.high)}, low {_price(candle.low)}, "
+              f"close {_price(candle.close)})") if candle is not None else ""
+    if status is TradeStatus.CLOSED_TP:
+        touch = "high" if long else "low"
+        return [f"Take-profit: {name}{prices} was the first whose {touch} reached the take-profit "
+                f"{_price(trade.take_profit)}; the trade closed at exactly that price."]
+    if status in (TradeStatus.CLOSED_SL, TradeStatus.LIQUIDATED):
+        touch = "low" if long else "high"
+        if status is TradeStatus.LIQUIDATED:
+            words = [f"Liquidation: {name}{prices} was the first whose {touch} reached the adverse level (the "
+                     f"stop-loss {_price(trade.stop_loss)} or the liquidation price {_price(liquidation)}, whichever is "
+                     "nearer the entry), and its fill was at or beyond the liquidation price.",
+                     "A liquidated trade loses its whole stake and the entry fee."]
+        else:
+            words = [f"Stop-loss: {name}{prices} was the first whose {touch} reached the stop-loss "
+                     f"{_price(trade.stop_loss)}" + (f" (nearer the entry than the liquidation price "
+                                                     f"{_price(liquidation)})" if liquidation is not None else "") + "."]
+        if status is not TradeStatus.LIQUIDATED:
+            words.append(f"It filled at {_price(trade.exit_price)}: the stop-loss, or the candle's open when the candle "
+                         "opened through it, worsened by the slippage.")
+        if trade.ambiguous:
+            words.append(f"Same candle: {SAME_CANDLE}" + (" (here its fill was at or beyond the liquidation price)."
+                                                          if status is TradeStatus.LIQUIDATED else "."))
+        return words
+    if status is TradeStatus.CLOSED_EXPIRED:
+        return [f"Expiry: {name}{prices} was the first opening at or after the entry time + "
+                f"{_price(trade.max_trade_hours)} h; the trade closed at its open, {_price(trade.exit_price)} "
+                "after slippage."]
+    if status is TradeStatus.CLOSED_MANUAL:
+        return [f"Closed by the owner at {_when(trade.exit_time)}, at the latest price the worker had stored "
+                f"({_price(trade.exit_price)})."]
+    if status is TradeStatus.CANCELLED:
+        if trade.reason == "entry beyond stop-loss/take-profit":
+            return [f"Cancelled at its start candle: {name}{prices} opened at or beyond the stop-loss or the "
+                    "take-profit, so the trade was never entered."]
+        if trade.reason == "entry not reached":
+            return [f"Cancelled: the limit price {_price(trade.signal_entry)} was not reached within "
+                    f"{_price(trade.pending_expiry_hours)} h of the signal"
+                    + (f"; {name} was the first after that deadline." if at is not None else ".")]
+        return [f"Cancelled: {trade.reason or 'no reason recorded'}."]
+    checked = f" Checked up to the candle opening {_when(trade.last_candle_time)}." if trade.last_candle_time else ""
+    if status is TradeStatus.OPEN:
+        return [f"Open since {_when(trade.entry_time)}; not decided yet.{checked}"]
+    if trade.entry_mode == "limit":
+        return [f"Waiting for the limit price {_price(trade.signal_entry)} until "
+                f"{_when(trade.signal_time + timedelta(hours=float(trade.pending_expiry_hours)))}.{checked}"]
+    return [f"Waiting for its start candle, the first opening at or after {_when(trade.signal_time)}.{checked}"]
+
+
+def trade_detail(trade_id: int, *, session: Session, now: datetime) -> TradeDetail | None:
+    """One trade with its signal, fills, levels, how it was decided and the stored candles of its
+    life (`shared.candle_store`); None when there is no such trade."""
+    from track_record import trade_chart
+
+    trade = session.get(Trade, trade_id)
+    if trade is None:
+        return None
+    signal = session.get(Signal, trade.signal_pk)
+    signal_fields = None if signal is None else {
+        "received_seq": signal.received_seq, "source": signal.source, "id": signal.signal_id, "time": signal.time,
+        "received_at": signal.received_at, "origin": signal.origin, "symbol": signal.symbol, "side": signal.side,
+        "market": signal.market, "entry": signal.entry, "take_profit": signal.take_profit,
+        "stop_loss": signal.stop_loss, "leverage": signal.leverage, "confidence": signal.confidence,
+        "note": signal.note,
+    }
+    latest = session.get(LatestPrice, (str(trade.market), trade.symbol))
+    status = TradeStatus(trade.status)
+    entry = trade.entry_price
+    liquidation = liquidation_price(terms_of(trade), entry) if entry is not None else None
+    levels: list[tuple[str, Decimal]] = []
+    if entry is not None:
+        levels.append(("entry", entry))
+    elif trade.signal_entry is not None:
+        levels.append(("limit entry", trade.signal_entry))
+    levels += [("take-profit", trade.take_profit), ("stop-loss", trade.stop_loss)]
+    if liquidation is not None:
+        levels.append(("liquidation", liquidation))
+    if status.is_active and latest is not None:
+        levels.append(("latest price", latest.price))
+
+    # The stretch of time drawn: the signal to the end of the trade (now, while it is active).
+    start = trade.signal_time
+    end = trade.exit_time or trade.last_candle_time or trade.entry_time or trade.signal_time
+    if status.is_active:
+        end = max(end, min(now, latest.updated_at if latest is not None else now))
+    market, symbol = str(trade.market), trade.symbol
+    own = trade.candle_interval
+    # Per interval, so that each count is a range of the primary key (market, symbol, interval, open time).
+    own_length = INTERVALS.get(own, timedelta(minutes=1))
+    counts = {interval: session.exec(select(sa.func.count()).select_from(StoredCandle).where(
+        StoredCandle.market == market, StoredCandle.symbol == symbol, StoredCandle.interval == interval,
+        StoredCandle.open_time >= start, StoredCandle.open_time <= end)).one()
+        for interval, length in INTERVALS.items() if length >= own_length}
+    chosen = trade_chart.choose_interval(own, counts, start, end)
+    candles: list[Any] = []
+    if chosen is not None:
+        pad = trade_chart.padding(start, end, chosen)
+        candles = candle_store.candles(market, symbol, chosen, start - pad, end + pad, session=session)
+    series = trade_chart.series(candles, chosen, own, start, end)
+    at = deciding_time(trade)
+    deciding = None
+    if at is not None:
+        found = candle_store.candles(market, symbol, own, at, at, session=session)
+        deciding = found[0] if found else None
+    return TradeDetail(
+        trade=trade.model_dump(), signal=signal_fields, fills=trade_fills(trade), levels=levels, deciding_time=at,
+        deciding_candle=deciding, decision=how_decided(trade, deciding, liquidation), chart=series,
+        latest_price=latest.price if latest is not None else None,
+        latest_price_time=latest.updated_at if latest is not None else None,
+        unrealized_usd=unrealized_pnl(terms_of(trade), state_of(trade), latest.price)
+        if status is TradeStatus.OPEN and latest is not None else None,
+    )
