@@ -13,7 +13,7 @@ from sqlmodel import Session, SQLModel, select
 import shared.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from shared.database import make_engine, require_schema, SchemaMissing, upgrade
 
-HEAD = "0007"
+HEAD = "0009"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
