@@ -271,19 +271,19 @@ def _check_levels(
                 f"take_profit must be {away} entry for a {side}"
                 f" (got entry {entry}, take_profit {targets[0]})"
             )
-    for number in range(1, len(targets)):
-        if not beyond(targets[number], targets[number - 1]):
-            order = "increase" if side is Side.LONG else "decrease"
-            raise _Invalid(
-                f"take_profit targets must {order} for a {side}"
-                f" (got target {number + 1} {targets[number]} after target {number} {targets[number - 1]})"
-            )
     for number, target in enumerate(targets, start=1):
         if not beyond(target, stop_loss):
             name = "take_profit" if len(targets) == 1 else f"take_profit target {number}"
             raise _Invalid(
                 f"{name} must be {away} stop_loss for a {side}"
                 f" (got {name} {target}, stop_loss {stop_loss})"
+            )
+    for number in range(1, len(targets)):
+        if not beyond(targets[number], targets[number - 1]):
+            order = "increase" if side is Side.LONG else "decrease"
+            raise _Invalid(
+                f"take_profit targets must {order} for a {side}"
+                f" (got target {number + 1} {targets[number]} after target {number} {targets[number - 1]})"
             )
 
 
