@@ -113,7 +113,9 @@ def terms_for(signal: ValidSignal, settings: AdmissionSettings) -> TradeTerms:
         pending_expiry_hours=settings.pending_expiry_hours, max_trade_hours=settings.max_trade_hours,
         signal_time=signal.time, signal_entry=signal.entry,
         take_profit=split[0].target, stop_loss=signal.stop_loss,
-        split=() if settings.tp_split == SINGLE else split, stop_after_tp=StopRule(settings.stop_after_tp),
+        # With one portion nothing is left after the target: `stop_after_tp` has nothing to move.
+        split=() if settings.tp_split == SINGLE else split,
+        stop_after_tp=StopRule.NONE if settings.tp_split == SINGLE else StopRule(settings.stop_after_tp),
     )
 
 

@@ -19,7 +19,7 @@ Pure, like the exits: settings text and targets in, portions out.
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal, localcontext
 from enum import StrEnum
 
 from shared.money import MONEY_CONTEXT
@@ -29,6 +29,7 @@ EVEN = "even"
 MAX_PORTIONS = 10  # percentages listed in `tp_split`
 MAX_SPLIT_CHARS = 100
 HUNDRED = Decimal(100)
+SHARE_STEP = Decimal("1e-18")
 
 
 class StopRule(StrEnum):
@@ -76,14 +77,16 @@ def _plain(value: Decimal) -> str:
 
 
 def portions(tp_split: str, targets: tuple[Decimal, ...], take_profit_target: int = 1) -> tuple[Portion, ...]:
-    """The portions a trade opens with, in target order. Their shares sum to exactly 1 (the last
-    portion takes what the others leave, so `even` over three targets is 1/3, 1/3, 1 − 2/3)."""
+    """The portions a trade opens with, in target order. Their shares sum to exactly 1: `even`
+    gives each target 1/n rounded down to 18 decimal places and the last target what the others
+    leave (over three targets: 0.333333333333333333 twice, then 0.333333333333333334). Shares
+    are exact in every format they are written in (table, ledger, export)."""
     assert targets, "a signal has at least one target"
     if tp_split == SINGLE:
         return (Portion(targets[min(take_profit_target, len(targets)) - 1], Decimal(1)),)
     with localcontext(MONEY_CONTEXT):
         if tp_split == EVEN:
-            shares = [Decimal(1) / len(targets)] * len(targets)
+            shares = [(Decimal(1) / len(targets)).quantize(SHARE_STEP, ROUND_DOWN)] * len(targets)
         else:
             percentages = [Decimal(p) / HUNDRED for p in tp_split.split(",")]
             used = min(len(percentages), len(targets))

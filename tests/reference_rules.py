@@ -10,7 +10,7 @@ Candles are `(open_time, open, high, low, close)`, in time order.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Context, Decimal, localcontext
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
 
 CONTEXT = Context(prec=34)
 FILL_KIND = {"CLOSED_SL": "sl", "LIQUIDATED": "liquidated", "CLOSED_EXPIRED": "expired"}
@@ -61,7 +61,8 @@ def split(setup: Setup) -> list[tuple[Decimal, Decimal]]:
         if setup.tp_split == "single":
             return [(setup.targets[min(setup.take_profit_target, n) - 1], Decimal(1))]
         if setup.tp_split == "even":
-            shares = [Decimal(1) / n for _ in range(n)]
+            # "1/n rounded down to 18 decimal places, the last target what the others leave"
+            shares = [(Decimal(1) / n).quantize(Decimal("1e-18"), ROUND_DOWN) for _ in range(n)]
         else:
             pcts = [Decimal(p) / 100 for p in setup.tp_split.split(",")]
             m = min(len(pcts), n)
