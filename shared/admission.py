@@ -24,6 +24,7 @@ from typing import Protocol
 from shared.exits import TradeTerms
 from shared.kinds import EntryMode, Market, Side
 from shared.signals import ValidSignal
+from shared.targets import SINGLE, StopRule, portions
 
 
 class Verdict(Enum):
@@ -46,6 +47,8 @@ class AdmissionSettings(Protocol):
     stake_usd: Decimal
     entry_mode: EntryMode
     take_profit_target: int
+    tp_split: str
+    stop_after_tp: str
     fee_rate_spot: Decimal
     fee_rate_futures: Decimal
     slippage_bps: Decimal
@@ -101,6 +104,7 @@ def skip_reason(signal: ValidSignal, settings: AdmissionSettings, open_trades: C
 
 def terms_for(signal: ValidSignal, settings: AdmissionSettings) -> TradeTerms:
     """The terms an accepted signal's trade is opened with, and keeps for life."""
+    split = portions(settings.tp_split, signal.take_profits, settings.take_profit_target)
     return TradeTerms(
         side=signal.side, leverage=signal.leverage, stake_usd=settings.stake_usd,
         fee_rate=settings.fee_rate_futures if signal.market is Market.FUTURES else settings.fee_rate_spot,
@@ -108,7 +112,10 @@ def terms_for(signal: ValidSignal, settings: AdmissionSettings) -> TradeTerms:
         maintenance_margin_rate=settings.maintenance_margin_rate,
         pending_expiry_hours=settings.pending_expiry_hours, max_trade_hours=settings.max_trade_hours,
         signal_time=signal.time, signal_entry=signal.entry,
-        take_profit=signal.take_profit_for(settings.take_profit_target), stop_loss=signal.stop_loss,
+        take_profit=split[0].target, stop_loss=signal.stop_loss,
+        # With one portion nothing is left after the target: `stop_after_tp` has nothing to move.
+        split=() if settings.tp_split == SINGLE else split,
+        stop_after_tp=StopRule.NONE if settings.tp_split == SINGLE else StopRule(settings.stop_after_tp),
     )
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal, localcontext
 from shared.candles import Candle
 from shared.money import MONEY_CONTEXT, settle
 from shared.kinds import EntryMode, Side, TradeStatus
+from shared.targets import Portion, StopRule
 
 BEYOND_LEVELS = "entry beyond stop-loss/take-profit"
 ENTRY_NOT_REACHED = "entry not reached"
@@ -32,8 +33,14 @@ class TradeTerms:
     max_trade_hours: Decimal
     signal_time: datetime
     signal_entry: Decimal | None
-    take_profit: Decimal
+    take_profit: Decimal  # the first target the position exits at (the only one with one portion)
     stop_loss: Decimal
+    split: tuple[Portion, ...] = ()  # several targets (`tp_split`); empty: all of it at `take_profit`
+    stop_after_tp: StopRule = StopRule.NONE
+
+    @property
+    def portions(self) -> tuple[Portion, ...]:
+        return self.split or (Portion(self.take_profit, Decimal(1)),)
 
     @property
     def sign(self) -> int:
@@ -48,9 +55,33 @@ class TradeTerms:
         return self.signal_time + _hours(self.pending_expiry_hours)
 
 
+# What closed a part of the position (`Fill.kind`); a target's is "tp" and its number.
+FILL_KINDS = {TradeStatus.CLOSED_SL: "sl", TradeStatus.LIQUIDATED: "liquidated", TradeStatus.CLOSED_EXPIRED: "expired",
+              TradeStatus.CLOSED_MANUAL: "manual"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One exit of a part of the position: at `price`, for `share` of its quantity, with that
+    part's fees (entry and exit) and P/L."""
+
+    time: datetime
+    kind: str  # tp1, tp2, ... (the trade's targets in order), sl, liquidated, expired, manual
+    price: Decimal
+    share: Decimal
+    fees_usd: Decimal
+    pnl_usd: Decimal
+
+    @property
+    def target(self) -> int | None:
+        """The number of the target this fill reached (1 = the first), None for other exits."""
+        return int(self.kind[2:]) if self.kind.startswith("tp") else None
+
+
 @dataclass(frozen=True, slots=True)
 class TradeState:
-    """Where a trade stands. Closed states carry their exit and money."""
+    """Where a trade stands. Closed states carry their exit and money (over all their fills:
+    `exit_price` is the quantity-weighted mean exit); an open one its targets filled so far."""
 
     status: TradeStatus
     entry_time: datetime | None = None
@@ -63,6 +94,11 @@ class TradeState:
     reason: str | None = None
     ambiguous: bool = False
     last_candle_time: datetime | None = None  # open time of the last candle looked at
+    fills: tuple[Fill, ...] = ()  # every exit so far, in order
+
+    @property
+    def targets_hit(self) -> int:
+        return sum(1 for fill in self.fills if fill.target is not None)
 
 
 def _hours(hours: Decimal) -> timedelta:
@@ -98,17 +134,71 @@ def open_trade(terms: TradeTerms) -> TradeState:
     return TradeState(TradeStatus.PENDING)
 
 
+def _fill(terms: TradeTerms, state: TradeState, time: datetime, kind: str, price: Decimal, share: Decimal, *,
+          liquidated: bool = False) -> Fill:
+    """Fees and P/L of one part of the position, as if it were a trade of its own of that size."""
+    assert state.entry_price is not None
+    with localcontext(MONEY_CONTEXT):
+        stake = terms.stake_usd * share
+    money = settle(side_sign=terms.sign, stake=stake, leverage=terms.leverage, fee_rate=terms.fee_rate,
+                   entry=state.entry_price, exit=price, liquidated=liquidated)
+    return Fill(time, kind, price, share, money.fees_usd, money.pnl_usd)
+
+
+def remaining_share(terms: TradeTerms, state: TradeState) -> Decimal:
+    """What is still open of the position: the shares of the targets not filled yet."""
+    with localcontext(MONEY_CONTEXT):
+        return sum((p.share for p in terms.portions[state.targets_hit:]), Decimal(0))
+
+
+def _closed(terms: TradeTerms, state: TradeState, status: TradeStatus, time: datetime, fills: tuple[Fill, ...], *,
+            ambiguous: bool = False, last_candle_time: datetime | None = None) -> TradeState:
+    """The closed state over all its fills: money summed, exit price the quantity-weighted mean."""
+    with localcontext(MONEY_CONTEXT):
+        fees = sum((f.fees_usd for f in fills[1:]), fills[0].fees_usd)
+        pnl = sum((f.pnl_usd for f in fills[1:]), fills[0].pnl_usd)
+        exit_price = sum((f.share * f.price for f in fills[1:]), fills[0].share * fills[0].price)
+        pnl_pct = pnl / terms.stake_usd
+    return replace(state, status=status, exit_time=time, exit_price=exit_price, fees_usd=fees, pnl_usd=pnl,
+                   pnl_pct=pnl_pct, ambiguous=ambiguous, fills=fills,
+                   last_candle_time=last_candle_time if last_candle_time is not None else state.last_candle_time)
+
+
 def _close(terms: TradeTerms, state: TradeState, status: TradeStatus, candle: Candle,
            price: Decimal, *, ambiguous: bool = False) -> TradeState:
+    """Everything still open exits at `price` in this candle."""
+    fill = _fill(terms, state, candle.open_time, FILL_KINDS[status], price, remaining_share(terms, state),
+                 liquidated=status is TradeStatus.LIQUIDATED)
+    return _closed(terms, state, status, candle.open_time, state.fills + (fill,), ambiguous=ambiguous,
+                   last_candle_time=candle.open_time)
+
+
+def stop_in_force(terms: TradeTerms, state: TradeState, candle_time: datetime | None = None) -> Decimal:
+    """The stop for the candle opening at `candle_time` (None: the next candle). It moves after a
+    target fills (`stop_after_tp`), from the candle after the fill on."""
     assert state.entry_price is not None
-    money = settle(
-        side_sign=terms.sign, stake=terms.stake_usd, leverage=terms.leverage, fee_rate=terms.fee_rate,
-        entry=state.entry_price, exit=price, liquidated=status is TradeStatus.LIQUIDATED,
-    )
-    return replace(
-        state, status=status, exit_time=candle.open_time, exit_price=price, fees_usd=money.fees_usd,
-        pnl_usd=money.pnl_usd, pnl_pct=money.pnl_pct, ambiguous=ambiguous, last_candle_time=candle.open_time,
-    )
+    reached = [f.target for f in state.fills if f.target is not None and (candle_time is None or f.time < candle_time)]
+    if not reached or terms.stop_after_tp is StopRule.NONE:
+        return terms.stop_loss
+    last = max(reached)
+    if terms.stop_after_tp is StopRule.BREAKEVEN or last == 1:
+        return state.entry_price
+    return terms.portions[last - 2].target  # trailing: target k−1 after target k
+
+
+def adverse_level(terms: TradeTerms, state: TradeState, candle_time: datetime | None = None) -> Decimal:
+    """The stop in force, or the liquidation price (always from the entry) if that is nearer the entry."""
+    assert state.entry_price is not None
+    adverse = stop_in_force(terms, state, candle_time)
+    liquidation = liquidation_price(terms, state.entry_price)
+    if liquidation is not None:
+        adverse = max(adverse, liquidation) if terms.side is Side.LONG else min(adverse, liquidation)
+    return adverse
+
+
+def next_targets(terms: TradeTerms, state: TradeState) -> tuple[Portion, ...]:
+    """The portions not filled yet, in order (targets are in order, so they fill in order)."""
+    return terms.portions[state.targets_hit:]
 
 
 def decide_exit(terms: TradeTerms, state: TradeState, candle: Candle, *, take_profit_allowed: bool = True) -> TradeState:
@@ -120,28 +210,36 @@ def decide_exit(terms: TradeTerms, state: TradeState, candle: Candle, *, take_pr
     if terms.max_trade_hours > 0 and candle.open_time >= state.entry_time + _hours(terms.max_trade_hours):
         return _close(terms, state, TradeStatus.CLOSED_EXPIRED, candle, worsen(terms, candle.open, opening=False))
 
-    # 2. The adverse level: the stop-loss, or the liquidation price if that is nearer the entry.
+    # 2. The adverse level: the stop in force (moved after a target, from the next candle on), or
+    # the liquidation price if that is nearer the entry.
     liquidation = liquidation_price(terms, state.entry_price)
-    adverse = terms.stop_loss
-    if liquidation is not None:
-        adverse = max(adverse, liquidation) if long else min(adverse, liquidation)
+    adverse = adverse_level(terms, state, candle.open_time)
     adverse_hit = candle.low <= adverse if long else candle.high >= adverse
 
-    # 3. The take-profit.
-    tp_hit = take_profit_allowed and (candle.high >= terms.take_profit if long else candle.low <= terms.take_profit)
+    # 3. The targets not filled yet that this candle reaches (none in a limit's fill candle).
+    reached = [p for p in next_targets(terms, state)
+               if take_profit_allowed and (candle.high >= p.target if long else candle.low <= p.target)]
 
     if adverse_hit:
-        # 4. Both in one candle: the stop-loss wins. We cannot know the order of the moves inside
-        # a candle, so the pessimistic outcome is recorded and the trade is flagged ambiguous.
-        ambiguous = tp_hit
+        # 4. Both in one candle: the adverse level wins for all that is still open. We cannot know
+        # the order of the moves inside a candle, so the pessimistic outcome is recorded and the
+        # trade is flagged ambiguous.
+        ambiguous = bool(reached)
         # A candle that opens through the level fills at its open, not at the level.
         raw_exit = min(candle.open, adverse) if long else max(candle.open, adverse)
         if liquidation is not None and _beyond(terms, raw_exit, liquidation):
             return _close(terms, state, TradeStatus.LIQUIDATED, candle, liquidation, ambiguous=ambiguous)
         return _close(terms, state, TradeStatus.CLOSED_SL, candle, worsen(terms, raw_exit, opening=False),
                       ambiguous=ambiguous)
-    if tp_hit:
-        return _close(terms, state, TradeStatus.CLOSED_TP, candle, terms.take_profit)
+    if reached:
+        # Each portion exits at exactly its target; several can fill in one candle.
+        first = state.targets_hit + 1
+        fills = state.fills + tuple(_fill(terms, state, candle.open_time, f"tp{first + i}", p.target, p.share)
+                                    for i, p in enumerate(reached))
+        if len(reached) == len(next_targets(terms, state)):
+            return _closed(terms, state, TradeStatus.CLOSED_TP, candle.open_time, fills,
+                           last_candle_time=candle.open_time)
+        return replace(state, fills=fills, last_candle_time=candle.open_time)
     return replace(state, last_candle_time=candle.open_time)
 
 
@@ -150,7 +248,8 @@ def _enter(terms: TradeTerms, state: TradeState, candle: Candle) -> TradeState:
     if terms.entry_mode is EntryMode.MARKET:
         # The start candle: the first one opening at or after the signal time.
         entry = worsen(terms, candle.open, opening=True)
-        past_target = entry >= terms.take_profit if terms.side is Side.LONG else entry <= terms.take_profit
+        first_target = terms.portions[0].target
+        past_target = entry >= first_target if terms.side is Side.LONG else entry <= first_target
         if _beyond(terms, entry, terms.stop_loss) or past_target:
             return replace(state, status=TradeStatus.CANCELLED, reason=BEYOND_LEVELS, last_candle_time=candle.open_time)
         # Exits are checked from the start candle itself.
@@ -220,22 +319,25 @@ def close_manually(terms: TradeTerms, state: TradeState, *, price: Decimal | Non
     if state.status is not TradeStatus.OPEN or price is None or state.entry_price is None:
         raise ManualActionRefused("only an open trade with a known latest price can be closed")
     liquidation = liquidation_price(terms, state.entry_price)
-    if _beyond(terms, price, terms.stop_loss) or (liquidation is not None and _beyond(terms, price, liquidation)):
+    stop = stop_in_force(terms, state)
+    if _beyond(terms, price, stop) or (liquidation is not None and _beyond(terms, price, liquidation)):
         raise ManualActionRefused(f"the price ({price}) is at or beyond the stop-loss or liquidation level: "
                                   "the worker records that exit when the candle closes")
-    if _beyond(terms, terms.take_profit, price):  # the take-profit is at or behind the price
-        raise ManualActionRefused(f"the price ({price}) has reached the take-profit ({terms.take_profit}): "
+    target = next_targets(terms, state)[0].target
+    if _beyond(terms, target, price):  # the next take-profit is at or behind the price
+        raise ManualActionRefused(f"the price ({price}) has reached the take-profit ({target}): "
                                   "the worker records it when the candle closes")
     exit_price = worsen(terms, price, opening=False)
-    money = settle(side_sign=terms.sign, stake=terms.stake_usd, leverage=terms.leverage,
-                   fee_rate=terms.fee_rate, entry=state.entry_price, exit=exit_price)
-    return replace(state, status=TradeStatus.CLOSED_MANUAL, reason="closed by the owner", exit_time=now,
-                   exit_price=exit_price, fees_usd=money.fees_usd, pnl_usd=money.pnl_usd, pnl_pct=money.pnl_pct)
+    fill = _fill(terms, state, now, FILL_KINDS[TradeStatus.CLOSED_MANUAL], exit_price, remaining_share(terms, state))
+    closed = _closed(terms, state, TradeStatus.CLOSED_MANUAL, now, state.fills + (fill,))
+    return replace(closed, reason="closed by the owner")
 
 
 def unrealized_pnl(terms: TradeTerms, state: TradeState, price: Decimal) -> Decimal | None:
-    """Mark to market: what closing at `price` now would make, fees on both sides included."""
+    """Mark to market: what closing the rest at `price` now would make, fees on both sides
+    included, plus what the targets filled so far made."""
     if state.status is not TradeStatus.OPEN or state.entry_price is None:
         return None
-    return settle(side_sign=terms.sign, stake=terms.stake_usd, leverage=terms.leverage,
-                  fee_rate=terms.fee_rate, entry=state.entry_price, exit=price).pnl_usd
+    rest = _fill(terms, state, state.entry_time or datetime.min, "manual", price, remaining_share(terms, state))
+    with localcontext(MONEY_CONTEXT):
+        return sum((f.pnl_usd for f in state.fills), rest.pnl_usd)

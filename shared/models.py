@@ -90,6 +90,12 @@ class Trade(SQLModel, table=True):
     pending_expiry_hours: Decimal = _money()
     max_trade_hours: Decimal = _money()
     candle_interval: str
+    # Several targets (docs/trade-rules.md): the split and stop rule in force when it opened, and
+    # with a split, its targets and their shares of the position (";"-separated, in order).
+    tp_split: str = Field(default="single", sa_column_kwargs={"server_default": "single"})
+    stop_after_tp: str = Field(default="none", sa_column_kwargs={"server_default": "none"})
+    targets: str | None = None
+    shares: str | None = None
     # Life cycle.
     status: TradeStatus = _kind(TradeStatus, index=True)
     reason: str | None = None
@@ -101,10 +107,28 @@ class Trade(SQLModel, table=True):
     pnl_usd: Decimal | None = _money(default=None)
     pnl_pct: Decimal | None = _money(default=None)
     ambiguous: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    targets_hit: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    funding_usd: Decimal = _money(default=Decimal(0), sa_column_kwargs={"server_default": "0"})
     last_candle_time: datetime | None = _utc(default=None)  # open time of the last candle checked
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
     version: int = Field(default=0)  # optimistic lock: every update is `WHERE version = old`
+
+
+class TradeFill(SQLModel, table=True):
+    """One exit of a part of a trade's position: a target reached, or the rest closed (stop-loss,
+    liquidation, expiry, owner). A closed trade's fills add up to its fees and P/L."""
+
+    __tablename__ = "trade_fill"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trade_id: int = Field(foreign_key="trade.id", index=True)
+    time: datetime = _utc()
+    kind: str = Field(max_length=16)  # tp1, tp2, ..., sl, liquidated, expired, manual
+    price: Decimal = _money()
+    share: Decimal = _money()  # of the position's quantity, 0–1
+    fees_usd: Decimal = _money()
+    pnl_usd: Decimal = _money()
 
 
 class Event(SQLModel, table=True):
@@ -137,6 +161,8 @@ class RuntimeSettings(SQLModel, table=True):
     stake_usd: Decimal = _money(default=Decimal("100"))
     entry_mode: EntryMode = _kind(EntryMode, default=EntryMode.MARKET)
     take_profit_target: int = 1
+    tp_split: str = Field(default="single", sa_column_kwargs={"server_default": "single"})
+    stop_after_tp: str = Field(default="none", sa_column_kwargs={"server_default": "none"})
     fee_rate_spot: Decimal = _money(default=Decimal("0.001"))
     fee_rate_futures: Decimal = _money(default=Decimal("0.0005"))
     slippage_bps: Decimal = _money(default=Decimal("0"))

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from shared import queries, settings as runtime
 from shared.candles import interval_length
-from shared.trade_rows import describe, save_decision, state_of, terms_of
+from shared.trade_rows import describe, fills_of, save_decision, state_of, terms_of
 from shared.exits import ManualActionRefused, close_manually
 from shared.models import LatestPrice, Trade, TradeStatus
 
@@ -89,7 +89,7 @@ def _checked_price(trade: Trade, *, session: Session, now: datetime, required: b
 
 
 def _decide(trade: Trade, *, session: Session, price: Decimal | None, at: datetime, now: datetime) -> str:
-    before = state_of(trade)
+    before = state_of(trade, fills_of([trade.id], session=session).get(trade.id, ()))
     after = close_manually(terms_of(trade), before, price=price, now=at)
     if not save_decision(trade, before, after, now=now, actor=OWNER, session=session):
         raise ActionRefused(f"trade {trade.id} was just updated by the worker: look again before acting")

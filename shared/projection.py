@@ -18,11 +18,14 @@ from typing import Any
 from shared.kinds import TradeStatus
 from shared.ledger import Entry, Problem, parse_time
 from shared.money import settle
-from shared.trades import TRADE_COLUMNS, iso_utc, plain_decimal
+from shared.trades import FILL_EXPORT_COLUMNS, TRADE_COLUMNS, iso_utc, plain_decimal
 
-TIME_COLUMNS = frozenset({"signal_time", "entry_time", "exit_time"})
+TIME_COLUMNS = frozenset({"signal_time", "entry_time", "exit_time", "time"})
 DECIMAL_COLUMNS = frozenset({"stake_usd", "entry_price", "take_profit", "stop_loss", "exit_price", "fees_usd",
-                             "pnl_usd", "pnl_pct"})
+                             "pnl_usd", "pnl_pct", "funding_usd", "price", "share"})
+# A closed trade's one fill, when its position was not split (its close says it all).
+WHOLE_FILL_KINDS = {"CLOSED_TP": "tp1", "CLOSED_SL": "sl", "LIQUIDATED": "liquidated", "CLOSED_EXPIRED": "expired",
+                    "CLOSED_MANUAL": "manual"}
 # What a trade's state entries may set (shared.trade_rows.state_data); a key left out means empty.
 STATE_COLUMNS = ("status", "reason", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd", "pnl_usd",
                  "pnl_pct")
@@ -76,6 +79,12 @@ class ProjectedTrade:
     decided_seq: int | None = None  # its trade.closed / trade.cancelled
     decided_time: str | None = None
     decided_actor: str | None = None
+    fills: list[dict[str, str]] = field(default_factory=list)  # `trades fills` rows, as text
+
+    @property
+    def split(self) -> bool:
+        """Was its position split over several targets (it then records each exit as trade.partial)?"""
+        return self.terms.get("tp_split", "single") != "single"
 
     @property
     def status(self) -> str:
@@ -126,6 +135,8 @@ class Projection:
         row = {column: "" for column in TRADE_COLUMNS}
         row["trade_id"] = str(trade_id)
         row["ambiguous"] = "false"
+        row["targets_hit"] = "0"
+        row["funding_usd"] = "0"
         for column in TRADE_COLUMNS:
             if column in data and column != "trade_id":
                 row[column] = cell(column, data[column])
@@ -164,7 +175,60 @@ class Projection:
             raise BadValue(f"trade {trade.trade_id} closed while {trade.status}")
         self._apply(trade, entry)
         self._decided(trade, entry)
-        self._check_money(trade, entry.seq)
+        hit = entry.data.get("targets_hit", 1 if status == TradeStatus.CLOSED_TP.value else 0)  # older ledgers
+        trade.row["targets_hit"] = str(_int(hit, "targets_hit"))
+        if trade.split:
+            self._check_fills(trade, entry.seq)
+        else:
+            self._check_money(trade, entry.seq)
+            trade.fills = [{"trade_id": str(trade.trade_id), "time": trade.row["exit_time"],
+                            "kind": WHOLE_FILL_KINDS[status], "price": trade.row["exit_price"], "share": "1",
+                            "fees_usd": trade.row["fees_usd"], "pnl_usd": trade.row["pnl_usd"]}]
+
+    def _partial(self, entry: Entry) -> None:
+        """One exit of a part of a split position: a target reached, or the rest closed."""
+        trade = self._trade(entry)
+        if trade.status != TradeStatus.OPEN.value:
+            raise BadValue(f"trade {trade.trade_id}: a partial exit while {trade.status}")
+        if not trade.split:
+            raise BadValue(f"trade {trade.trade_id}: a partial exit of a position that was not split")
+        data = entry.data
+        fill = {"trade_id": str(trade.trade_id)}
+        for column in FILL_EXPORT_COLUMNS[1:]:
+            fill[column] = cell(column, data.get(column))
+        if not all(fill.values()):
+            raise BadValue(f"trade {trade.trade_id}: a partial exit without {', '.join(k for k, v in fill.items() if not v)}")
+        side = 1 if trade.terms.get("side") == "LONG" else -1
+        share = Decimal(fill["share"])
+        money = settle(side_sign=side, stake=decimal(trade.terms.get("stake_usd"), "stake_usd") * share,
+                       leverage=_int(trade.terms.get("leverage"), "leverage"),
+                       fee_rate=decimal(trade.terms.get("fee_rate"), "fee_rate"),
+                       entry=Decimal(trade.row["entry_price"] or "1"), exit=Decimal(fill["price"]),
+                       liquidated=fill["kind"] == "liquidated")
+        for column, expected in (("fees_usd", money.fees_usd), ("pnl_usd", money.pnl_usd)):
+            if abs(Decimal(fill[column]) - expected) > MONEY_TOLERANCE:
+                self.problems.append(Problem(entry.seq, f"trade {trade.trade_id}: partial exit {column} {fill[column]} "
+                                                        f"is not what its terms and price give ({plain_decimal(expected)})"))
+        trade.fills.append(fill)
+        trade.row["targets_hit"] = str(_int(data.get("targets_hit"), "targets_hit"))
+        trade.last_seq = entry.seq
+
+    def _check_fills(self, trade: ProjectedTrade, seq: int) -> None:
+        """A split trade's close is the sum of its partial exits: fees, P/L, the mean exit, all of it."""
+        fills = trade.fills
+        total = sum((Decimal(f["share"]) for f in fills), Decimal(0))
+        expected = {"fees_usd": sum((Decimal(f["fees_usd"]) for f in fills), Decimal(0)),
+                    "pnl_usd": sum((Decimal(f["pnl_usd"]) for f in fills), Decimal(0)),
+                    "exit_price": sum((Decimal(f["share"]) * Decimal(f["price"]) for f in fills), Decimal(0))}
+        if not fills or abs(total - 1) > MONEY_TOLERANCE:
+            self.problems.append(Problem(seq, f"trade {trade.trade_id} closed with exits for {plain_decimal(total)} "
+                                              "of its position, not all of it"))
+            return
+        for column, value in expected.items():
+            recorded = Decimal(trade.row[column]) if trade.row[column] else None
+            if recorded is None or abs(recorded - value) > MONEY_TOLERANCE:
+                self.problems.append(Problem(seq, f"trade {trade.trade_id}: {column} {trade.row[column] or '(none)'} "
+                                                  f"is not the sum of its exits ({plain_decimal(value)})"))
 
     def _cancelled(self, entry: Entry) -> None:
         trade = self._trade(entry)
@@ -210,6 +274,7 @@ _HANDLERS = {
     "signal.received": Projection._received,
     "trade.opened": Projection._opened,
     "trade.filled": Projection._filled,
+    "trade.partial": Projection._partial,
     "trade.closed": Projection._closed,
     "trade.cancelled": Projection._cancelled,
 }
@@ -247,3 +312,24 @@ def compare(projection: Projection, table: Iterable[list[str]]) -> Iterator[str]
     for trade_id, projected in projection.trades.items():
         if trade_id not in seen:
             yield f"seq {projected.opened_seq}: trade {trade_id} is in the ledger but not in the trade table"
+
+
+def compare_fills(projection: Projection, table: Iterable[list[str]]) -> Iterator[str]:
+    """Differences between the fill table (`trades fills` rows) and the exits the ledger tells."""
+    stored: dict[int, list[dict[str, str]]] = {}
+    for values in table:
+        row = dict(zip(FILL_EXPORT_COLUMNS, values))
+        stored.setdefault(int(row["trade_id"]), []).append(row)
+    for trade_id in sorted(set(stored) | {t for t, p in projection.trades.items() if p.fills}):
+        projected = projection.trades.get(trade_id)
+        told = projected.fills if projected is not None else []
+        mine = stored.get(trade_id, [])
+        if len(mine) != len(told):
+            yield f"trade {trade_id}: {len(mine)} fill(s) in the fill table, {len(told)} in the ledger"
+            continue
+        for number, (row, fill) in enumerate(zip(mine, told), start=1):
+            for column in FILL_EXPORT_COLUMNS[1:]:
+                if row[column] != fill[column]:
+                    where = projected.last_seq if projected is not None else 0
+                    yield (f"seq {where}: trade {trade_id} fill {number} {column} is {row[column]!r} in the fill "
+                           f"table, {fill[column]!r} in the ledger")

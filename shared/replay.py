@@ -28,16 +28,22 @@ from shared.exits import TradeState, TradeTerms, advance, open_trade
 from shared.kinds import EntryMode, Market, Origin, Side, TradeStatus
 from shared.ledger import Entry, Problem, parse_time
 from shared.projection import Projection, ProjectedTrade, cell, decimal
+from shared.models import RuntimeSettings
 from shared.settings import SETTINGS, SettingError, parse_setting
 from shared.signals import ValidSignal
+from shared.targets import SINGLE
+from shared.trade_rows import split_of
 
 # (market, symbol, interval, start, end) → the closed candles with start ≤ open time and
 # open time + interval ≤ end, ascending.
 CandleSource = Callable[[str, str, str, datetime, datetime], list[Candle]]
 TOLERANCE = Decimal("1e-9")
+# Settings added after the first ledgers were written: a ledger from before has them at their defaults.
+LATER_SETTINGS = ("tp_split", "stop_after_tp")
+DEFAULT_SETTINGS = RuntimeSettings()
 COMPARED = ("status", "reason", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd", "pnl_usd",
-            "pnl_pct", "ambiguous")
-MONEY = frozenset({"fees_usd", "pnl_usd", "pnl_pct"})
+            "pnl_pct", "ambiguous", "targets_hit")
+MONEY = frozenset({"fees_usd", "pnl_usd", "pnl_pct", "exit_price"})  # a split trade's exit price is a mean
 
 
 @dataclass
@@ -97,7 +103,7 @@ class SettingsInForce:
             self.text[key] = new
 
     def values(self) -> SimpleNamespace:
-        values = {}
+        values: dict[str, Any] = {key: getattr(DEFAULT_SETTINGS, key) for key in LATER_SETTINGS}  # older ledgers
         for key in SETTINGS:
             if key in self.text:
                 try:
@@ -135,7 +141,18 @@ def terms_of(data: dict[str, Any]) -> TradeTerms:
         max_trade_hours=decimal(data["max_trade_hours"], "max_trade_hours"),
         signal_time=parse_time(data["signal_time"]), signal_entry=None if optional is None else decimal(optional, "signal_entry"),
         take_profit=decimal(data["take_profit"], "take_profit"), stop_loss=decimal(data["stop_loss"], "stop_loss"),
+        **split_of(str(data.get("tp_split", SINGLE)), str(data.get("stop_after_tp", "none")),
+                   [decimal(t, "targets") for t in _list(data.get("targets"))],
+                   [decimal(t, "shares") for t in _list(data.get("shares"))]),
     )
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("targets and shares must be lists")
+    return value
 
 
 class AdmissionReplay:
@@ -255,6 +272,7 @@ def _compare(result: ReplayResult, trade: ProjectedTrade, state: TradeState, at:
               "fees_usd": state.fees_usd, "pnl_usd": state.pnl_usd, "pnl_pct": state.pnl_pct,
               "ambiguous": state.ambiguous}
     row = dict(recorded)
+    row["targets_hit"] = str(state.targets_hit)
     for column, value in values.items():
         row[column] = cell(column, value if not isinstance(value, Decimal) else format(value, "f"))
     result.decisions[trade.trade_id] = Decision(trade.trade_id, row, replayed=True)

@@ -19,6 +19,7 @@ from shared.candles import INTERVALS
 from shared.database import single_row
 from shared.models import EntryMode, Market, RuntimeSettings
 from shared.signals import normalise_symbol, shown
+from shared.targets import SplitError, StopRule, parse_split
 
 # Far beyond any real stake, fee or rate, and what keeps a value storable: PostgreSQL's
 # NUMERIC refuses absurd scales ("1e-999999") and SQLite stores the digits as text.
@@ -121,6 +122,13 @@ def _feed_url(text: str) -> str:
     return value
 
 
+def _split(text: str) -> str:
+    try:
+        return parse_split(text)
+    except SplitError as exc:
+        raise SettingError(str(exc)) from None
+
+
 def _text(max_length: int, *, required: bool) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = text.strip()
@@ -139,7 +147,11 @@ def _text(max_length: int, *, required: bool) -> Callable[[str], str]:
 SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "stake_usd": (_decimal(Decimal(0), Decimal(10**9), low_open=True), "margin per system trade, USD"),
     "entry_mode": (_choice(tuple(m.value for m in EntryMode)), "market, signal or limit"),
-    "take_profit_target": (_integer(1, 100), "which target of a multi-target signal closes the trade"),
+    "take_profit_target": (_integer(1, 100), "with tp_split=single: which target of a multi-target signal closes the trade"),
+    "tp_split": (_split, "single (one target), even (split over all targets) or percentages such as 50,30,20"),
+    "stop_after_tp": (_choice(tuple(r.value for r in StopRule)),
+                      "none, breakeven (stop to entry after target 1) or trailing (to target k−1 after target k); "
+                      "no effect with tp_split=single"),
     "fee_rate_spot": (_decimal(Decimal(0), Decimal("0.1")), "fee per side, fraction of notional (spot)"),
     "fee_rate_futures": (_decimal(Decimal(0), Decimal("0.1")), "fee per side, fraction of notional (futures)"),
     "slippage_bps": (_decimal(Decimal(0), Decimal(1000)), "basis points applied to fills at market"),

@@ -254,7 +254,7 @@ def _take_profits(value: object) -> tuple[Decimal, ...]:
 def _check_levels(
     side: Side, entry: Decimal | None, targets: tuple[Decimal, ...], stop_loss: Decimal
 ) -> None:
-    """LONG: stop_loss < entry < first target, every target > stop_loss. SHORT mirrored."""
+    """LONG: stop_loss < entry < first target < second target ..., every target > stop_loss. SHORT mirrored."""
 
     def beyond(price: Decimal, level: Decimal) -> bool:  # "above" for a LONG, "below" for a SHORT
         return price > level if side is Side.LONG else price < level
@@ -277,6 +277,13 @@ def _check_levels(
             raise _Invalid(
                 f"{name} must be {away} stop_loss for a {side}"
                 f" (got {name} {target}, stop_loss {stop_loss})"
+            )
+    for number in range(1, len(targets)):
+        if not beyond(targets[number], targets[number - 1]):
+            order = "increase" if side is Side.LONG else "decrease"
+            raise _Invalid(
+                f"take_profit targets must {order} for a {side}"
+                f" (got target {number + 1} {targets[number]} after target {number} {targets[number - 1]})"
             )
 
 

@@ -11,6 +11,7 @@ is not a change, the last candle checked (`save_progress`), is batched and only 
 """
 
 import json
+from decimal import Decimal
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -21,10 +22,11 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from shared import events, summaries
-from shared.exits import TradeState, TradeTerms, open_trade
+from shared.exits import Fill, TradeState, TradeTerms, open_trade
 from shared.kinds import ACTIVE_STATUSES, TradeStatus
-from shared.models import Trade
+from shared.models import Trade, TradeFill
 from shared.signals import ValidSignal
+from shared.targets import SINGLE, Portion, StopRule
 
 # The terms a trade keeps for life, as recorded in its `trade.opened` entry.
 TERM_COLUMNS = (
@@ -32,6 +34,20 @@ TERM_COLUMNS = (
     "signal_time", "signal_entry", "take_profit", "stop_loss", "fee_rate", "entry_mode", "slippage_bps",
     "maintenance_margin_rate", "pending_expiry_hours", "max_trade_hours", "candle_interval", "status",
 )
+# ... and, for a trade whose position is split over several targets, these too.
+SPLIT_COLUMNS = ("tp_split", "stop_after_tp", "targets", "shares")
+FILL_COLUMNS = ("time", "kind", "price", "share", "fees_usd", "pnl_usd")
+
+
+def _listed(text: str | None) -> list[Decimal]:
+    return [Decimal(part) for part in text.split(";")] if text else []
+
+
+def split_of(tp_split: str, stop_after_tp: str, targets: list[Decimal], shares: list[Decimal]) -> dict[str, Any]:
+    """The `split` and `stop_after_tp` of TradeTerms from what a trade stores."""
+    if tp_split == SINGLE or not targets:
+        return {}
+    return {"split": tuple(Portion(t, s) for t, s in zip(targets, shares)), "stop_after_tp": StopRule(stop_after_tp)}
 
 
 def terms_of(trade: Trade) -> TradeTerms:
@@ -41,20 +57,35 @@ def terms_of(trade: Trade) -> TradeTerms:
         maintenance_margin_rate=trade.maintenance_margin_rate, pending_expiry_hours=trade.pending_expiry_hours,
         max_trade_hours=trade.max_trade_hours, signal_time=trade.signal_time, signal_entry=trade.signal_entry,
         take_profit=trade.take_profit, stop_loss=trade.stop_loss,
+        **split_of(trade.tp_split, trade.stop_after_tp, _listed(trade.targets), _listed(trade.shares)),
     )
 
 
-def state_of(trade: Trade) -> TradeState:
+def state_of(trade: Trade, fills: Sequence[Fill] = ()) -> TradeState:
     return TradeState(
         status=TradeStatus(trade.status), entry_time=trade.entry_time, entry_price=trade.entry_price,
         exit_time=trade.exit_time, exit_price=trade.exit_price, fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd,
         pnl_pct=trade.pnl_pct, reason=trade.reason, ambiguous=trade.ambiguous, last_candle_time=trade.last_candle_time,
+        fills=tuple(fills),
     )
 
 
+def fills_of(trade_ids: Sequence[int], *, session: Session) -> dict[int, tuple[Fill, ...]]:
+    """The stored fills of these trades, in order."""
+    if not trade_ids:
+        return {}
+    table = TradeFill.__table__  # type: ignore[attr-defined]
+    found: dict[int, list[Fill]] = {}
+    for row in session.execute(sa.select(table).where(one_of(table.c.trade_id, trade_ids, session=session))
+                               .order_by(table.c.trade_id, table.c.id)):
+        found.setdefault(row.trade_id, []).append(Fill(*(getattr(row, c) for c in FILL_COLUMNS)))
+    return {trade_id: tuple(fills) for trade_id, fills in found.items()}
+
+
 def new_trade(signal_pk: int, signal: ValidSignal, terms: TradeTerms, *, candle_interval: str,
-              now: datetime) -> Trade:
-    """The row of an accepted signal's trade, in the state the rules open it in."""
+              now: datetime, split_name: str = SINGLE) -> Trade:
+    """The row of an accepted signal's trade, in the state the rules open it in (`split_name`:
+    the `tp_split` setting that gave `terms.split`)."""
     state = open_trade(terms)
     return Trade(
         signal_pk=signal_pk, source=signal.source, signal_id=signal.signal_id, origin=signal.origin,
@@ -64,6 +95,9 @@ def new_trade(signal_pk: int, signal: ValidSignal, terms: TradeTerms, *, candle_
         entry_mode=terms.entry_mode, slippage_bps=terms.slippage_bps,
         maintenance_margin_rate=terms.maintenance_margin_rate, pending_expiry_hours=terms.pending_expiry_hours,
         max_trade_hours=terms.max_trade_hours, candle_interval=candle_interval,
+        tp_split=split_name, stop_after_tp=terms.stop_after_tp.value,
+        targets=";".join(format(p.target, "f") for p in terms.split) or None,
+        shares=";".join(format(p.share, "f") for p in terms.split) or None,
         status=state.status, entry_time=state.entry_time, entry_price=state.entry_price,
         created_at=now, updated_at=now,
     )
@@ -76,6 +110,9 @@ def record_opened(trade: Trade, *, session: Session, now: datetime) -> None:
     session.flush()  # the id
     summaries.note_trade(trade.id, session=session)
     data = {name: getattr(trade, "id" if name == "trade_id" else name) for name in TERM_COLUMNS}
+    if trade.tp_split != SINGLE:
+        data.update(tp_split=trade.tp_split, stop_after_tp=trade.stop_after_tp, targets=_listed(trade.targets),
+                    shares=_listed(trade.shares))
     events.record(kind="trade.opened", at=now, signal_pk=trade.signal_pk, trade_id=trade.id,
                   message=f"signal {trade.source}/{trade.signal_id}: {trade.side} {trade.symbol} {trade.entry_mode} "
                           f"entry, ${trade.stake_usd}", data=data, session=session)
@@ -93,7 +130,14 @@ def state_data(state: TradeState) -> dict[str, Any]:
     data = {key: value for key, value in values.items() if value is not None}
     if state.status.is_closed or state.status is TradeStatus.CANCELLED:
         data["ambiguous"] = state.ambiguous
+    if state.status.is_closed:
+        data["targets_hit"] = state.targets_hit
     return data
+
+
+def fill_data(fill: Fill, targets_hit: int) -> dict[str, Any]:
+    """One fill as a `trade.partial` entry's data (the columns of `trades fills`)."""
+    return {**{name: getattr(fill, name) for name in FILL_COLUMNS}, "targets_hit": targets_hit}
 
 
 def _guard(trade: Trade) -> sa.ColumnElement[bool]:
@@ -129,34 +173,57 @@ def save_decision(trade: Trade, before: TradeState, after: TradeState, *, sessio
         status=after.status, reason=after.reason, entry_time=after.entry_time, entry_price=after.entry_price,
         exit_time=after.exit_time, exit_price=after.exit_price, fees_usd=after.fees_usd, pnl_usd=after.pnl_usd,
         pnl_pct=after.pnl_pct, ambiguous=after.ambiguous, last_candle_time=after.last_candle_time,
-        updated_at=now, version=version + 1,
+        targets_hit=after.targets_hit, updated_at=now, version=version + 1,
     ))
     if result.rowcount != 1:
         return False
     trade.status, trade.version = after.status, version + 1
-    for kind, state in _steps(before, after):
-        events.record(kind=kind, at=now, actor=actor, trade_id=trade.id, message=describe(trade, state),
-                      data=state_data(state), session=session)
+    new_fills = after.fills[len(before.fills):]
+    if new_fills:
+        session.execute(sa.insert(TradeFill.__table__),  # type: ignore[attr-defined]
+                        [{"trade_id": trade.id, **{c: getattr(f, c) for c in FILL_COLUMNS}} for f in new_fills])
+    for kind, state in _steps(before, after, split=trade.tp_split != SINGLE):
+        data = fill_data(state, _hit(after, state)) if isinstance(state, Fill) else state_data(state)
+        message = describe_fill(trade, state) if isinstance(state, Fill) else describe(trade, state)
+        events.record(kind=kind, at=now, actor=actor, trade_id=trade.id, message=message, data=data, session=session)
     if not after.status.is_active:
         summaries.count_end(trade, status=after.status, pnl=after.pnl_usd, entry_time=after.entry_time,
                             exit_time=after.exit_time, ambiguous=after.ambiguous, session=session)
     return True
 
 
-def _steps(before: TradeState, after: TradeState) -> list[tuple[str, TradeState]]:
+def _hit(after: TradeState, fill: Fill) -> int:
+    """Targets hit once `fill` is in (fills come in order)."""
+    done = after.fills[:after.fills.index(fill) + 1]
+    return sum(1 for f in done if f.target is not None)
+
+
+def _steps(before: TradeState, after: TradeState, *, split: bool = False) -> list[tuple[str, Any]]:
     """Every step of the change, in order. One `advance` may take a trade from PENDING straight
     to CLOSED (entered and exited within the same candles): the fill is an entry of its own,
-    recorded before the close, so every trade that ever had an entry has its `trade.filled`."""
-    steps: list[tuple[str, TradeState]] = []
+    recorded before the close, so every trade that ever had an entry has its `trade.filled`. A
+    trade split over several targets records each exit of a part (`trade.partial`) before its
+    close; with one target, the close says it all."""
+    steps: list[tuple[str, Any]] = []
     if before.entry_time is None and after.entry_time is not None:
         filled = replace(after, status=TradeStatus.OPEN, reason=None, exit_time=None, exit_price=None,
-                         fees_usd=None, pnl_usd=None, pnl_pct=None, ambiguous=False)
+                         fees_usd=None, pnl_usd=None, pnl_pct=None, ambiguous=False, fills=())
         steps.append(("trade.filled", filled))
+    if split:
+        steps += [("trade.partial", fill) for fill in after.fills[len(before.fills):]]
     if after.status is TradeStatus.CANCELLED:
         steps.append(("trade.cancelled", after))
     elif after.status.is_closed:
         steps.append(("trade.closed", after))
     return steps
+
+
+def describe_fill(trade: Trade, fill: Fill) -> str:
+    what = f"trade {trade.id} {trade.side} {trade.symbol}"
+    part = f"{fill.share * 100:.4g} %"
+    if fill.target is not None:
+        return f"{what}: target {fill.target} reached, {part} out at {fill.price}, P/L ${fill.pnl_usd:.2f}"
+    return f"{what}: the rest ({part}) out at {fill.price} ({fill.kind}), P/L ${fill.pnl_usd:.2f}"
 
 
 def describe(trade: Trade, state: TradeState) -> str:

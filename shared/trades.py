@@ -14,13 +14,14 @@ from sqlmodel import Session, select
 
 from shared.columns import UtcDateTime
 from shared.ledger import decimal_text
-from shared.models import Signal, Trade
+from shared.models import Signal, Trade, TradeFill
 
 TRADE_COLUMNS = (
     "trade_id", "source", "signal_id", "origin", "symbol", "market", "side", "leverage", "stake_usd", "status",
     "reason", "signal_time", "entry_time", "entry_price", "take_profit", "stop_loss", "exit_time", "exit_price",
-    "fees_usd", "pnl_usd", "pnl_pct", "ambiguous",
+    "fees_usd", "pnl_usd", "pnl_pct", "ambiguous", "targets_hit", "funding_usd",
 )
+FILL_EXPORT_COLUMNS = ("trade_id", "time", "kind", "price", "share", "fees_usd", "pnl_usd")
 SIGNAL_COLUMNS = ("source", "id", "time", "received_at", "status", "reason", "origin", "symbol", "side", "market")
 # The columns that hold text (what a bot, a feed or a file wrote, or our own enum values). Decided
 # per column, never from the value: a price of -12.5 in `pnl_usd` is a number and stays as it is.
@@ -85,6 +86,14 @@ def export_trades(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]
     statement = select(Trade).order_by(Trade.id).execution_options(yield_per=chunk)
     for trade in session.exec(statement):
         yield trade_export_row(trade)
+
+
+def export_fills(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
+    """Every fill (each exit of a part of a position), by trade and in order, streamed."""
+    table = TradeFill.__table__  # type: ignore[attr-defined]
+    statement = sa.select(*(table.c[c] for c in FILL_EXPORT_COLUMNS)).order_by(table.c.trade_id, table.c.id)
+    for row in session.connection().execute(statement.execution_options(yield_per=chunk)):
+        yield [_cell(value) for value in row]
 
 
 def export_signals(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:

@@ -23,7 +23,9 @@ from shared.config import Config, ConfigError, load_config, sqlite_path
 from shared.database import SchemaMissing, make_engine, require_schema, transaction, upgrade
 from shared.signal_files import CHUNK_CHARS, RawRow, read_file, refusal
 from shared.queries import headline_stats
-from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, export_trades, write_csv
+from shared.trades import (
+    FILL_EXPORT_COLUMNS, SIGNAL_COLUMNS, TRADE_COLUMNS, export_fills, export_signals, export_trades, write_csv,
+)
 
 
 class UserError(Exception):
@@ -171,6 +173,12 @@ def cmd_signals_export(config: Config, args: argparse.Namespace) -> int:
 def cmd_trades_export(config: Config, args: argparse.Namespace) -> int:
     with transaction(_engine(config)) as session:
         _write_csv(args.output, TRADE_COLUMNS, export_trades(session=session))
+    return 0
+
+
+def cmd_trades_fills(config: Config, args: argparse.Namespace) -> int:
+    with transaction(_engine(config)) as session:
+        _write_csv(args.output, FILL_EXPORT_COLUMNS, export_fills(session=session))
     return 0
 
 
@@ -430,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     texp = trades.add_parser("export", help="export every trade (CSV, docs/export-schema.md schema)")
     texp.add_argument("--output", help="file to write (default: standard output)")
     texp.set_defaults(run=cmd_trades_export)
+    tfills = trades.add_parser("fills", help="export every exit of every trade: targets reached and the rest closed "
+                                             "(CSV: trade_id,time,kind,price,share,fees_usd,pnl_usd)")
+    tfills.add_argument("--output", help="file to write (default: standard output)")
+    tfills.set_defaults(run=cmd_trades_fills)
 
     stats = commands.add_parser("stats", help="the headline metrics")
     stats.add_argument("--json", action="store_true", help="machine-readable output")

@@ -30,7 +30,7 @@ from shared import signing
 from shared.candles import Candle, interval_length
 from shared.config import Config
 from shared.ledger import ChainVerifier, Entry, LedgerFormatError, format_time
-from shared.projection import Projection, compare
+from shared.projection import Projection, compare, compare_fills
 from shared.replay import ReplayResult, replay
 from shared.trades import TRADE_COLUMNS
 from shared.verification import (Head, PublishedCheckpoint, check_checkpoint, check_head, parse_checkpoint, parse_head,
@@ -200,6 +200,11 @@ class DatabaseSource:
 
         return export_trades(session=self.session)
 
+    def fills(self) -> Iterator[list[str]]:
+        from shared.trades import export_fills
+
+        return export_fills(session=self.session)
+
     def close(self) -> None:
         self.session.rollback()
         self.session.close()
@@ -345,6 +350,8 @@ def _verify(source: Source, options: Options, candles: Any, *, out: IO[str], err
         rows = list(table)
         problems += list(compare(projection, rows))
         compared = len(rows)
+    if isinstance(source, DatabaseSource):
+        problems += list(compare_fills(projection, source.fills()))
     replayed: ReplayResult | None = None
     if options.replay:
         replayed = replay(kept, projection, candles, progress=lambda line: print(line, file=err, flush=True))

@@ -14,7 +14,7 @@ import shared.funding_store  # noqa: F401  (registers the funding_rate table)
 import shared.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from shared.database import make_engine, require_schema, SchemaMissing, upgrade
 
-HEAD = "0008"
+HEAD = "0009"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

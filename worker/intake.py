@@ -388,7 +388,8 @@ def _decide(row: sa.Row[Any], result: ValidSignal | Rejection, settings: Runtime
         session.execute(sa.update(Signal).where(Signal.id == row.id).values(received_seq=entry.seq))
     if status is SignalStatus.ACCEPTED:
         assert signal is not None and terms is not None
-        trade = new_trade(row.id, signal, terms, candle_interval=settings.candle_interval, now=now)
+        trade = new_trade(row.id, signal, terms, candle_interval=settings.candle_interval, now=now,
+                          split_name=settings.tp_split)
         record_opened(trade, now=now, session=session)
         open_keys.append((trade.symbol, trade.side))
     elif status is SignalStatus.REJECTED:

@@ -50,10 +50,10 @@ from shared import candle_store, queries
 from shared.candles import Candle, interval_length
 from shared.clock import EPOCH
 from shared.database import transaction
-from shared.exits import TradeState, TradeTerms, advance, liquidation_price
+from shared.exits import Fill, TradeState, TradeTerms, adverse_level, advance, next_targets
 from shared.kinds import EntryMode, Side, TradeStatus
 from shared.models import LatestPrice, Market, Trade
-from shared.trade_rows import one_of, save_decision, save_progress, state_of, terms_of
+from shared.trade_rows import fills_of, one_of, save_decision, save_progress, state_of, terms_of
 from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, RequestRefused, UnknownSymbol
 
 log = logging.getLogger(__name__)
@@ -128,16 +128,15 @@ def screen_of(terms: TradeTerms, state: TradeState) -> Screen:
         return Screen(low=limit, after=terms.pending_deadline) if long else Screen(high=limit,
                                                                                    after=terms.pending_deadline)
     assert state.entry_price is not None and state.entry_time is not None
-    adverse = terms.stop_loss
-    liquidation = liquidation_price(terms, state.entry_price)
-    if liquidation is not None:
-        adverse = max(adverse, liquidation) if long else min(adverse, liquidation)
+    adverse = adverse_level(terms, state)  # the stop in force from the next candle on
+    targets = next_targets(terms, state)
+    target = targets[0].target if targets else None
     expiry = None
     if terms.max_trade_hours > 0:
         expiry = state.entry_time + timedelta(hours=float(terms.max_trade_hours)) - EXPIRY_MARGIN
     if long:
-        return Screen(low=adverse, high=terms.take_profit, after=expiry)
-    return Screen(low=terms.take_profit, high=adverse, after=expiry)
+        return Screen(low=adverse, high=target, after=expiry)
+    return Screen(low=target, high=adverse, after=expiry)
 
 
 # --- the trades kept between passes ---------------------------------------------------------
@@ -164,9 +163,9 @@ class Followed:
     stored_checked: datetime | None
 
     @classmethod
-    def of(cls, row: Any) -> "Followed":
-        """From a row of `FOLLOWED_COLUMNS` (terms_of and state_of read them by name)."""
-        terms, state = terms_of(row), state_of(row)
+    def of(cls, row: Any, fills: tuple[Fill, ...] = ()) -> "Followed":
+        """From a row of `FOLLOWED_COLUMNS` (terms_of and state_of read them by name) and its fills."""
+        terms, state = terms_of(row), state_of(row, fills)
         return cls(row.id, row.version, terms, state, state, screen_of(terms, state), state.last_candle_time,
                    state.last_candle_time)
 
@@ -177,7 +176,8 @@ class Followed:
         if lagging is not None and (last_candle_time is None or lagging > last_candle_time):
             self.stored = replace(self.stored, last_candle_time=last_candle_time)  # the row went back: follow it
         if self.state is not self.stored:
-            if (self.state.status, self.state.entry_price) != (self.stored.status, self.stored.entry_price):
+            if (self.state.status, self.state.entry_price, self.state.fills) != (
+                    self.stored.status, self.stored.entry_price, self.stored.fills):
                 self.screen = screen_of(self.terms, self.stored)  # the last pass's decision was not written
             self.state = self.stored
 
@@ -199,12 +199,12 @@ class Followed:
         for index in range(first, len(candles)):
             if self.screen.may_act(candles[index], times[index] + interval):
                 # The candles before this one are cleared: it is the next one `advance` looks at.
-                status = state.status
+                status, fills = state.status, state.fills
                 state = advance(self.terms, state, (candles[index],), complete_until=times[index])
                 if not state.status.is_active:
                     self.state, self.checked = state, times[index]
                     return
-                if state.status is not status:
+                if state.status is not status or state.fills is not fills:  # entered, or a target filled
                     self.screen = screen_of(self.terms, state)
         if first < len(candles):
             self.checked = times[-1]
@@ -245,7 +245,7 @@ FOLLOWED_COLUMNS = (_TRADE.id, _TRADE.version, *(_TRADE[name] for name in (
     "side", "leverage", "stake_usd", "fee_rate", "entry_mode", "slippage_bps", "maintenance_margin_rate",
     "pending_expiry_hours", "max_trade_hours", "signal_time", "signal_entry", "take_profit", "stop_loss",
     "status", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd", "pnl_usd", "pnl_pct", "reason",
-    "ambiguous", "last_candle_time")))
+    "ambiguous", "last_candle_time", "tp_split", "stop_after_tp", "targets", "shares", "targets_hit")))
 
 
 class TradeBook:
@@ -264,9 +264,11 @@ class TradeBook:
             stale = [trade_id for trade_id, version, status, *_ in rows if (known := self.trades.get(trade_id)) is None
                      or known.version != version or known.stored.status != status]
             if stale:
-                for row in connection.execute(sa.select(*FOLLOWED_COLUMNS).where(one_of(_TRADE.id, stale,
-                                                                                       session=session))):
-                    self.trades[row.id] = Followed.of(row)
+                found = connection.execute(sa.select(*FOLLOWED_COLUMNS).where(one_of(_TRADE.id, stale,
+                                                                                    session=session))).all()
+                fills = fills_of([row.id for row in found if row.targets_hit], session=session)
+                for row in found:
+                    self.trades[row.id] = Followed.of(row, fills.get(row.id, ()))
         groups: dict[GroupKey, list[Followed]] = defaultdict(list)
         active: dict[int, Followed] = {}
         for trade_id, _, _, last_candle_time, market, symbol, interval in rows:
@@ -433,7 +435,7 @@ class Writes:
 
     def add(self, walk: GroupWalk) -> None:
         for trade in walk.trades:
-            if trade.state.status is not trade.stored.status:
+            if trade.state.status is not trade.stored.status or trade.state.fills is not trade.stored.fills:
                 self.decisions.append(trade)
             elif trade.checked != trade.stored_checked:
                 self.progress.append(trade)

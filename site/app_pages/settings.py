@@ -16,6 +16,7 @@ from shared import owner, settings as runtime
 from shared.candles import INTERVALS
 from shared.clock import utcnow
 from shared.models import EntryMode, LatestPrice, Market, RuntimeSettings, Trade, TradeStatus
+from shared.targets import StopRule
 from track_record import auth, display, loaders
 from track_record.forms import GROUPS, LABELS
 
@@ -147,6 +148,9 @@ def widget(key: str, current: str, widget_key: str) -> str:
     label, help_text = LABELS[key], f"{runtime.SETTINGS[key][1]} (`{key}`)"
     if key == "entry_mode":
         options = [m.value for m in EntryMode]
+        value = st.selectbox(label, options, index=options.index(current), help=help_text, key=widget_key)
+    elif key == "stop_after_tp":
+        options = [rule.value for rule in StopRule]
         value = st.selectbox(label, options, index=options.index(current), help=help_text, key=widget_key)
     elif key == "candle_interval":
         options = list(INTERVALS)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from shared import metrics, queries, settings as runtime, summaries
-from shared.exits import unrealized_pnl
+from shared.exits import TradeState, TradeTerms, next_targets, stop_in_force, unrealized_pnl
 from shared.money import EXACT_CONTEXT
 from shared.owner import OWNER
 from shared.models import (
@@ -26,7 +26,7 @@ from shared.models import (
     WorkerHeartbeat,
 )
 from shared.rollup import Tally
-from shared.trade_rows import state_of, terms_of
+from shared.trade_rows import fills_of, state_of, terms_of
 
 CURVE_POINTS = 2_000  # up to this many closed trades the curve has a point per exit, then per day
 
@@ -162,6 +162,12 @@ def _signal_counts(tables: summaries.Summaries, *, session: Session) -> dict[str
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
+def _levels_now(terms: TradeTerms, state: TradeState) -> tuple[Decimal, Decimal]:
+    """The next target and the stop in force of an active trade (its own, while pending)."""
+    target = next_targets(terms, state)[0].target if next_targets(terms, state) else terms.take_profit
+    return target, stop_in_force(terms, state) if state.entry_price is not None else terms.stop_loss
+
+
 def open_positions(now: datetime, *, session: Session, live_only: bool = False) -> pd.DataFrame:
     """PENDING and OPEN trades, marked to the latest price the worker stored."""
     statement = (select(Trade, LatestPrice.price).join(
@@ -169,17 +175,22 @@ def open_positions(now: datetime, *, session: Session, live_only: bool = False) 
         .where(queries.is_active()).order_by(Trade.id))
     statement = queries.live_only(statement, live_only)
     rows = []
-    for trade, price in session.exec(statement).all():
-        unrealized = unrealized_pnl(terms_of(trade), state_of(trade), price) if price is not None else None
+    found = session.exec(statement).all()
+    fills = fills_of([trade.id for trade, _ in found if trade.targets_hit], session=session)
+    for trade, price in found:
+        terms, state = terms_of(trade), state_of(trade, fills.get(trade.id, ()))
+        unrealized = unrealized_pnl(terms, state, price) if price is not None else None
         entry = trade.entry_price or trade.signal_entry
+        target, stop = _levels_now(terms, state)
         rows.append({
             "trade_id": trade.id, "symbol": trade.symbol, "side": trade.side, "market": trade.market,
             "status": trade.status, "origin": trade.origin, "leverage": trade.leverage,
             "entry_time": trade.entry_time, "entry_price": _float(trade.entry_price),
-            "take_profit": float(trade.take_profit), "stop_loss": float(trade.stop_loss),
+            "take_profit": float(target), "stop_loss": float(stop),
+            "targets_hit": f"{state.targets_hit}/{len(terms.portions)}",
             "price": _float(price),
-            "to_tp_pct": float((trade.take_profit - price) / price) if price else None,
-            "to_sl_pct": float((trade.stop_loss - price) / price) if price else None,
+            "to_tp_pct": float((target - price) / price) if price else None,
+            "to_sl_pct": float((stop - price) / price) if price else None,
             "unrealized_usd": _float(unrealized), "stake_usd": float(trade.stake_usd),
             "age_hours": (now - (trade.entry_time or trade.signal_time)).total_seconds() / 3600,
             "limit_price": _float(trade.signal_entry) if entry is not None and trade.status == TradeStatus.PENDING else None,
@@ -317,15 +328,18 @@ def open_trades(*, session: Session) -> list[dict[str, Any]]:
         LatestPrice, sa.and_(LatestPrice.market == Trade.market, LatestPrice.symbol == Trade.symbol), isouter=True)
         .where(queries.is_active()).order_by(Trade.id))
     rows = []
-    for trade, price, price_time in session.exec(statement).all():
-        unrealized = unrealized_pnl(terms_of(trade), state_of(trade), price) if price is not None else None
+    found = session.exec(statement).all()
+    fills = fills_of([trade.id for trade, _, _ in found if trade.targets_hit], session=session)
+    for trade, price, price_time in found:
+        terms, state = terms_of(trade), state_of(trade, fills.get(trade.id, ()))
+        unrealized = unrealized_pnl(terms, state, price) if price is not None else None
         rows.append({
             "trade_id": trade.id, "source": trade.source, "signal_id": trade.signal_id, "origin": _text(trade.origin),
             "symbol": trade.symbol, "side": _text(trade.side), "market": _text(trade.market),
             "status": _text(trade.status), "leverage": trade.leverage, "stake_usd": _text(trade.stake_usd),
             "signal_time": _text(trade.signal_time), "entry_time": _text(trade.entry_time),
             "entry_price": _text(trade.entry_price), "take_profit": _text(trade.take_profit),
-            "stop_loss": _text(trade.stop_loss),
+            "stop_loss": _text(trade.stop_loss), "targets_hit": state.targets_hit, "targets": len(terms.portions),
             "signal_entry": _text(trade.signal_entry) if trade.status == TradeStatus.PENDING else None,
             "price": _text(price), "price_time": _text(price_time),
             "unrealized_pnl_usd": _text(unrealized),

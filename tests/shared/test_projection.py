@@ -45,7 +45,7 @@ def test_a_trade_is_rebuilt_in_the_export_format() -> None:
                    "exit_time": "2024-05-01T13:30:00Z", "exit_price": "0.0915",
                    # as `trades export` writes them: 28 significant digits (shared.trades.plain_decimal)
                    "fees_usd": "0.2016666666666666666666666667", "pnl_usd": "1.465", "pnl_pct": "0.01465",
-                   "ambiguous": "false"}
+                   "ambiguous": "false", "targets_hit": "1", "funding_usd": "0"}
     assert projection.trades[7].decided_seq == 4
 
 

@@ -113,8 +113,6 @@ ACCEPTED = [
     pytest.param({"take_profit": [61000, "62000", D("63000.5")]},
                  {"take_profits": (D(61000), D(62000), D("63000.5"))}, id="a list of targets"),
     # "LONG: every target > stop_loss, and with an entry: stop_loss < entry < first target"
-    pytest.param({"take_profit": "62000;61000;60500"}, {"take_profits": (D(62000), D(61000), D(60500))},
-                 id="LONG later targets may be below the first, above entry"),
     pytest.param({"entry": "", "take_profit": "59500;60000", "stop_loss": "59000"},
                  {"take_profits": (D(59500), D(60000))}, id="LONG without entry: targets above SL"),
     # "SHORT mirrored"
@@ -215,6 +213,15 @@ REJECTED = [
     pytest.param({"entry": "1.0", "take_profit": "1.5", "stop_loss": "1.0"}, "stop_loss must be below entry",
                  id="LONG SL equal to entry"),
     pytest.param({"take_profit": "60000"}, "take_profit must be above entry for a LONG", id="LONG TP at entry"),
+    # "LONG targets must increase" (multi-target trades, docs/trade-rules.md)
+    pytest.param({"take_profit": "62000;61000;60500"},
+                 "take_profit targets must increase for a LONG (got target 2 61000 after target 1 62000)",
+                 id="LONG targets out of order"),
+    pytest.param({"take_profit": "61000;61000"}, "take_profit targets must increase for a LONG",
+                 id="LONG targets repeated"),
+    pytest.param({"side": "SHORT", "entry": "60000", "take_profit": "59000;59500", "stop_loss": "61000"},
+                 "take_profit targets must decrease for a SHORT (got target 2 59500 after target 1 59000)",
+                 id="SHORT targets out of order"),
     pytest.param({"take_profit": "59500;61000"}, "take_profit must be above entry for a LONG",
                  id="LONG first target below entry"),
     pytest.param({"take_profit": "61000;58000"}, "take_profit target 2 must be above stop_loss for a LONG",
@@ -308,14 +315,14 @@ def test_take_profit_for_uses_the_last_target_when_there_are_fewer(target: int, 
 
 
 def test_row_values_match_the_signal_table() -> None:
-    signal = check(symbol="eth/btc", market="futures", leverage="5", entry="0.05", take_profit="0.06;6E-2",
+    signal = check(symbol="eth/btc", market="futures", leverage="5", entry="0.05", take_profit="0.06;7E-2",
                    stop_loss="0.04", confidence="0.9", note="n", source="botA")
     assert isinstance(signal, ValidSignal)
     values = to_row_values(signal)
     assert values == {
         "source": "botA", "signal_id": "s1", "time": datetime(2024, 5, 1, 11, 59, tzinfo=UTC),
         "symbol": "ETHBTC", "side": "LONG", "market": "FUTURES", "entry": D("0.05"),
-        "take_profit": "0.06;0.06", "stop_loss": D("0.04"), "leverage": 5, "confidence": D("0.9"),
+        "take_profit": "0.06;0.07", "stop_loss": D("0.04"), "leverage": 5, "confidence": D("0.9"),
         "note": "n", "origin": "live",
     }
     assert set(values) <= set(Signal.model_fields)
