@@ -144,7 +144,10 @@ def chart_of(detail: record.TradeDetail) -> None:
     markers: list[tuple[str, datetime, Decimal]] = []
     if trade["entry_time"] is not None and trade["entry_price"] is not None:
         markers.append(("entry", trade["entry_time"] + middle, trade["entry_price"]))
-    if trade["exit_time"] is not None and trade["exit_price"] is not None:
+    exits = [f for f in detail.fills if f.kind != "entry"]
+    if len(exits) > 1 or (exits and exits[0].share != 1):  # a split position: every part where it went out
+        markers += [(f.kind, f.time + (timedelta(0) if f.kind == "owner's close" else middle), f.price) for f in exits]
+    elif trade["exit_time"] is not None and trade["exit_price"] is not None:
         manual = trade["status"] == TradeStatus.CLOSED_MANUAL  # the owner's own moment, not a candle
         markers.append(("exit", trade["exit_time"] + (timedelta(0) if manual else middle), trade["exit_price"]))
     deciding = (detail.deciding_time, length) if detail.deciding_time is not None and length is not None else None

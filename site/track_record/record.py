@@ -10,6 +10,7 @@ in SQL (`trade_page`), never loaded whole.
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from shared import metrics, queries, settings as runtime, summaries
-from shared.exits import TradeState, TradeTerms, next_targets, stop_in_force, unrealized_pnl
+from shared.exits import Fill as ExitFill, TradeState, TradeTerms, next_targets, stop_in_force, unrealized_pnl
 from shared.money import EXACT_CONTEXT
 from shared.owner import OWNER
 from shared.models import (
@@ -475,18 +476,30 @@ STATUS_WORDS = {
 }
 
 
-def trade_fills(trade: Trade) -> list[Fill]:
-    """The entry and the exit as fills (a trade with partial exits will have more rows)."""
+FILL_WORDS = {"sl": "stop-loss", "liquidated": "liquidation", "expired": "expiry", "manual": "owner's close"}
+
+
+def trade_fills(trade: Trade, exits: Sequence[Any] = ()) -> list[Fill]:
+    """The entry, then every exit of a part of the position (`shared.exits.Fill`, from the fill
+    table): a target reached, or the rest closed. An exit's fee is its part of the exit fee; the
+    entry's the whole entry fee."""
     fills = []
     entry_fee = _entry_fee(trade)
     if trade.entry_price is not None:
         fills.append(Fill(trade.entry_time, "entry", trade.entry_price, Decimal(1), entry_fee, None))
-    if trade.exit_price is not None:
-        exit_fee = None if trade.fees_usd is None or entry_fee is None else max(Decimal(0), trade.fees_usd - entry_fee)
-        kind = {TradeStatus.CLOSED_TP: "take-profit", TradeStatus.CLOSED_SL: "stop-loss",
-                TradeStatus.CLOSED_EXPIRED: "expiry", TradeStatus.CLOSED_MANUAL: "owner's close",
-                TradeStatus.LIQUIDATED: "liquidation"}.get(TradeStatus(trade.status), "exit")
-        fills.append(Fill(trade.exit_time, kind, trade.exit_price, Decimal(1), exit_fee, trade.pnl_usd))
+    if not exits and trade.exit_price is not None:  # written before fills were stored: its one exit
+        kind = {TradeStatus.CLOSED_TP: "tp1", TradeStatus.CLOSED_SL: "sl", TradeStatus.LIQUIDATED: "liquidated",
+                TradeStatus.CLOSED_EXPIRED: "expired"}.get(TradeStatus(trade.status), "manual")
+        exits = [ExitFill(trade.exit_time, kind, trade.exit_price, Decimal(1), trade.fees_usd or Decimal(0),
+                          trade.pnl_usd or Decimal(0))]
+    for done in exits:
+        if done.kind.startswith("tp"):
+            kind = "take-profit" if done.share == 1 else f"target {done.kind[2:]}"
+        else:
+            kind = FILL_WORDS.get(done.kind, done.kind)
+        with localcontext(EXACT_CONTEXT):
+            exit_fee = done.fees_usd - done.share * entry_fee if entry_fee is not None else None
+        fills.append(Fill(done.time, kind, done.price, done.share, exit_fee, done.pnl_usd))
     return fills
 
 
@@ -593,7 +606,17 @@ def trade_detail(trade_id: int, *, session: Session, now: datetime) -> TradeDeta
         levels.append(("entry", entry))
     elif trade.signal_entry is not None:
         levels.append(("limit entry", trade.signal_entry))
-    levels += [("take-profit", trade.take_profit), ("stop-loss", trade.stop_loss)]
+    terms = terms_of(trade)
+    exits = fills_of([trade.id], session=session).get(trade.id, ())
+    if len(terms.portions) > 1:
+        levels += [(f"target {number}", portion.target) for number, portion in enumerate(terms.portions, start=1)]
+    else:
+        levels.append(("take-profit", trade.take_profit))
+    levels.append(("stop-loss", trade.stop_loss))
+    if entry is not None:
+        moved = stop_in_force(terms, state_of(trade, exits))
+        if moved != trade.stop_loss:
+            levels.append(("moved stop", moved))
     if liquidation is not None:
         levels.append(("liquidation", liquidation))
     if status.is_active and latest is not None:
@@ -624,10 +647,10 @@ def trade_detail(trade_id: int, *, session: Session, now: datetime) -> TradeDeta
         found = candle_store.candles(market, symbol, own, at, at, session=session)
         deciding = found[0] if found else None
     return TradeDetail(
-        trade=trade.model_dump(), signal=signal_fields, fills=trade_fills(trade), levels=levels, deciding_time=at,
+        trade=trade.model_dump(), signal=signal_fields, fills=trade_fills(trade, exits), levels=levels, deciding_time=at,
         deciding_candle=deciding, decision=how_decided(trade, deciding, liquidation), chart=series,
         latest_price=latest.price if latest is not None else None,
         latest_price_time=latest.updated_at if latest is not None else None,
-        unrealized_usd=unrealized_pnl(terms_of(trade), state_of(trade), latest.price)
+        unrealized_usd=unrealized_pnl(terms, state_of(trade, exits), latest.price)
         if status is TradeStatus.OPEN and latest is not None else None,
     )

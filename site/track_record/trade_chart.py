@@ -30,7 +30,8 @@ HEIGHT = 380
 UP, DOWN = "#26a69a", "#ef5350"
 HIGHLIGHT = "#f59f00"
 LEVEL_COLOURS = {"entry": "#3a6ea5", "limit entry": "#3a6ea5", "take-profit": "#2f9e6e", "stop-loss": "#d0505c",
-                 "liquidation": "#7b1e2b", "latest price": "#6c757d"}
+                 "liquidation": "#7b1e2b", "latest price": "#6c757d", "moved stop": "#e8590c",
+                 **{f"target {n}": "#2f9e6e" for n in range(1, 11)}}
 MARKER_SHAPES = {"entry": "triangle-right", "exit": "diamond", "latest price": "circle"}
 
 CANDLE_COLUMNS = ("open_time", "close_time", "body_start", "body_end", "mid_time", "open", "high", "low", "close",
@@ -257,7 +258,7 @@ def trade_chart(drawn: Series, levels: Sequence[tuple[str, Decimal]],
         layers.append(alt.Chart(points).mark_point(filled=True, size=140, stroke="white", strokeWidth=1).encode(
             x=alt.X("time:T", scale=x_scale, axis=x_axis), y=alt.Y("price:Q", title=None, scale=alt.Scale(zero=False)),
             shape=alt.Shape("marker:N", scale=alt.Scale(domain=marker_names,
-                                                        range=[MARKER_SHAPES.get(m, "circle") for m in marker_names]),
+                                                        range=[MARKER_SHAPES.get(m, "diamond") for m in marker_names]),
                             legend=None),
             fill=alt.value("#212529"),
             tooltip=[alt.Tooltip("label:N", title="Marker"),
