@@ -17,12 +17,10 @@ and the caller falls back to the candle rule, flagged `assumed`:
   trades without gaps, so a gap means trades are missing), times never going back, every
   time inside the candle;
 - every price within the candle's [low, high];
-- the tape's own lowest and highest prices are the candle's low and high. Binance builds its
-  klines from these very trades, so a tape that never reaches the candle's extremes is missing
-  trades, and a verdict read from it could say "neither level" where the candle says "both".
-  (On futures, insurance-fund and ADL trades are not aggregated; should a candle's extreme
-  come from one, its tape is refused and the candle rule decides, flagged `assumed`: the
-  cautious way round.)
+- the walk reaches the adverse level (the candle does: a tape that never gets there is
+  missing trades), and a candle that opens through it has a first trade that does too (`verdict`).
+A tape need not reach the candle's very high and low otherwise (futures insurance-fund and ADL
+trades are not aggregated, so an extreme may come from a trade the tape does not list).
 We do not require the first trade to be the open and the last the close in general: neither
 changes which level the tape reaches first. The open matters in one case only, a candle that
 opens at or beyond the adverse level: then the adverse level was reached first, at the open,
@@ -104,10 +102,6 @@ def check_tape(candle: Candle, interval: timedelta, trades: Sequence[AggTrade]) 
         if not candle.low <= trade.price <= candle.high:
             raise InconsistentTape(f"trade {trade.id} at price {trade.price} is outside the candle's range "
                                    f"[{candle.low}, {candle.high}]")
-    lowest, highest = min(t.price for t in trades), max(t.price for t in trades)
-    if lowest != candle.low or highest != candle.high:
-        raise InconsistentTape(f"the tape spans [{lowest}, {highest}] but the candle [{candle.low}, {candle.high}]: "
-                               "trades are missing")
 
 
 def reaches(side: Side, price: Decimal, target: Decimal) -> bool:
@@ -149,6 +143,15 @@ def decide(candle: Candle, interval: timedelta, side: Side, adverse: Decimal, ta
     never reaches it contradicts the candle: also `InconsistentTape`.
     """
     check_tape(candle, interval, trades)
+    return verdict(candle, side, adverse, targets, trades)
+
+
+def verdict(candle: Candle, side: Side, adverse: Decimal, targets: Sequence[Decimal],
+            trades: Sequence[AggTrade]) -> TapeVerdict:
+    """`walk`, and the checks that the verdict agrees with the candle (the tape itself already
+    checked by `check_tape`, or the deciding trades a ledger recorded, in order)."""
+    if not trades:
+        raise InconsistentTape(f"no trades in the candle at {candle.open_time.isoformat()}")
     verdict = walk(side, adverse, targets, trades)
     adverse_in_candle = beyond(side, candle.low if side is Side.LONG else candle.high, adverse)
     if adverse_in_candle and verdict.adverse is None:
