@@ -13,6 +13,7 @@ pages = {
         st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("app_pages/trades.py", title="Trades", icon=":material/receipt_long:"),
         st.Page("app_pages/analytics.py", title="Analytics", icon=":material/analytics:"),
+        st.Page("app_pages/signals.py", title="Signals", icon=":material/list_alt:"),
         st.Page("app_pages/methodology.py", title="Methodology", icon=":material/rule:"),
         st.Page("app_pages/verify.py", title="Verify", icon=":material/verified:"),
     ],
@@ -20,6 +21,7 @@ pages = {
     "Owner": [st.Page("app_pages/settings.py", title="Settings", icon=":material/lock:")],
 }
 navigation = st.navigation(pages)
+display.phone_layout()
 try:
     require_schema(loaders.engine(loaders.database_url()))
 except (SchemaMissing, sa.exc.OperationalError):
