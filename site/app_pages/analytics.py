@@ -20,7 +20,8 @@ st.title("Analytics", anchor=False)
 scope.caption(chosen)
 
 if stats["closed_trades"] == 0:
-    display.empty("Analytics appear once trades have closed (none closed in this period).")
+    display.empty("Analytics appear once trades have closed." if chosen.is_all else
+                  "Analytics appear once trades have closed: none closed in this period.")
     st.stop()
 
 st.subheader("What the numbers say", anchor=False)
@@ -53,9 +54,10 @@ with st.container(key="cards"):
                   help="mean / downside deviation of daily returns × √365")
 st.caption("Sharpe and Sortino use one return per UTC day (the day's realized P/L ÷ the equity at the end of the "
            "day before, 0 on days without exits), annualised with √365 and a risk-free rate of 0. "
-           + (f"They are shown from {RATIO_MINIMUM} closed trades on ({stats['closed_trades']} so far): below that "
-              "they say more about luck than about the signals." if not enough else
-              f"Trades per day: {display.number(honest.trades_per_day)}."))
+           f"Trades per day: {display.number(honest.trades_per_day)}.")
+if not enough:
+    st.caption(f"Sharpe and Sortino are shown from {RATIO_MINIMUM} closed trades on "
+               f"({stats['closed_trades']} so far): below that they say more about luck than about the signals.")
 st.caption(f"{stats['ambiguous_trades']} trade(s) hit the stop-loss and the take-profit inside the same candle; the "
            "order inside a candle is unknown, so the stop-loss was recorded (the pessimistic outcome).")
 

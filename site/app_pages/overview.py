@@ -49,7 +49,7 @@ def cards() -> None:
         row = st.columns(4)
         row[0].metric("Total P/L", display.usd(stats["total_pnl_usd"], signed=True),
                       f"{display.pct(stats['total_pnl_usd'] / snap.start_equity if snap.start_equity > 0 else None, signed=True)} "
-                      f"of {display.usd(snap.start_equity)}", border=True)
+                      f"of {display.usd(snap.start_equity).removesuffix('.00')}", border=True)
         row[1].metric("Win rate", display.pct(stats["win_rate"]),
                       f"{stats['wins']} W / {stats['losses']} L / {stats['breakeven']} B", delta_color="off",
                       delta_arrow="off", border=True)
@@ -89,7 +89,8 @@ def cards() -> None:
     st.markdown(f"Every signal is in the public signal log: {signal_log_link('REJECTED', counts.get('rejected', 0))} "
                 f"and {signal_log_link('SKIPPED', counts.get('skipped', 0))}, each with its reason.")
     if stats["closed_trades"] == 0:
-        display.empty("No closed trades in this period yet. The equity curve starts with the first closed trade"
+        display.empty(("No closed trades yet." if CHOSEN.is_all else "No closed trades in this period.")
+                      + " The equity curve starts with the first closed trade"
                       + (f"; {open_count} trade(s) are open right now." if open_count else "."))
         return
     st.markdown(display.honest_words(honest.win_rate, honest.interval, honest.breakeven_win_rate,
