@@ -29,7 +29,7 @@ st.markdown(display.honest_words(honest.win_rate, honest.interval, honest.breake
                                  stats["avg_win_usd"], stats["avg_loss_usd"]))
 with st.container(key="cards"):
     row = st.columns(4)
-    row[0].metric("Break-even win rate", display.pct(honest.breakeven_win_rate), "|avg loss| ÷ (avg win + |avg loss|)",
+    row[0].metric("Break-even win rate", display.pct(honest.breakeven_win_rate), "what this payoff needs",
                   delta_color="off", delta_arrow="off", border=True)
     row[1].metric("Payoff ratio", display.number(honest.payoff_ratio), "avg win ÷ |avg loss|", delta_color="off",
                   delta_arrow="off", border=True)
@@ -77,7 +77,7 @@ def breakdown(title: str, frame: pd.DataFrame, category: str, chart_title: str) 
         "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
         "expectancy_usd": st.column_config.NumberColumn("Expectancy", format="dollar"),
     })
-    right.altair_chart(charts.bar_by(frame, category=category, value="pnl_usd", title=chart_title), width="stretch")
+    right.altair_chart(charts.bar_by(shown, category=category, value="pnl_usd", title=chart_title), width="stretch")
 
 
 breakdown("Per symbol", snap.per_symbol, "symbol", "P/L by symbol")

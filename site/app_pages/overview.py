@@ -80,12 +80,12 @@ def cards() -> None:
         row[1].metric("Calmar", display.number(honest.calmar), "CAGR ÷ max drawdown", delta_color="off",
                       delta_arrow="off", border=True)
         row[2].metric("Payoff ratio", display.number(honest.payoff_ratio),
-                      f"avg win {display.usd(stats['avg_win_usd'])} / loss {display.usd(stats['avg_loss_usd'])}",
+                      f"{display.usd(stats['avg_win_usd'], signed=True)} / {display.usd(stats['avg_loss_usd'])} avg",
                       delta_color="off", delta_arrow="off", border=True)
         row[3].metric("Trades per day", display.number(honest.trades_per_day),
-                      f"best {display.usd(stats['best_trade_usd'], signed=True)} · worst "
-                      f"{display.usd(stats['worst_trade_usd'], signed=True)}", delta_color="off", delta_arrow="off",
-                      border=True)
+                      f"{stats['closed_trades']:,} closed", delta_color="off", delta_arrow="off", border=True,
+                      help=f"Best trade {display.usd(stats['best_trade_usd'], signed=True)}, worst "
+                           f"{display.usd(stats['worst_trade_usd'], signed=True)} (more on the Analytics page).")
     st.markdown(f"Every signal is in the public signal log: {signal_log_link('REJECTED', counts.get('rejected', 0))} "
                 f"and {signal_log_link('SKIPPED', counts.get('skipped', 0))}, each with its reason.")
     if stats["closed_trades"] == 0:

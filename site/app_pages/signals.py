@@ -75,16 +75,18 @@ else:
     frame["trade"] = [display.trade_link(t) if pd.notna(t) else None for t in frame["trade_id"]]
     frame["status"] = [STATUS_WORDS.get(str(s), str(s)) for s in frame["status"]]
     frame["reason"] = frame["reason"].fillna("")
+    frame["side"] = [display.SIDE_WORDS.get(str(v), v) for v in frame["side"]]
     for name in ("time", "received_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True, errors="coerce")
     st.caption(f"{total:,} signal(s); showing {len(frame)}, newest first.")
     st.dataframe(frame[COLUMNS], hide_index=True, width="stretch", placeholder=display.PLACEHOLDER,
                  on_select="rerun", selection_mode="single-column", key="signal_log", column_config={
-                     "trade": st.column_config.LinkColumn("Trade", display_text=r"trade\?trade=(\d+)",
+                     "trade": st.column_config.LinkColumn("Trade", display_text=r"trade\?trade=(\d+)", width=64,
                                                           help="the trade an accepted signal became"),
-                     "time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                     "time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss", width=150),
                      "received_at": st.column_config.DatetimeColumn("Received (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-                     "status": "Status", "reason": st.column_config.TextColumn("Reason", width="large"),
+                     "status": st.column_config.TextColumn("Status", width=80),
+                     "reason": st.column_config.TextColumn("Reason", width=320),
                      "symbol": "Symbol", "side": "Side", "market": "Market", "origin": "Origin",
                      "source": "Source", "id": "Signal id",
                  })

@@ -146,7 +146,7 @@ def return_chart(record: pd.DataFrame, benchmark: pd.DataFrame) -> alt.Chart:
         x=alt.X("time:T", title="time (UTC)", scale=alt.Scale(type="utc")),
         y=alt.Y("return:Q", title="return", axis=alt.Axis(format="+.0~%", minExtent=Y_AXIS_WIDTH)),
         color=alt.Color("series:N", title=None, sort=series, scale=alt.Scale(domain=series, range=[ACCENT, "#e3a33b"]),
-                        legend=alt.Legend(orient="top", labelLimit=260)),
+                        legend=alt.Legend(orient="top", direction="vertical", labelLimit=260)),
         tooltip=[alt.Tooltip("series:N", title="line"), alt.Tooltip("when:N", title="time"),
                  alt.Tooltip("return:Q", title="return", format="+.2%")],
     ).properties(width="container", height=240)
@@ -227,8 +227,11 @@ def monthly_heatmap(monthly: pd.DataFrame) -> alt.Chart:
         "label": [_signed_percent(r) for r in frame["return_pct"]],
         "money": [_money(float(p)) if pd.notna(p) else "" for p in frame["pnl_usd"]],
     })
+    # Only the months the record has (a record of three months is three columns, not a year's grid
+    # of empty cells); a record longer than a year has them all.
+    present = [m for m in MONTHS if m in set(cells["month"])] or list(MONTHS)
     base = alt.Chart(cells).encode(
-        x=alt.X("month:O", sort=list(MONTHS), scale=alt.Scale(domain=list(MONTHS)), title=None,
+        x=alt.X("month:O", sort=present, scale=alt.Scale(domain=present), title=None,
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y("year:O", sort="ascending", title=None),
         tooltip=[alt.Tooltip("year:O"), alt.Tooltip("month:O"), alt.Tooltip("money:N", title="P/L"),

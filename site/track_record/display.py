@@ -146,6 +146,10 @@ STATUS_WORDS = {
 SIDE_WORDS = {"LONG": "Long", "SHORT": "Short"}
 # What a trader reads first: these lead every trade table, in this order.
 KEY_COLUMNS = ("trade_id", "id", "symbol", "side", "status", "pnl_usd", "pnl_pct", "unrealized_usd")
+# Fixed pixel widths for the key columns: together about 550 px, so they show without scrolling
+# in the narrowest desktop table (the page is ~940 px wide at 1400 px; a phone scrolls the rest).
+KEY_WIDTHS = {"trade_id": 64, "id": 64, "symbol": 96, "side": 56, "status": 130, "pnl_usd": 96, "pnl_pct": 96,
+              "unrealized_usd": 96}
 PNL_COLUMNS = ("pnl_usd", "pnl_pct", "unrealized_usd")
 PERCENT_COLUMNS = ("pnl_pct", "to_tp_pct", "to_sl_pct")
 PLACEHOLDER = "—"  # a missing value: never the word "None"
@@ -200,7 +204,8 @@ def table(frame: pd.DataFrame, **options: object) -> None:
 
 def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
     """Labels and formats for the trade tables (Overview, Trades), for the columns present."""
-    link = st.column_config.LinkColumn("Trade", display_text=r"trade\?trade=(\d+)",
+    width = KEY_WIDTHS
+    link = st.column_config.LinkColumn("Trade", display_text=r"trade\?trade=(\d+)", width=width["trade_id"],
                                        help="open the trade's page: its candles, entry and exit")
     config: dict[str, object] = {
         "trade_id": link,
@@ -208,8 +213,10 @@ def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
         "ledger_seq": st.column_config.NumberColumn(
             "Ledger #", format="%d", help="seq of the signal's signal.received entry in the public ledger "
                                           "(committed before any candle was looked at)"),
-        "symbol": "Symbol", "side": "Side", "market": "Market",
-        "leverage": st.column_config.NumberColumn("Leverage", format="%dx"), "status": "Outcome",
+        "symbol": st.column_config.TextColumn("Symbol", width=width["symbol"]),
+        "side": st.column_config.TextColumn("Side", width=width["side"]), "market": "Market",
+        "leverage": st.column_config.NumberColumn("Leverage", format="%dx"),
+        "status": st.column_config.TextColumn("Outcome", width=width["status"]),
         "reason": "Reason", "source": "Source", "signal_id": "Signal id",
         "origin": st.column_config.TextColumn("Origin", help="backfill = signal imported after the fact"),
         "signal_time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss"),
@@ -224,9 +231,9 @@ def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
         "to_tp_pct": st.column_config.NumberColumn("To TP", format="%.2f%%"),
         "to_sl_pct": st.column_config.NumberColumn("To SL", format="%.2f%%"),
         "fees_usd": st.column_config.NumberColumn("Fees", format="dollar"),
-        "pnl_usd": st.column_config.NumberColumn("P/L", format="dollar"),
-        "pnl_pct": st.column_config.NumberColumn("P/L of stake", format="%.2f%%"),
-        "unrealized_usd": st.column_config.NumberColumn("Unrealized", format="dollar"),
+        "pnl_usd": st.column_config.NumberColumn("P/L", format="dollar", width=width["pnl_usd"]),
+        "pnl_pct": st.column_config.NumberColumn("P/L of stake", format="%.2f%%", width=width["pnl_pct"]),
+        "unrealized_usd": st.column_config.NumberColumn("Unrealized", format="dollar", width=width["unrealized_usd"]),
         "stake_usd": st.column_config.NumberColumn("Stake", format="dollar"),
         "age_hours": st.column_config.NumberColumn("Age (h)", format="%.1f"),
         "ambiguous": st.column_config.CheckboxColumn(
