@@ -195,7 +195,7 @@ def _equity_layers(points: pd.DataFrame, x: alt.X, mark_to_market: tuple[datetim
         layers += _live_start_layers(_utc(live_start), x)
     marks = _events_frame(events if events is not None else pd.DataFrame())
     if len(marks):
-        layers.append(_events_layer(marks, x, bottom=y_range[0] if y_range else None))
+        layers += _events_layers(marks, x, bottom=y_range[0] if y_range else None)
     return layers
 
 
@@ -381,7 +381,7 @@ def event_word(label: str) -> str:
     return text.split(" changed", 1)[0][:24] if " changed" in text else text[:24]
 
 
-def _events_layer(marks: pd.DataFrame, x: alt.X, bottom: alt.ExprRef | None = None) -> alt.LayerChart:
+def _events_layers(marks: pd.DataFrame, x: alt.X, bottom: alt.ExprRef | None = None) -> list[alt.Chart]:
     """A dashed rule through the equity panel at each settings change or pause, labelled along
     it ("paused", "stake_usd"), with the whole change in its tooltip."""
     edge = bottom.expr if bottom is not None else "height"
@@ -394,7 +394,7 @@ def _events_layer(marks: pd.DataFrame, x: alt.X, bottom: alt.ExprRef | None = No
     text = alt.Chart(marks.tail(MAX_EVENT_LABELS)).mark_text(
         angle=270, align="right", baseline="bottom", dx=-4, dy=-3, fontSize=10, color="#8a5d12").encode(
         x=x, y=alt.value(0), text="word:N", tooltip=tooltip)
-    return alt.layer(rule, tick, text)
+    return [rule, tick, text]
 
 
 def _ends(points: pd.DataFrame) -> list[pd.Timestamp]:
