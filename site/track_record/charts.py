@@ -143,7 +143,7 @@ def return_chart(record: pd.DataFrame, benchmark: pd.DataFrame) -> alt.Chart:
     frame["when"] = frame["time"].dt.strftime("%Y-%m-%d %H:%M UTC")
     series = ["this record (realized)", "BTCUSDT buy-and-hold"]
     return alt.Chart(frame).mark_line(interpolate="step-after", strokeWidth=1.8).encode(
-        x=alt.X("time:T", title="time (UTC)", scale=alt.Scale(type="utc")),
+        x=alt.X("time:T", title="time (UTC)", scale=alt.Scale(type="utc"), axis=alt.Axis(labelFlush=True)),
         y=alt.Y("return:Q", title="return", axis=alt.Axis(format="+.0~%", minExtent=Y_AXIS_WIDTH)),
         color=alt.Color("series:N", title=None, sort=series, scale=alt.Scale(domain=series, range=[ACCENT, "#e3a33b"]),
                         legend=alt.Legend(orient="top", direction="vertical", labelLimit=260)),
@@ -160,7 +160,8 @@ def daily_pnl_chart(daily: pd.DataFrame) -> alt.Chart:
     field = alt.datum["pnl_usd"]
     colour = alt.when(field > 0).then(alt.value(GREEN)).when(field < 0).then(alt.value(RED)).otherwise(alt.value(GREY))
     return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("yearmonthdate(day):T", title="UTC day", scale=alt.Scale(type="utc")),
+        x=alt.X("yearmonthdate(day):T", title="UTC day", scale=alt.Scale(type="utc"),
+                axis=alt.Axis(labelFlush=True, labelOverlap=True)),
         y=alt.Y("pnl_usd:Q", title="P/L", axis=alt.Axis(format="$,.0f", minExtent=Y_AXIS_WIDTH)),
         color=colour,
         tooltip=[alt.Tooltip("when:N", title="day"), alt.Tooltip("pnl_usd:Q", title="P/L", format="$,.2f")],
@@ -318,7 +319,7 @@ def bar_by(frame: pd.DataFrame, *, category: str, value: str, title: str, value_
     else:
         colour = alt.value(ACCENT)
     return alt.Chart(data, title=title).mark_bar().encode(
-        x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=value_format)),
+        x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=value_format, labelFlush=True, labelOverlap=True)),
         y=alt.Y(f"{category}:N", sort="-x", title=None),
         color=colour,
         tooltip=[alt.Tooltip(f"{category}:N"), alt.Tooltip(f"{value}:Q", format=value_format)],
@@ -409,7 +410,7 @@ def _time_x(ends: list[pd.Timestamp]) -> alt.X:
         # ISO strings with an offset: unambiguous, and unlike epoch milliseconds they survive
         # Streamlit's renderer (a numeric domain there squashes the whole line to one edge).
         scale = alt.Scale(type="utc", nice=False, domain=[min(ends).isoformat(), max(ends).isoformat()])
-    return alt.X("time:T", title="time (UTC)", scale=scale)
+    return alt.X("time:T", title="time (UTC)", scale=scale, axis=alt.Axis(labelFlush=True, labelOverlap=True))
 
 
 def _equity_y(y_range: tuple[Any, Any] | None = None) -> alt.Y:

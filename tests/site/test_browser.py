@@ -258,6 +258,19 @@ def check_desktop(page: Any, path: str, site: str, stats: dict[str, Any], export
         assert metric_value(page, "Win rate") == f"{stats['win_rate'] * 100:.1f}%"
         assert metric_value(page, "Total P/L") == usd(stats["total_pnl_usd"])
         assert "buying BTCUSDT and holding it returned" in page.locator("body").inner_text()
+        # The crosshair: hovering the curve shows the nearest point's date, equity and trade.
+        chart = page.locator('[data-testid="stVegaLiteChart"]').first
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        for fraction in (0.5, 0.55, 0.6):
+            page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] * 0.3, steps=5)
+            page.wait_for_timeout(300)
+        tooltip = page.locator("#vg-tooltip-element")
+        page.wait_for_function("() => (document.querySelector('#vg-tooltip-element') || {}).innerText",
+                               timeout=PAGE_TIMEOUT_MS)
+        words = tooltip.inner_text()
+        assert "time" in words and "equity" in words and "trade" in words, words
+        page.mouse.move(0, 0)
     if path in KEY_HEADERS:
         from track_record.display import KEY_WIDTHS
 
