@@ -28,7 +28,7 @@ from shared.queries import headline_stats
 from track_record import loaders
 
 SITE = Path(__file__).resolve().parents[2] / "site"
-PAGES = ("overview", "trades", "analytics", "methodology")
+PAGES = ("overview", "trades", "analytics", "signals", "methodology")
 SCRIPT = "<script>alert(1)</script>"
 IMAGE = "<img src=x onerror=alert(1)>"
 HOSTILE_TITLE = "<b>x</b> [link](http://evil)"
@@ -190,7 +190,8 @@ def test_the_whole_app_navigates_to_every_page(seeded_database: Any, monkeypatch
     st.cache_resource.clear()
     at = ok(AppTest.from_file(str(SITE / "streamlit_app.py"), default_timeout=60).run())
     assert "Total P/L" in metrics_of(at)  # the default page is the Overview
-    for page, title in (("trades", "Trades"), ("analytics", "Analytics"), ("methodology", "Methodology")):
+    for page, title in (("trades", "Trades"), ("analytics", "Analytics"), ("signals", "Signals"),
+                        ("methodology", "Methodology")):
         at = ok(at.switch_page(f"app_pages/{page}.py").run())
         assert at.title[0].value == title
 
