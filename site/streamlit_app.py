@@ -4,7 +4,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from shared.database import SchemaMissing, require_schema
-from track_record import display, loaders
+from track_record import display, loaders, scope
 
 st.set_page_config(page_title="signalproof — track record", page_icon=":material/query_stats:", layout="wide")
 
@@ -22,6 +22,9 @@ pages = {
 }
 navigation = st.navigation(pages)
 display.phone_layout()
+# The period and live-only switch stay in the address on every page (a page switch drops query
+# parameters; track_record/scope.py puts them back from the session).
+scope.current()
 try:
     require_schema(loaders.engine(loaders.database_url()))
 except (SchemaMissing, sa.exc.OperationalError):

@@ -354,3 +354,21 @@ def test_the_signal_download_address_round_trips() -> None:
     assert api.signal_filter(parse_qsl(urlsplit(url).query)) == flt
     assert api.signals_download_url(SignalFilter()) == api.SIGNALS_CSV
 
+
+
+def test_choosing_a_period_in_the_sidebar_puts_it_in_the_url(seed: Any, page: Run) -> None:
+    trades = closed_only(seed)
+    at = page("overview")
+    assert metrics_of(at)["Closed trades"][0] == str(len(trades))
+    [period] = [s for s in at.sidebar.selectbox if s.label == "Period"]
+    ok(period.set_value("7d").run())
+    week = [t for t in trades if t.exit_time >= midnight(today()) - timedelta(days=6)]
+    assert metrics_of(at)["Closed trades"][0] == str(len(week))
+    assert at.query_params["range"] == "7d"
+    [live] = [t for t in at.sidebar.toggle if t.label == "Live signals only"]
+    ok(live.set_value(True).run())
+    assert at.query_params["live"] == "1" and at.query_params["range"] == "7d"
+    [period] = [s for s in at.sidebar.selectbox if s.label == "Period"]
+    ok(period.set_value("all").run())
+    assert "range" not in at.query_params and at.query_params["live"] == "1"
+    assert metrics_of(at)["Closed trades"][0] == str(sum(t.origin == "live" for t in trades))
