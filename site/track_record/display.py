@@ -152,6 +152,12 @@ KEY_WIDTHS = {"trade_id": 64, "id": 64, "symbol": 96, "side": 56, "status": 130,
               "unrealized_usd": 96}
 PNL_COLUMNS = ("pnl_usd", "pnl_pct", "unrealized_usd")
 PERCENT_COLUMNS = ("pnl_pct", "to_tp_pct", "to_sl_pct")
+PRICE_COLUMNS = ("entry_price", "exit_price", "limit_price", "price", "take_profit", "stop_loss")
+
+
+def _significant(value: float, digits: int = 6) -> float:
+    """A price rounded to `digits` significant digits (the grid then shows it plainly)."""
+    return float(f"{value:.{digits}g}") if pd.notna(value) else float("nan")
 PLACEHOLDER = "—"  # a missing value: never the word "None"
 
 
@@ -178,6 +184,9 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
         frame["status"] = [status_word(v) for v in frame["status"]]
     if "side" in frame:
         frame["side"] = [SIDE_WORDS.get(str(v), str(v)) for v in frame["side"]]
+    for name in PRICE_COLUMNS:  # six significant digits, never an exponent ("0.0000055", "64321.5")
+        if name in frame:
+            frame[name] = [_significant(v) for v in pd.to_numeric(frame[name], errors="coerce")]
     for name in PERCENT_COLUMNS:  # fractions → percentage points, shown with two decimals
         if name in frame:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float) * 100
@@ -222,12 +231,12 @@ def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
         "signal_time": st.column_config.DatetimeColumn("Signal (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         "entry_time": st.column_config.DatetimeColumn("Entry (UTC)", format="YYYY-MM-DD HH:mm"),
         "exit_time": st.column_config.DatetimeColumn("Exit (UTC)", format="YYYY-MM-DD HH:mm"),
-        "entry_price": st.column_config.NumberColumn("Entry", format="%.6g"),
-        "exit_price": st.column_config.NumberColumn("Exit", format="%.6g"),
-        "limit_price": st.column_config.NumberColumn("Limit (pending)", format="%.6g"),
-        "price": st.column_config.NumberColumn("Latest price", format="%.6g"),
-        "take_profit": st.column_config.NumberColumn("Take-profit", format="%.6g"),
-        "stop_loss": st.column_config.NumberColumn("Stop-loss", format="%.6g"),
+        "entry_price": st.column_config.NumberColumn("Entry", format="plain"),
+        "exit_price": st.column_config.NumberColumn("Exit", format="plain"),
+        "limit_price": st.column_config.NumberColumn("Limit (pending)", format="plain"),
+        "price": st.column_config.NumberColumn("Latest price", format="plain"),
+        "take_profit": st.column_config.NumberColumn("Take-profit", format="plain"),
+        "stop_loss": st.column_config.NumberColumn("Stop-loss", format="plain"),
         "to_tp_pct": st.column_config.NumberColumn("To TP", format="%.2f%%"),
         "to_sl_pct": st.column_config.NumberColumn("To SL", format="%.2f%%"),
         "fees_usd": st.column_config.NumberColumn("Fees", format="dollar"),

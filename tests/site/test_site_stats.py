@@ -17,6 +17,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -372,3 +373,20 @@ def test_choosing_a_period_in_the_sidebar_puts_it_in_the_url(seed: Any, page: Ru
     ok(period.set_value("all").run())
     assert "range" not in at.query_params and at.query_params["live"] == "1"
     assert metrics_of(at)["Closed trades"][0] == str(sum(t.origin == "live" for t in trades))
+
+
+def test_tables_read_as_a_trader_reads_them() -> None:
+    """Key columns first, outcomes and sides in words, ids as trade links, prices to six
+    significant digits without an exponent, percentages in points."""
+    from track_record import display
+
+    frame = display.readable(pd.DataFrame({
+        "entry_time": [None], "entry_price": [0.00000551234567], "status": ["CLOSED_TP"], "pnl_pct": [0.0123],
+        "side": ["SHORT"], "symbol": ["ADABTC"], "pnl_usd": [1.23], "trade_id": [7]}))
+    assert list(frame.columns)[:6] == ["trade_id", "symbol", "side", "status", "pnl_usd", "pnl_pct"]
+    row = frame.iloc[0]
+    assert (row["trade_id"], row["side"], row["status"]) == ("trade?trade=7", "Short", "Take-profit")
+    assert row["entry_price"] == 0.00000551235 and row["pnl_pct"] == pytest.approx(1.23)
+    config = display.trade_columns(frame.columns)
+    assert config["entry_price"]["type_config"]["format"] == "plain"  # type: ignore[index]
+    assert config["pnl_usd"]["type_config"]["format"] == "dollar"  # type: ignore[index]
