@@ -145,10 +145,11 @@ STATUS_WORDS = {
 }
 SIDE_WORDS = {"LONG": "Long", "SHORT": "Short"}
 # What a trader reads first: these lead every trade table, in this order.
-KEY_COLUMNS = ("trade_id", "id", "symbol", "side", "status", "pnl_usd", "pnl_pct", "unrealized_usd")
+# P/L before the outcome's words: on a phone the first four columns are what fits.
+KEY_COLUMNS = ("trade_id", "id", "symbol", "side", "pnl_usd", "unrealized_usd", "status", "pnl_pct")
 # Fixed pixel widths for the key columns: together about 550 px, so they show without scrolling
 # in the narrowest desktop table (the page is ~940 px wide at 1400 px; a phone scrolls the rest).
-KEY_WIDTHS = {"trade_id": 64, "id": 64, "symbol": 96, "side": 56, "status": 130, "pnl_usd": 96, "pnl_pct": 96,
+KEY_WIDTHS = {"trade_id": 60, "id": 60, "symbol": 88, "side": 52, "status": 116, "pnl_usd": 88, "pnl_pct": 96,
               "unrealized_usd": 96}
 PNL_COLUMNS = ("pnl_usd", "pnl_pct", "unrealized_usd")
 PERCENT_COLUMNS = ("pnl_pct", "to_tp_pct", "to_sl_pct")

@@ -296,10 +296,11 @@ def build_snapshot(*, session: Session, now: datetime, live_only: bool = False, 
     honest = _honest(stats, daily, starting, active, since=since, until=until, now=now, session=session)
     record_return = curve[["time", "equity"]].assign(
         **{"return": (curve["equity"] / float(starting) - 1) if starting > 0 else np.nan})[["time", "return"]]
-    if honest.end is not None and len(record_return) and honest.end > record_return["time"].iloc[-1]:
-        # Open trades keep the record running to now: its realized line runs on, flat, to where
-        # the benchmark's period ends.
-        last = pd.DataFrame({"time": [pd.Timestamp(honest.end)], "return": [record_return["return"].iloc[-1]]})
+    benchmark_end = honest.benchmark[-1][0] if honest.benchmark else None
+    if benchmark_end is not None and len(record_return) and benchmark_end > record_return["time"].iloc[-1]:
+        # Open trades keep the record running after its last exit: its realized line runs on,
+        # flat, to where the benchmark's line ends, so both cover the same days.
+        last = pd.DataFrame({"time": [pd.Timestamp(benchmark_end)], "return": [record_return["return"].iloc[-1]]})
         record_return = pd.concat([record_return, last], ignore_index=True)
     benchmark = pd.DataFrame(honest.benchmark, columns=["time", "return"])
     return Snapshot(

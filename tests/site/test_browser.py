@@ -42,8 +42,8 @@ PAGE_TIMEOUT_MS = 20_000
 PAGES = {"": "signalproof", "trades": "Trades", "analytics": "Analytics", "signals": "Signals",
          "methodology": "Methodology"}
 # The columns a trader reads first, by their headers, in the tables that show trades.
-KEY_HEADERS = {"": ("Trade", "Symbol", "Side", "Outcome", "P/L", "P/L of stake"),
-               "trades": ("Trade", "Symbol", "Side", "Outcome", "Unrealized"),  # open positions come first
+KEY_HEADERS = {"": ("Trade", "Symbol", "Side", "P/L", "Outcome", "P/L of stake"),
+               "trades": ("Trade", "Symbol", "Side", "Unrealized", "Outcome"),  # open positions come first
                "signals": ("Trade", "Signal (UTC)", "Status", "Reason")}
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -274,8 +274,8 @@ def check_desktop(page: Any, path: str, site: str, stats: dict[str, Any], export
     if path in KEY_HEADERS:
         from track_record.display import KEY_WIDTHS
 
-        widths = {"": ("trade_id", "symbol", "side", "status", "pnl_usd", "pnl_pct"),
-                  "trades": ("trade_id", "symbol", "side", "status", "unrealized_usd")}
+        widths = {"": ("trade_id", "symbol", "side", "pnl_usd", "status", "pnl_pct"),
+                  "trades": ("trade_id", "symbol", "side", "unrealized_usd", "status")}
         key_columns_visible(page, KEY_HEADERS[path], tuple(KEY_WIDTHS[c] for c in widths[path]) if path in widths
                             else (64, 150, 80, 320))
     if path == "trades":

@@ -383,7 +383,7 @@ def test_tables_read_as_a_trader_reads_them() -> None:
     frame = display.readable(pd.DataFrame({
         "entry_time": [None], "entry_price": [0.00000551234567], "status": ["CLOSED_TP"], "pnl_pct": [0.0123],
         "side": ["SHORT"], "symbol": ["ADABTC"], "pnl_usd": [1.23], "trade_id": [7]}))
-    assert list(frame.columns)[:6] == ["trade_id", "symbol", "side", "status", "pnl_usd", "pnl_pct"]
+    assert list(frame.columns)[:6] == ["trade_id", "symbol", "side", "pnl_usd", "status", "pnl_pct"]
     row = frame.iloc[0]
     assert (row["trade_id"], row["side"], row["status"]) == ("trade?trade=7", "Short", "Take-profit")
     assert row["entry_price"] == 0.00000551235 and row["pnl_pct"] == pytest.approx(1.23)
