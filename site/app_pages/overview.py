@@ -69,8 +69,7 @@ def cards() -> None:
                       delta_arrow="off", border=True)
         counts = snap.signal_counts
         row[3].metric("Signals", f"{counts.get('received', 0):,}",
-                      f"{counts.get('accepted', 0):,} traded / {counts.get('rejected', 0):,} rejected / "
-                      f"{counts.get('skipped', 0):,} skipped",
+                      f"{counts.get('accepted', 0):,} traded · {counts.get('rejected', 0) + counts.get('skipped', 0):,} not",
                       delta_color="off", delta_arrow="off", border=True,
                       help="Signals received; rejected = invalid (with a reason), skipped = filtered by a setting. "
                            "Every one is listed, with its reason, on the Signals page.")

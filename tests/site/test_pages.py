@@ -219,7 +219,7 @@ def test_overview_cards_are_the_headline_stats(seeded_database: Any, app: App, d
     assert shown["Open trades"] == (f"{len(open_trades)}", f"{usd(marked, signed=True)} unrealized")
     assert shown["Signals"] == (
         f"{sum(signals.values())}",
-        f"{signals['ACCEPTED']} traded / {signals['REJECTED']} rejected / {signals['SKIPPED']} skipped")
+        f"{signals['ACCEPTED']} traded · {signals['REJECTED'] + signals['SKIPPED']} not")
     assert (signals["ACCEPTED"], signals["REJECTED"], signals["SKIPPED"], signals["NEW"]) == (len(seed.trades), 2, 1, 1)
     assert shown["all time"][0] == usd(total, signed=True)
     assert "PAPER TRADING" in at.markdown[0].value
@@ -252,7 +252,7 @@ def test_overview_empty_database_is_a_friendly_empty_state(app: App) -> None:
     shown = metrics_of(at)
     assert shown["Total P/L"][0] == "$0.00"
     assert shown["Win rate"][0] == shown["Profit factor"][0] == shown["Expectancy"][0] == "—"
-    assert shown["Signals"] == ("0", "0 traded / 0 rejected / 0 skipped")
+    assert shown["Signals"] == ("0", "0 traded · 0 not")
     assert [i.value for i in at.info] == ["No closed trades yet. The equity curve starts with the first closed trade."]
     assert not charts(at) and not at.dataframe
 
