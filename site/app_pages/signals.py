@@ -21,7 +21,8 @@ chosen = scope.controls(today)
 version = loaders.version(URL)
 st.title("Signals", anchor=False)
 scope.caption(chosen)
-st.caption("Every signal received, with what became of it: traded, rejected (invalid, with the reason) or skipped "
+st.caption("Every signal received, with what became of it: accepted (it became a trade), rejected (invalid, with "
+           "the reason) or skipped "
            "(filtered by a setting, with the reason). Nothing is ever dropped. The period selects signals by their "
            "own time (UTC).")
 

@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 
 from shared.models import Origin, Signal, SignalStatus, Trade
 
-STATUS_WORDS = {"NEW": "Waiting", "ACCEPTED": "Traded", "REJECTED": "Rejected", "SKIPPED": "Skipped"}
+# The export's statuses, as words (ACCEPTED = became a trade, NEW = not looked at yet).
+STATUS_WORDS = {"NEW": "New", "ACCEPTED": "Accepted", "REJECTED": "Rejected", "SKIPPED": "Skipped"}
 MAX_CHOICES = 500  # symbols and sources offered in the filters (the most frequent ones)
 
 

@@ -285,12 +285,12 @@ def test_the_signal_log_is_the_signal_export(seed: Any, page: Run, cli: Cli) -> 
     assert len(frame) == len(body) == 7
     # Newest first on the page; the export is by id.
     assert list(frame["id"]) == [row[header.index("id")].removeprefix("'") for row in reversed(body)]
-    words = {"ACCEPTED": "Traded", "REJECTED": "Rejected", "SKIPPED": "Skipped", "NEW": "Waiting"}
+    words = {"ACCEPTED": "Accepted", "REJECTED": "Rejected", "SKIPPED": "Skipped", "NEW": "New"}
     assert list(frame["status"]) == [words[row[header.index("status")]] for row in reversed(body)]
     assert list(frame["reason"]) == [row[header.index("reason")].removeprefix("'") for row in reversed(body)]
-    traded = frame[frame["status"] == "Traded"]
+    traded = frame[frame["status"] == "Accepted"]
     assert sorted(link_ids(traded["trade"])) == sorted(t.id for t in seed.trades)
-    assert frame[frame["status"] != "Traded"]["trade"].isna().all()
+    assert frame[frame["status"] != "Accepted"]["trade"].isna().all()
     [button] = at.get("link_button")
     assert button.proto.url == api.SIGNALS_CSV and button.proto.label == "Download 7 signal(s) as CSV"
 
