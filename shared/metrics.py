@@ -471,3 +471,114 @@ def _sum_by(trades: Iterable[ClosedTrade], key: Callable[[ClosedTrade], _T]) -> 
             totals[k] = totals.get(k, _ZERO) + trade.pnl_usd
     return totals
 
+
+
+# --- the honest statistics: what the observed numbers do and do not say (docs/metrics.md) ---
+
+WILSON_Z = 1.959963984540054  # the two-sided 95 % quantile of the normal distribution
+
+
+def wilson_interval(wins: int, trades: int, z: float = WILSON_Z) -> tuple[float, float] | None:
+    """The 95 % Wilson score interval of a win rate of `wins` out of `trades`; None without trades.
+
+    Unlike p ± z·√(p(1−p)/n) it stays inside [0, 1] and is honest for small samples and for
+    rates near 0 or 1 (10 wins in 10 trades does not mean a 100 % win rate for sure).
+
+    >>> low, high = wilson_interval(52, 100)  # p = .52, z²/n = .0384: centre .5193, half .0961
+    >>> round(low, 4), round(high, 4)
+    (0.4232, 0.6154)
+    """
+    if trades <= 0:
+        return None
+    p = wins / trades
+    z2 = z * z
+    denominator = 1 + z2 / trades
+    centre = (p + z2 / (2 * trades)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / trades + z2 / (4 * trades * trades))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def breakeven_win_rate(avg_win: Decimal | None, avg_loss: Decimal | None) -> float | None:
+    """The win rate at which this payoff makes nothing: |avg loss| / (avg win + |avg loss|).
+
+    None without both a win and a loss (the payoff is not known yet).
+
+    >>> breakeven_win_rate(Decimal(3), Decimal(-2))  # 2 / (3 + 2)
+    0.4
+    """
+    if avg_win is None or avg_loss is None or avg_win + abs(avg_loss) == 0:
+        return None
+    return float(abs(avg_loss) / (avg_win + abs(avg_loss)))
+
+
+def payoff_ratio(avg_win: Decimal | None, avg_loss: Decimal | None) -> float | None:
+    """Average win / |average loss|; None without both.
+
+    >>> payoff_ratio(Decimal(3), Decimal(-2))
+    1.5
+    """
+    if avg_win is None or avg_loss is None or avg_loss == 0:
+        return None
+    return float(avg_win / abs(avg_loss))
+
+
+def record_days(first_entry: datetime, end: datetime) -> float:
+    """The record's length in days (first entry to last exit, or to now while trades are open)."""
+    return max((end - first_entry).total_seconds() / 86400, 0.0)
+
+
+def cagr(starting_balance: Decimal, total_pnl: Decimal, days: float) -> float | None:
+    """Compound annual growth rate of the bankroll: (end / start)^(365 / days) − 1.
+
+    −100 % when the bankroll is gone; None without a positive balance or a positive length.
+    Annualising a few weeks multiplies their luck: the page says so beside it.
+
+    >>> round(cagr(Decimal(1000), Decimal(100), 365), 6)  # one year, +10 %
+    0.1
+    >>> round(cagr(Decimal(1000), Decimal(100), 182.5), 6)  # half a year: 1.1² − 1
+    0.21
+    """
+    if starting_balance <= 0 or days <= 0:
+        return None
+    end = float((starting_balance + total_pnl) / starting_balance)
+    if end <= 0:
+        return -1.0
+    try:
+        return end ** (_DAYS_PER_YEAR / days) - 1
+    except OverflowError:
+        return math.inf
+
+
+def calmar(cagr_value: float | None, max_drawdown_fraction: Decimal | float) -> float | None:
+    """CAGR / maximum drawdown (as fractions); None without a drawdown or a CAGR.
+
+    >>> calmar(0.21, Decimal("0.07"))
+    3.0
+    """
+    if cagr_value is None or not max_drawdown_fraction or not math.isfinite(cagr_value):
+        return None
+    return round(cagr_value / float(max_drawdown_fraction), 12)
+
+
+def trades_per_day(closed: int, days: float) -> float | None:
+    """Closed trades per calendar day of the record; None for a record without length.
+
+    >>> trades_per_day(30, 7.5)
+    4.0
+    """
+    return closed / days if days > 0 else None
+
+
+def buy_and_hold(closes: Sequence[tuple[datetime, Decimal]]) -> list[tuple[datetime, float]]:
+    """The return of buying at the first close and holding, at every later close.
+
+    `closes`: (time, close) oldest first. The first point is 0: bought there.
+
+    >>> t = lambda d: datetime(2024, 1, d, tzinfo=timezone.utc)
+    >>> [round(r, 4) for _, r in buy_and_hold([(t(1), Decimal(100)), (t(2), Decimal(110)), (t(3), Decimal(95))])]
+    [0.0, 0.1, -0.05]
+    """
+    if not closes or closes[0][1] <= 0:
+        return []
+    base = closes[0][1]
+    return [(at, float(close / base - 1)) for at, close in closes]

@@ -96,8 +96,9 @@ def export_fills(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
         yield [_cell(value) for value in row]
 
 
-def export_signals(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
-    """Every signal and what became of it, by id, streamed. A time a bot wrote by hand that no
+def export_signals(*, session: Session, chunk: int = 5000,
+                   where: Sequence[sa.ColumnElement[bool]] = ()) -> Iterator[list[str]]:
+    """Every signal (or those matching `where`: the site's filtered download) and what became of it, by id, streamed. A time a bot wrote by hand that no
     datetime can hold (PostgreSQL's 'infinity', before the worker rejects the row) is exported
     empty rather than failing the whole export (SQLite's unreadable values already read as empty)."""
     table = Signal.__table__  # type: ignore[attr-defined]
@@ -108,6 +109,6 @@ def export_signals(*, session: Session, chunk: int = 5000) -> Iterator[list[str]
         if postgres and isinstance(column.type, UtcDateTime):
             column = sa.type_coerce(sa.case((sa.func.isfinite(column), column), else_=sa.null()), column.type)
         columns.append(column.label(name))
-    statement = sa.select(*columns).order_by(table.c.id).execution_options(yield_per=chunk)
+    statement = sa.select(*columns).where(*where).order_by(table.c.id).execution_options(yield_per=chunk)
     for row in session.connection().execute(statement):
         yield _row(dict(row._mapping), SIGNAL_COLUMNS, SIGNAL_TEXT_COLUMNS)

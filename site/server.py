@@ -14,6 +14,7 @@ app = st.App(
     "streamlit_app.py",
     # The public read-only API (README "Public API"): GET only, each route answers 405 to anything else.
     routes=[Route(api.TRADES_CSV, api.trades_csv, methods=["GET"]),
+            Route(api.SIGNALS_CSV, api.signals_csv, methods=["GET"]),
             *(Route(path, endpoint, methods=["GET"]) for path, endpoint in ledger_api.ROUTES)],
     # The connection's real address for the owner login's per-address wait (see proxies.py).
     middleware=[Middleware(PeerAddress, trusted=proxy_networks(deployment.config().trusted_proxies))],

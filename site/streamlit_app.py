@@ -4,7 +4,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from shared.database import SchemaMissing, require_schema
-from track_record import display, loaders
+from track_record import display, loaders, scope
 
 st.set_page_config(page_title="signalproof — track record", page_icon=":material/query_stats:", layout="wide")
 
@@ -13,6 +13,7 @@ pages = {
         st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("app_pages/trades.py", title="Trades", icon=":material/receipt_long:"),
         st.Page("app_pages/analytics.py", title="Analytics", icon=":material/analytics:"),
+        st.Page("app_pages/signals.py", title="Signals", icon=":material/list_alt:"),
         st.Page("app_pages/methodology.py", title="Methodology", icon=":material/rule:"),
         st.Page("app_pages/verify.py", title="Verify", icon=":material/verified:"),
     ],
@@ -23,6 +24,10 @@ pages = {
 pages["Track record"].append(st.Page("app_pages/trade.py", title="Trade", icon=":material/candlestick_chart:",
                                      url_path="trade", visibility="hidden"))
 navigation = st.navigation(pages)
+display.phone_layout()
+# The period and live-only switch stay in the address on every page (a page switch drops query
+# parameters; track_record/scope.py puts them back from the session).
+scope.current()
 try:
     require_schema(loaders.engine(loaders.database_url()))
 except (SchemaMissing, sa.exc.OperationalError):

@@ -3,33 +3,58 @@
 import pandas as pd
 import streamlit as st
 
+from shared.clock import utcnow
 from shared.metrics import MIN_TRADES_FOR_RATIOS
-from track_record import charts, display, loaders
+from track_record import charts, display, loaders, scope
 
 URL = loaders.database_url()
 RATIO_MINIMUM = MIN_TRADES_FOR_RATIOS
-REASON_NAMES = {"CLOSED_TP": "take-profit", "CLOSED_SL": "stop-loss", "CLOSED_EXPIRED": "expired",
-                "LIQUIDATED": "liquidated", "CLOSED_MANUAL": "closed by the owner", "CANCELLED": "cancelled",
-                "OPEN": "still open", "PENDING": "pending"}
 
-live_only = st.sidebar.toggle("Live signals only", help="Hide trades of signals that were imported after the fact (backfill).")
-snap = loaders.snapshot(URL, loaders.version(URL), live_only)
+today = utcnow().date()
+chosen = scope.controls(today)
+since, until = chosen.bounds(today)
+snap = loaders.snapshot(URL, loaders.version(URL), chosen.live_only, since, until)
 stats = snap.stats
+honest = snap.honest
 st.title("Analytics", anchor=False)
+scope.caption(chosen)
 
 if stats["closed_trades"] == 0:
-    display.empty("Analytics appear once trades have closed.")
+    display.empty("Analytics appear once trades have closed." if chosen.is_all else
+                  "Analytics appear once trades have closed: none closed in this period.")
     st.stop()
 
-row = st.columns(4)
-win_streak, loss_streak = snap.streaks
-row[0].metric("Longest winning streak", f"{win_streak} trade{'' if win_streak == 1 else 's'}", border=True)
-row[1].metric("Longest losing streak", f"{loss_streak} trade{'' if loss_streak == 1 else 's'}", border=True)
-enough = stats["closed_trades"] >= RATIO_MINIMUM
-row[2].metric("Sharpe (daily, annualised)", display.number(stats["sharpe"]) if enough else "—", border=True,
-              help="mean / standard deviation of daily returns × √365")
-row[3].metric("Sortino (daily, annualised)", display.number(stats["sortino"]) if enough else "—", border=True,
-              help="mean / downside deviation of daily returns × √365")
+st.subheader("What the numbers say", anchor=False)
+st.markdown(display.honest_words(honest.win_rate, honest.interval, honest.breakeven_win_rate,
+                                 stats["avg_win_usd"], stats["avg_loss_usd"]))
+with st.container(key="cards"):
+    row = st.columns(4)
+    row[0].metric("Break-even win rate", display.pct(honest.breakeven_win_rate), "what this payoff needs",
+                  delta_color="off", delta_arrow="off", border=True)
+    row[1].metric("Payoff ratio", display.number(honest.payoff_ratio), "avg win ÷ |avg loss|", delta_color="off",
+                  delta_arrow="off", border=True)
+    row[2].metric("CAGR", display.pct(honest.cagr, signed=True) if honest.cagr is not None else "—",
+                  f"over {display.days(honest.days)}" if honest.days else None, delta_color="off", delta_arrow="off",
+                  border=True, help=display.CAGR_HELP)
+    row[3].metric("Calmar", display.number(honest.calmar), "CAGR ÷ max drawdown", delta_color="off",
+                  delta_arrow="off", border=True)
+    row = st.columns(4)
+    row[0].metric("Average win", display.usd(stats["avg_win_usd"], signed=True), border=True)
+    row[1].metric("Average loss", display.usd(stats["avg_loss_usd"], signed=True), border=True)
+    row[2].metric("Best trade", display.usd(stats["best_trade_usd"], signed=True), border=True)
+    row[3].metric("Worst trade", display.usd(stats["worst_trade_usd"], signed=True), border=True)
+    row = st.columns(4)
+    win_streak, loss_streak = snap.streaks
+    row[0].metric("Longest winning streak", f"{win_streak} trade{'' if win_streak == 1 else 's'}", border=True)
+    row[1].metric("Longest losing streak", f"{loss_streak} trade{'' if loss_streak == 1 else 's'}", border=True)
+    enough = stats["closed_trades"] >= RATIO_MINIMUM
+    row[2].metric("Sharpe (daily, annualised)", display.number(stats["sharpe"]) if enough else "—", border=True,
+                  help="mean / standard deviation of daily returns × √365")
+    row[3].metric("Sortino (daily, annualised)", display.number(stats["sortino"]) if enough else "—", border=True,
+                  help="mean / downside deviation of daily returns × √365")
+st.caption("Sharpe and Sortino use one return per UTC day (the day's realized P/L ÷ the equity at the end of the "
+           "day before, 0 on days without exits), annualised with √365 and a risk-free rate of 0. "
+           f"Trades per day: {display.number(honest.trades_per_day)}.")
 if not enough:
     st.caption(f"Sharpe and Sortino are shown from {RATIO_MINIMUM} closed trades on "
                f"({stats['closed_trades']} so far): below that they say more about luck than about the signals.")
@@ -41,13 +66,18 @@ st.caption(f"{stats['ambiguous_trades']} trade(s) hit the stop-loss and the take
 def breakdown(title: str, frame: pd.DataFrame, category: str, chart_title: str) -> None:
     st.subheader(title, anchor=False)
     left, right = st.columns([3, 2])
-    left.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
-        "pnl_usd": st.column_config.NumberColumn("P/L $", format="%.2f"),
+    shown = frame.assign(win_rate=frame["win_rate"] * 100)
+    if category == "side":
+        shown["side"] = [display.SIDE_WORDS.get(str(v), str(v)) for v in shown["side"]]
+    left.dataframe(display.styled(shown), hide_index=True, width="stretch", placeholder=display.PLACEHOLDER,
+                   column_config={
+        category: category.capitalize(), "trades": "Trades", "wins": "Wins", "losses": "Losses",
+        "win_rate": st.column_config.NumberColumn("Win rate", format="%.1f%%"),
+        "pnl_usd": st.column_config.NumberColumn("P/L", format="dollar"),
         "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
-        "expectancy_usd": st.column_config.NumberColumn("Expectancy $", format="%.2f"),
+        "expectancy_usd": st.column_config.NumberColumn("Expectancy", format="dollar"),
     })
-    right.altair_chart(charts.bar_by(frame, category=category, value="pnl_usd", title=chart_title), width="stretch")
+    right.altair_chart(charts.bar_by(shown, category=category, value="pnl_usd", title=chart_title), width="stretch")
 
 
 breakdown("Per symbol", snap.per_symbol, "symbol", "P/L by symbol")
@@ -58,14 +88,17 @@ ended = snap.exit_reasons[~snap.exit_reasons["status"].isin(["OPEN", "PENDING"])
 if ended.empty:
     display.empty("No trade has ended yet.")
 else:
-    reasons = ended.assign(reason=lambda f: f["status"].map(REASON_NAMES).fillna(f["status"]))
+    reasons = ended.assign(reason=[display.status_word(s) for s in ended["status"]])
     st.altair_chart(charts.bar_by(reasons, category="reason", value="trades", title="Trades by outcome",
-                                  value_format=",d", colour_by_sign=False), width="stretch")
+                                  value_format=",d", colours=charts.OUTCOME_BAR_COLOURS), width="stretch")
 
 st.subheader("Monthly returns", anchor=False)
 st.altair_chart(charts.monthly_heatmap(snap.monthly), width="stretch")
-st.caption("Return = the month's P/L ÷ equity at the end of the month before (starting balance "
-           f"\\${snap.starting_balance:,.0f}).")
+st.caption("Colour and text: the month's return = its P/L ÷ the equity at the end of the month before "
+           f"(\\${snap.start_equity:,.2f} at the start of this period); hover a month for its P/L in \\$.")
+
+st.subheader("P/L per day", anchor=False)
+st.altair_chart(charts.daily_pnl_chart(snap.daily_pnl), width="stretch")
 
 left, right = st.columns(2)
 with left:
@@ -75,4 +108,6 @@ with right:
     st.subheader("Time in trade", anchor=False)
     st.altair_chart(charts.duration_histogram(snap.duration_bins), width="stretch")
 st.caption("Every closed trade is counted, in fine bins (10 cents of P/L; 20 per power of ten of hours) "
-           "regrouped into the bars above.")
+           "regrouped into the bars above."
+           + (" **These two charts are of the whole record (all time)**, whatever the period chosen: their bins "
+              "are kept for all trades, not per day." if snap.distributions_all_time else ""))

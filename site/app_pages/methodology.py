@@ -83,6 +83,26 @@ Nothing is dropped silently, and no setting can edit or delete a recorded signal
 """)
 st.caption("The complete rules, word for word, are in the project's repository: `docs/trade-rules.md` (with `docs/signals.md`, `docs/metrics.md` and `docs/export-schema.md` beside it).")
 
+st.subheader("Statistics", anchor=False)
+st.markdown("""
+- **95% interval of the win rate** — the Wilson score interval: with *p* = wins ÷ trades and *z* = 1.96,
+  centre = (*p* + *z*²/2*n*) ÷ (1 + *z*²/*n*), half-width = *z* ÷ (1 + *z*²/*n*) × √(*p*(1 − *p*)/*n* + *z*²/4*n*²).
+  It says how far the true win rate may be from the observed one; ten wins in ten trades is 72–100%, not 100%.
+- **Break-even win rate** = |average loss| ÷ (average win + |average loss|): the win rate at which this payoff
+  makes nothing. The Overview says whether the observed win rate — and its whole interval — is above or below it.
+- **Payoff ratio** = average win ÷ |average loss|. **Trades per day** = closed trades ÷ the record's days.
+- **CAGR** = (equity at the end ÷ equity at the start)^(365 ÷ days) − 1 over the record's days (first entry to last
+  exit, or to now while trades are open). Over a few weeks it mostly multiplies luck.
+- **Calmar** = CAGR ÷ maximum drawdown (as a fraction of its peak).
+- **Sharpe / Sortino** — from one return per UTC day (that day's realized P/L ÷ the equity at the end of the day
+  before, 0 on days without exits), × √365, risk-free rate 0; shown from 30 closed trades on.
+- **Benchmark** — BTCUSDT bought at the daily close just before the record's first entry (midnight UTC) and held
+  to the last daily close before its end, from daily candles the worker stores (the site never calls the
+  exchange).
+- **Periods** (sidebar, kept in the page address): a period counts the trades that *closed* in it, and its
+  equity starts from the equity at its start. "Last 30 days" is today (UTC) and the 29 days before.
+""")
+
 st.subheader("Settings in force", anchor=False)
 st.dataframe([{"setting": key, "value": value} for key, value in snap.settings.items()], hide_index=True, width="stretch",
              height="content")  # every row visible: no scrolling inside the table

@@ -1,6 +1,7 @@
 """The site's HTTP routes beside the Streamlit app (served by site/server.py).
 
-`GET /api/v1/trades.csv` streams the trade history in the export schema of `signalproof trades
+`GET /api/v1/trades.csv` (and `/api/v1/signals.csv`, the signal log as `signalproof signals export`
+writes it) streams the trade history in the export schema of `signalproof trades
 export`, filtered like the Trades page. It is written chunk by chunk from a read-only
 connection as the visitor reads it, so memory stays flat whatever the number of trades; a
 bounded number of downloads run at once (each holds a database connection), the others are
@@ -15,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy.engine import Engine
@@ -24,13 +26,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared.models import Market, Side, TradeStatus
-from shared.trades import TRADE_COLUMNS, trade_export_row, write_csv
+from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, trade_export_row, write_csv
 from track_record import deployment
 from track_record.record import HistoryFilter, filtered_trades
+from track_record.signal_log import ORIGINS, STATUSES, SignalFilter
 
 log = logging.getLogger("signalproof.site.api")
 
 TRADES_CSV = "/api/v1/trades.csv"
+SIGNALS_CSV = "/api/v1/signals.csv"
 # Rows read from the database at a time and written per piece sent to the visitor. Small on
 # purpose: memory per download is about this many rows (measured: 4 parallel downloads of 200k
 # trades added 240 MiB with batches of 5000, 44 MiB with 1000).
@@ -38,6 +42,7 @@ ROWS_PER_CHUNK = 500
 MAX_DOWNLOADS = 4  # at once; each holds a database connection while it streams
 MAX_VALUES = 50  # per repeated parameter
 MAX_SYMBOL_CHARS = 30
+MAX_SOURCE_CHARS = 200
 HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
 _downloads = threading.BoundedSemaphore(MAX_DOWNLOADS)
 
@@ -113,6 +118,52 @@ def download_url(flt: HistoryFilter) -> str:
     return TRADES_CSV + (f"?{urlencode(params)}" if params else "")
 
 
+def _grouped(params: list[tuple[str, str]], allowed: set[str], once: set[str]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for key, value in params:
+        values.setdefault(key, []).append(value)
+    unknown = set(values) - allowed
+    if unknown:
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0][:40]!r}")
+    for key, given in values.items():
+        if len(given) > MAX_VALUES:
+            raise BadRequest(f"{key}: at most {MAX_VALUES} values")
+        if key in once and len(given) > 1:
+            raise BadRequest(f"{key}: give it once")
+    return values
+
+
+def signal_filter(params: list[tuple[str, str]]) -> SignalFilter:
+    """The signal log's filters from query parameters (`status`, `symbol`, `source`, `origin` may
+    repeat; `since`/`until` are UTC dates of the signal's time, both inclusive)."""
+    values = _grouped(params, {"status", "symbol", "source", "origin", "since", "until"}, {"since", "until"})
+    for symbol in values.get("symbol", []):
+        if not symbol or len(symbol) > MAX_SYMBOL_CHARS:
+            raise BadRequest(f"symbol: {symbol[:40]!r} is too long")
+    for source in values.get("source", []):
+        if len(source) > MAX_SOURCE_CHARS:
+            raise BadRequest(f"source: at most {MAX_SOURCE_CHARS} characters")
+    since = _day(values.get("since", [None])[0], "since")
+    until = _day(values.get("until", [None])[0], "until")
+    if since and until and until < since:
+        raise BadRequest("until: before since")
+    return SignalFilter(
+        statuses=_choices(values.get("status", []), "status", set(STATUSES)),
+        symbols=tuple(values.get("symbol", [])), sources=tuple(values.get("source", [])),
+        origins=_choices(values.get("origin", []), "origin", set(ORIGINS)), first_day=since, last_day=until)
+
+
+def signals_download_url(flt: SignalFilter) -> str:
+    """The signal log's download with these filters (no filter: the whole `signals export`)."""
+    params = [("status", s) for s in flt.statuses] + [("symbol", s) for s in flt.symbols]
+    params += [("source", s) for s in flt.sources] + [("origin", o) for o in flt.origins]
+    if flt.first_day is not None:
+        params.append(("since", flt.first_day.isoformat()))
+    if flt.last_day is not None:
+        params.append(("until", flt.last_day.isoformat()))
+    return SIGNALS_CSV + (f"?{urlencode(params)}" if params else "")
+
+
 @lru_cache(maxsize=4)
 def read_only_engine(url: str) -> Engine:
     """Read-only, like every public page's: this route can never write."""
@@ -135,6 +186,20 @@ def csv_chunks(engine: Engine, flt: HistoryFilter, rows_per_chunk: int = ROWS_PE
     yield _drain(buffer)
 
 
+def signal_csv_chunks(engine: Engine, flt: SignalFilter, rows_per_chunk: int = ROWS_PER_CHUNK) -> Iterator[str]:
+    """`signalproof signals export` for these filters, in pieces (as `csv_chunks`)."""
+    buffer = io.StringIO()
+    write_csv(buffer, SIGNAL_COLUMNS, [])
+    writer = csv.writer(buffer, lineterminator="\n")
+    with Session(engine) as session:
+        rows = export_signals(session=session, chunk=rows_per_chunk, where=flt.conditions())
+        for n, row in enumerate(rows, start=1):
+            writer.writerow(row)
+            if n % rows_per_chunk == 0:
+                yield _drain(buffer)
+    yield _drain(buffer)
+
+
 def _drain(buffer: io.StringIO) -> str:
     text = buffer.getvalue()
     buffer.seek(0)
@@ -147,26 +212,34 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 async def trades_csv(request: Request) -> Response:
+    return await _download(request, "trades", history_filter, csv_chunks, "the trade history")
+
+
+async def signals_csv(request: Request) -> Response:
+    return await _download(request, "signals", signal_filter, signal_csv_chunks, "the signal log")
+
+
+async def _download(request: Request, name: str, read_filter: Any, chunker: Any, what: str) -> Response:
     try:
-        flt = history_filter(list(request.query_params.multi_items()))
+        flt = read_filter(list(request.query_params.multi_items()))
     except BadRequest as bad:
         return _error(400, str(bad))
     except Exception as exc:  # whatever a query string does, never a traceback
-        log.error("trades.csv: unreadable parameters: %s", type(exc).__name__)
+        log.error("%s.csv: unreadable parameters: %s", name, type(exc).__name__)
         return _error(400, "unreadable query parameters")
     if not _downloads.acquire(blocking=False):
         return _error(503, "too many downloads at once: try again in a minute")
     try:
-        chunks = csv_chunks(read_only_engine(deployment.config().site_read_url), flt)
+        chunks = chunker(read_only_engine(deployment.config().site_read_url), flt)
         # The first piece is read here, so a database that cannot be read is a clean 500, not a
         # response that breaks off after its headers.
         first = await run_in_threadpool(next, chunks)
     except Exception as exc:  # one line in the log (no traceback there either), nothing for the visitor
         _downloads.release()
-        log.error("trades.csv: the database cannot be read: %s: %s", type(exc).__name__, str(exc).splitlines()[0])
-        return _error(500, "the trade history cannot be read right now")
+        log.error("%s.csv: the database cannot be read: %s: %s", name, type(exc).__name__, str(exc).splitlines()[0])
+        return _error(500, f"{what} cannot be read right now")
     return StreamingResponse(_released(first, chunks), media_type="text/csv; charset=utf-8", headers={
-        **HEADERS, "Content-Disposition": 'attachment; filename="signalproof-trades.csv"'})
+        **HEADERS, "Content-Disposition": f'attachment; filename="signalproof-{name}.csv"'})
 
 
 async def _released(first: str, chunks: Iterator[str]) -> AsyncIterator[str]:

@@ -107,10 +107,65 @@ def curve_chart(curve: pd.DataFrame, *, mark_to_market: tuple[datetime, float] |
     # Ranges in terms of the plot's actual height (the page may size it), split in the same ratio.
     split = f"height * {EQUITY_HEIGHT / height:.4f}"
     gap = f"height * {(EQUITY_HEIGHT + PANEL_GAP) / height:.4f}"
+    y = _equity_y((alt.ExprRef(split), 0))
     equity = alt.layer(*_equity_layers(points, x, mark_to_market, live_start, events,
-                                       y_range=(alt.ExprRef(split), 0)))
+                                       y_range=(alt.ExprRef(split), 0)), *_crosshair_layers(points, x, y))
     drawdown = _drawdown_layer(points, x, y_range=(alt.ExprRef("height"), alt.ExprRef(gap)))
     return alt.layer(equity, drawdown).resolve_scale(y="independent").properties(width="container", height=height)
+
+
+def _crosshair_layers(points: pd.DataFrame, x: alt.X, y: alt.Y) -> list[alt.Chart]:
+    """A vertical rule through both panels at the point nearest the pointer, the point itself
+    ringed, and a tooltip with its date, equity and trade."""
+    nearest = alt.selection_point(name="nearest", nearest=True, on="pointerover", fields=["time"], empty=False,
+                                  clear="pointerout")
+    base = alt.Chart(points)
+    tooltip = [alt.Tooltip("when:N", title="time"), alt.Tooltip("equity:Q", title="equity", format="$,.2f"),
+               alt.Tooltip("drawdown_pct:Q", title="below peak", format=".2%"), alt.Tooltip("trade:N", title="trade")]
+    return [
+        base.mark_point(opacity=0, size=400).encode(x=x, y=y, tooltip=tooltip).add_params(nearest),
+        base.mark_rule(color=INK, strokeWidth=1, strokeDash=[3, 3]).encode(
+            x=x, y=alt.value(0), y2=alt.value(alt.expr("height")),
+            opacity=alt.when(nearest).then(alt.value(0.6)).otherwise(alt.value(0))),
+        base.mark_point(filled=True, size=70, color=ACCENT).encode(
+            x=x, y=y, opacity=alt.when(nearest).then(alt.value(1)).otherwise(alt.value(0))),
+    ]
+
+
+def return_chart(record: pd.DataFrame, benchmark: pd.DataFrame) -> alt.Chart:
+    """The record's realized return beside BTCUSDT buy-and-hold over the same days, both in %
+    of where they started (`record`/`benchmark`: time, return as a fraction)."""
+    ours = _with_columns(record, ("time", "return"))[["time", "return"]].assign(series="this record (realized)")
+    theirs = _with_columns(benchmark, ("time", "return"))[["time", "return"]].assign(series="BTCUSDT buy-and-hold")
+    frame = pd.concat([ours, theirs], ignore_index=True)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame = frame.dropna(subset=["return"])
+    frame["when"] = frame["time"].dt.strftime("%Y-%m-%d %H:%M UTC")
+    series = ["this record (realized)", "BTCUSDT buy-and-hold"]
+    return alt.Chart(frame).mark_line(interpolate="step-after", strokeWidth=1.8).encode(
+        x=alt.X("time:T", title="time (UTC)", scale=alt.Scale(type="utc"), axis=alt.Axis(labelFlush=True)),
+        y=alt.Y("return:Q", title="return", axis=alt.Axis(format="+.0~%", minExtent=Y_AXIS_WIDTH)),
+        color=alt.Color("series:N", title=None, sort=series, scale=alt.Scale(domain=series, range=[ACCENT, "#e3a33b"]),
+                        legend=alt.Legend(orient="top", direction="vertical", labelLimit=260)),
+        tooltip=[alt.Tooltip("series:N", title="line"), alt.Tooltip("when:N", title="time"),
+                 alt.Tooltip("return:Q", title="return", format="+.2%")],
+    ).properties(width="container", height=240)
+
+
+def daily_pnl_chart(daily: pd.DataFrame) -> alt.Chart:
+    """Realized P/L per UTC day as bars, green up and red down (`daily`: day, pnl_usd)."""
+    frame = _with_columns(daily, ("day", "pnl_usd"))[["day", "pnl_usd"]].copy()
+    frame["day"] = pd.to_datetime(frame["day"], utc=True)
+    frame["when"] = frame["day"].dt.strftime("%Y-%m-%d")
+    field = alt.datum["pnl_usd"]
+    colour = alt.when(field > 0).then(alt.value(GREEN)).when(field < 0).then(alt.value(RED)).otherwise(alt.value(GREY))
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("yearmonthdate(day):T", title="UTC day", scale=alt.Scale(type="utc"),
+                axis=alt.Axis(labelFlush=True, labelOverlap=True)),
+        y=alt.Y("pnl_usd:Q", title="P/L", axis=alt.Axis(format="$,.0f", minExtent=Y_AXIS_WIDTH)),
+        color=colour,
+        tooltip=[alt.Tooltip("when:N", title="day"), alt.Tooltip("pnl_usd:Q", title="P/L", format="$,.2f")],
+    ).properties(width="container", height=200)
 
 
 def _curve_x(points: pd.DataFrame, mark_to_market: tuple[datetime, float] | None, live_start: datetime | None,
@@ -141,7 +196,7 @@ def _equity_layers(points: pd.DataFrame, x: alt.X, mark_to_market: tuple[datetim
         layers += _live_start_layers(_utc(live_start), x)
     marks = _events_frame(events if events is not None else pd.DataFrame())
     if len(marks):
-        layers.append(_events_layer(marks, x, bottom=y_range[0] if y_range else None))
+        layers += _events_layers(marks, x, bottom=y_range[0] if y_range else None)
     return layers
 
 
@@ -168,21 +223,27 @@ def monthly_heatmap(monthly: pd.DataFrame) -> alt.Chart:
         "year": frame["year"].astype("Int64").astype(str),
         "month": [MONTHS[int(m) - 1] for m in frame["month"]],
         "pnl_usd": frame["pnl_usd"].astype(float),
+        "return_pct": pd.to_numeric(frame["return_pct"], errors="coerce").astype(float),
         # Formatted here, not in Vega: a missing return (no bankroll yet) must read as blank, not "NaN%".
         "label": [_signed_percent(r) for r in frame["return_pct"]],
+        "money": [_money(float(p)) if pd.notna(p) else "" for p in frame["pnl_usd"]],
     })
+    # Only the months the record has (a record of three months is three columns, not a year's grid
+    # of empty cells); a record longer than a year has them all.
+    present = [m for m in MONTHS if m in set(cells["month"])] or list(MONTHS)
     base = alt.Chart(cells).encode(
-        x=alt.X("month:O", sort=list(MONTHS), scale=alt.Scale(domain=list(MONTHS)), title=None,
+        x=alt.X("month:O", sort=present, scale=alt.Scale(domain=present), title=None,
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y("year:O", sort="ascending", title=None),
-        tooltip=[alt.Tooltip("year:O"), alt.Tooltip("month:O"), alt.Tooltip("pnl_usd:Q", title="P/L", format="$,.2f"),
+        tooltip=[alt.Tooltip("year:O"), alt.Tooltip("month:O"), alt.Tooltip("money:N", title="P/L"),
                  alt.Tooltip("label:N", title="return")],
     )
-    # The colour domain is symmetric so that equal gains and losses get equally strong colours.
-    reach = float(cells["pnl_usd"].abs().max()) if len(cells) else 0.0
-    reach = reach if reach > 0 else 1.0
+    # Colour and text both say the return (%); the tooltip adds the $. The colour domain is
+    # symmetric so that equal gains and losses get equally strong colours.
+    reach = float(cells["return_pct"].abs().max()) if cells["return_pct"].notna().any() else 0.0
+    reach = reach if reach > 0 else 0.01
     rects = base.mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.Color("pnl_usd:Q", title="P/L ($)", legend=alt.Legend(format="$,.0f"),
+        color=alt.Color("return_pct:Q", title="return", legend=alt.Legend(format="+.0~%"),
                         scale=alt.Scale(domain=[-reach, reach], domainMid=0, range=[RED, "#f4f4f2", GREEN])),
     )
     text = base.mark_text(fontSize=11, color=INK).encode(text="label:N")
@@ -235,22 +296,30 @@ def duration_histogram(trades: pd.DataFrame) -> alt.Chart:
     ).properties(width="container", height=220)
 
 
+OUTCOME_BAR_COLOURS = {"Take-profit": GREEN, "Stop-loss": RED, "Liquidated": "#8c1d2a", "Expired": GREY,
+                       "Closed by the owner": "#6b7785", "Cancelled": "#c7ccd1"}
+
+
 def bar_by(frame: pd.DataFrame, *, category: str, value: str, title: str, value_format: str = "$,.2f",
-           colour_by_sign: bool = True) -> alt.Chart:
+           colour_by_sign: bool = True, colours: dict[str, str] | None = None) -> alt.Chart:
     """Horizontal bars of `value` per `category`, largest first.
 
     Colour follows the sign (green gain, red loss, grey zero); pass `colour_by_sign=False` for
-    counts, where green would wrongly suggest profit.
+    counts, where green would wrongly suggest profit, or `colours` per category (outcomes).
     """
     data = _with_columns(frame, (category, value))[[category, value]]
-    if colour_by_sign:
+    if colours:
+        names = [c for c in colours if c in set(data[category])] + sorted(set(data[category]) - set(colours))
+        colour = alt.Color(f"{category}:N", legend=None,
+                           scale=alt.Scale(domain=names, range=[colours.get(n, ACCENT) for n in names]))
+    elif colour_by_sign:
         field = alt.datum[value]
         colour = (alt.when(field > 0).then(alt.value(GREEN)).when(field < 0).then(alt.value(RED))
                   .otherwise(alt.value(GREY)))
     else:
         colour = alt.value(ACCENT)
     return alt.Chart(data, title=title).mark_bar().encode(
-        x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=value_format)),
+        x=alt.X(f"{value}:Q", title=None, axis=alt.Axis(format=value_format, labelFlush=True, labelOverlap=True)),
         y=alt.Y(f"{category}:N", sort="-x", title=None),
         color=colour,
         tooltip=[alt.Tooltip(f"{category}:N"), alt.Tooltip(f"{value}:Q", format=value_format)],
@@ -302,15 +371,31 @@ def _events_frame(events: pd.DataFrame) -> pd.DataFrame:
     return marks
 
 
-def _events_layer(marks: pd.DataFrame, x: alt.X, bottom: alt.ExprRef | None = None) -> alt.Chart:
-    """Short ticks along the bottom edge (of the equity panel): visible without crowding the
-    curve, hoverable for the label."""
+MAX_EVENT_LABELS = 12  # more would overlap: the rest keep their marker and tooltip
+
+
+def event_word(label: str) -> str:
+    """A settings change's marker text: "paused", "resumed", or the setting's name."""
+    text = str(label)
+    if text.startswith("paused changed"):
+        return "resumed" if text.rstrip().endswith("false") else "paused"
+    return text.split(" changed", 1)[0][:24] if " changed" in text else text[:24]
+
+
+def _events_layers(marks: pd.DataFrame, x: alt.X, bottom: alt.ExprRef | None = None) -> list[alt.Chart]:
+    """A dashed rule through the equity panel at each settings change or pause, labelled along
+    it ("paused", "stake_usd"), with the whole change in its tooltip."""
     edge = bottom.expr if bottom is not None else "height"
-    base, top = alt.value(alt.expr(edge)), alt.value(alt.expr(f"{edge} - 12"))
-    return alt.Chart(marks).mark_rule(color=GREY, strokeWidth=3).encode(
-        x=x, y=base, y2=top,
-        tooltip=[alt.Tooltip("when:N", title="time"), alt.Tooltip("label:N", title="change")],
-    )
+    marks = marks.assign(word=[event_word(label) for label in marks["label"]])
+    tooltip = [alt.Tooltip("when:N", title="time"), alt.Tooltip("label:N", title="change")]
+    rule = alt.Chart(marks).mark_rule(color="#b07a1e", strokeWidth=1.2, strokeDash=[4, 3]).encode(
+        x=x, y=alt.value(0), y2=alt.value(alt.expr(edge)), tooltip=tooltip)
+    tick = alt.Chart(marks).mark_rule(color="#b07a1e", strokeWidth=4).encode(
+        x=x, y=alt.value(alt.expr(edge)), y2=alt.value(alt.expr(f"{edge} - 10")), tooltip=tooltip)
+    text = alt.Chart(marks.tail(MAX_EVENT_LABELS)).mark_text(
+        angle=270, align="right", baseline="bottom", dx=-4, dy=-3, fontSize=10, color="#8a5d12").encode(
+        x=x, y=alt.value(0), text="word:N", tooltip=tooltip)
+    return [rule, tick, text]
 
 
 def _ends(points: pd.DataFrame) -> list[pd.Timestamp]:
@@ -325,7 +410,7 @@ def _time_x(ends: list[pd.Timestamp]) -> alt.X:
         # ISO strings with an offset: unambiguous, and unlike epoch milliseconds they survive
         # Streamlit's renderer (a numeric domain there squashes the whole line to one edge).
         scale = alt.Scale(type="utc", nice=False, domain=[min(ends).isoformat(), max(ends).isoformat()])
-    return alt.X("time:T", title="time (UTC)", scale=scale)
+    return alt.X("time:T", title="time (UTC)", scale=scale, axis=alt.Axis(labelFlush=True, labelOverlap=True))
 
 
 def _equity_y(y_range: tuple[Any, Any] | None = None) -> alt.Y:

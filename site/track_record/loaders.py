@@ -20,6 +20,7 @@ from shared.database import transaction
 from shared.heartbeat import read as heartbeat_row
 from shared.models import LatestPrice, RuntimeSettings, Trade
 from track_record import deployment, record
+from track_record import signal_log as signal_log_module
 
 if TYPE_CHECKING:
     from track_record import self_check
@@ -86,19 +87,22 @@ def version(url: str) -> tuple[int, str]:
 SNAPSHOT_MINUTES = 5  # "the last 7 days" moves with the clock: a snapshot is rebuilt at least this often
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _snapshot(url: str, data_version: tuple[int, str], live_only: bool, period: int) -> record.Snapshot:
+@st.cache_data(max_entries=16, show_spinner=False)
+def _snapshot(url: str, data_version: tuple[int, str], live_only: bool, period: int, since: datetime | None,
+              until: datetime | None) -> record.Snapshot:
     """`data_version` and `period` (the clock, in SNAPSHOT_MINUTES) are only the cache key."""
     with _session(url) as session:
-        return record.build_snapshot(now=utcnow(), live_only=live_only, session=session)
+        return record.build_snapshot(now=utcnow(), live_only=live_only, since=since, until=until, session=session)
 
 
-def snapshot(url: str, data_version: tuple[int, str], live_only: bool) -> record.Snapshot:
+def snapshot(url: str, data_version: tuple[int, str], live_only: bool, since: datetime | None = None,
+             until: datetime | None = None) -> record.Snapshot:
     """What the Overview, Analytics and Methodology show (small, already reduced frames), built
     from the summary tables once per data version (a few hundred milliseconds at most), so a
-    close or an owner's change is on the next refresh."""
+    close or an owner's change is on the next refresh. `since`/`until`: the period shown
+    (track_record/scope.py), whole UTC days."""
     period = int(utcnow().timestamp() // (SNAPSHOT_MINUTES * 60))
-    return _snapshot(url, data_version, live_only, period)
+    return _snapshot(url, data_version, live_only, period, since, until)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -126,6 +130,27 @@ def history(url: str, data_version: tuple[int, str], flt: record.HistoryFilter, 
 def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
     with _session(url) as session:
         return record.symbols(session=session)
+
+
+@st.cache_data(ttl=60, max_entries=64, show_spinner=False)
+def signal_log(url: str, data_version: tuple[int, str], flt: "signal_log_module.SignalFilter", page: int,
+               size: int) -> tuple[list[dict[str, object]], int]:
+    """One page of the public signal log and the number of matching signals (SQL, paged)."""
+    with _session(url) as session:
+        return signal_log_module.signal_page(flt, page=page, size=size, session=session)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def signal_choices(url: str, data_version: tuple[int, str]) -> dict[str, list[str]]:
+    """The symbols and sources signals came with (for the signal log's filters)."""
+    with _session(url) as session:
+        return signal_log_module.choices(session=session)
+
+
+def signals_csv_url(flt: "signal_log_module.SignalFilter") -> str:
+    from track_record import api
+
+    return api.signals_download_url(flt)
 
 
 def ledger_state(url: str, *, for_banner: bool = False) -> "self_check.State | None":

@@ -8,7 +8,7 @@ in SQL (`trade_page`), never loaded whole.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, localcontext
 from collections.abc import Sequence
 from typing import Any
@@ -18,12 +18,16 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from shared import metrics, queries, settings as runtime, summaries
-from shared.exits import Fill as ExitFill, TradeState, TradeTerms, next_targets, stop_in_force, unrealized_pnl
-from shared.money import EXACT_CONTEXT
+from shared import candle_store, metrics, queries, settings as runtime, summaries
+from shared.columns import plain_on_postgres
+from shared.candles import INTERVALS
+from shared.exits import (
+    Fill as ExitFill, TradeState, TradeTerms, liquidation_price, next_targets, stop_in_force, unrealized_pnl,
+)
+from shared.money import EXACT_CONTEXT, exact_sum
 from shared.owner import OWNER
 from shared.models import (
-    CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, SignalStatus, Trade, TradeBreakdown, TradeStatus,
+    CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, SignalStatus, StoredCandle, Trade, TradeStatus,
     WorkerHeartbeat,
 )
 from shared.rollup import Tally
@@ -56,6 +60,37 @@ class Snapshot:
     pnl_bins: pd.DataFrame  # pnl_usd (a bin's middle), trades: every closed trade, binned by $0.10
     duration_bins: pd.DataFrame  # duration_hours (a bin's middle on a log scale), trades
     streaks: tuple[int, int]
+    # The period shown (None: open-ended) and what it starts from: the starting balance plus
+    # everything realized before it.
+    since: datetime | None = None
+    until: datetime | None = None
+    start_equity: float = 0.0
+    honest: "Honest | None" = None
+    daily_pnl: pd.DataFrame | None = None  # day, pnl_usd: every UTC day of the period with an exit
+    benchmark: pd.DataFrame | None = None  # time, return (BTCUSDT buy-and-hold from the period's start)
+    record_return: pd.DataFrame | None = None  # time, return (the realized equity, as the benchmark)
+    distributions_all_time: bool = False  # the histograms are of the whole record, whatever the period
+
+
+@dataclass(frozen=True)
+class Honest:
+    """What the observed numbers do and do not say (shared.metrics; docs/metrics.md)."""
+
+    win_rate: float | None
+    interval: tuple[float, float] | None  # 95 % Wilson interval of the win rate
+    breakeven_win_rate: float | None
+    payoff_ratio: float | None
+    days: float  # the record's length: first entry to last exit (or now, with trades open)
+    first_entry: datetime | None
+    end: datetime | None
+    cagr: float | None
+    calmar: float | None
+    trades_per_day: float | None
+    benchmark: list[tuple[datetime, float]]  # BTCUSDT buy-and-hold over the same days (`_benchmark`)
+
+    @property
+    def benchmark_return(self) -> float | None:
+        return self.benchmark[-1][1] if len(self.benchmark) >= 2 else None
 
 
 def data_version(*, session: Session) -> tuple[int, str]:
@@ -88,14 +123,21 @@ def _curve_frame(times: list[datetime], trade_ids: list[int | None], equity: lis
     return downsample(frame, CURVE_POINTS)
 
 
-def _curve(daily: summaries.Days, starting: Decimal, *, session: Session, live_only: bool) -> tuple[pd.DataFrame, bool]:
+def _curve(daily: summaries.Days, starting: Decimal, *, session: Session, live_only: bool,
+           since: datetime | None = None, until: datetime | None = None) -> tuple[pd.DataFrame, bool]:
     """The realized equity curve: a point per exit for a short record (read from the trades);
     for a long one, per day its high and low (at their times) and its close, from the summaries,
-    so the chart keeps every day's extremes without reading a million trades."""
+    so the chart keeps every day's extremes without reading a million trades. For a period,
+    the trades that exited in it, from the equity at its start."""
     if daily.tally.trades <= CURVE_POINTS:
-        columns = metrics.equity_columns(queries.closed_trades(session=session, live=live_only).trades, starting)
+        trades = (queries.closed_trades(session=session, live=live_only).trades if since is None and until is None
+                  else _closed_between(since, until, session=session, live_only=live_only))
+        columns = metrics.equity_columns(trades, starting)
+        if since is not None and columns.time and columns.time[0] < since:
+            columns.time[0] = since  # the period's curve starts with the period
         return _curve_frame(columns.time, columns.trade_id, columns.equity), False
-    times: list[datetime] = [min(row.first_entry for row in daily.rows)]
+    first = min(_aware(row.first_entry) for row in daily.rows)
+    times: list[datetime] = [max(first, since) if since is not None else first]
     equity: list[Decimal] = [starting]
     start = starting
     for row in daily.rows:
@@ -110,7 +152,24 @@ def _curve(daily: summaries.Days, starting: Decimal, *, session: Session, live_o
     return _curve_frame(times, [None] * len(times), equity), True
 
 
-def _group_stats(ended: list[TradeBreakdown], by: str) -> pd.DataFrame:
+def _closed_between(since: datetime | None, until: datetime | None, *, session: Session,
+                    live_only: bool) -> metrics.OrderedTrades:
+    """The closed trades that exited in [since, until), through the exit-time index."""
+    trade = Trade.__table__.c  # type: ignore[attr-defined]
+    columns = plain_on_postgres([trade.id, trade.entry_time, trade.exit_time, trade.pnl_usd],
+                                session.get_bind().dialect.name)
+    statement = sa.select(*columns).where(trade.status.in_(CLOSED_STATUSES)).order_by(trade.exit_time, trade.id)
+    if since is not None:
+        statement = statement.where(trade.exit_time >= since)
+    if until is not None:
+        statement = statement.where(trade.exit_time < until)
+    if live_only:
+        statement = statement.where(trade.origin == Origin.LIVE)
+    return metrics.order_closed(metrics.ClosedTrade(i, _aware(entry or exit_), _aware(exit_), pnl)
+                                for i, entry, exit_, pnl in session.connection().execute(statement).all())
+
+
+def _group_stats(ended: list[Any], by: str) -> pd.DataFrame:
     groups: dict[str, summaries.Tally] = {}
     for row in ended:
         if row.status in CLOSED_STATUSES:
@@ -126,11 +185,15 @@ def _group_stats(ended: list[TradeBreakdown], by: str) -> pd.DataFrame:
                                        "expectancy_usd"])
 
 
-def _recent(*, session: Session, live_only: bool, limit: int = 10) -> pd.DataFrame:
-    statement = queries.live_only(
-        select(Trade.id, Trade.symbol, Trade.side, Trade.status, Trade.origin, Trade.entry_time, Trade.exit_time,
-               Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous)
-        .where(queries.is_closed()).order_by(Trade.exit_time.desc(), Trade.id.desc()).limit(limit), live_only)
+def _recent(*, session: Session, live_only: bool, limit: int = 10, since: datetime | None = None,
+            until: datetime | None = None) -> pd.DataFrame:
+    statement = (select(Trade.id, Trade.symbol, Trade.side, Trade.status, Trade.origin, Trade.entry_time,
+                        Trade.exit_time, Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous).where(queries.is_closed()))
+    if since is not None:
+        statement = statement.where(Trade.exit_time >= since)
+    if until is not None:
+        statement = statement.where(Trade.exit_time < until)
+    statement = queries.live_only(statement.order_by(Trade.exit_time.desc(), Trade.id.desc()).limit(limit), live_only)
     frame = pd.DataFrame(session.exec(statement).all(),
                          columns=["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time",
                                   "pnl_usd", "pnl_pct", "ambiguous"])
@@ -213,44 +276,215 @@ def public_changes(*, session: Session, limit: int = 500) -> pd.DataFrame:
     return pd.DataFrame(events, columns=["time", "actor", "label"])
 
 
-def build_snapshot(*, session: Session, now: datetime, live_only: bool = False) -> Snapshot:
+def build_snapshot(*, session: Session, now: datetime, live_only: bool = False, since: datetime | None = None,
+                   until: datetime | None = None) -> Snapshot:
+    """The pages' numbers for trades that exited in [since, until) (None: open-ended), from the
+    summary day rows inside that period; the period's equity starts from the equity at its start."""
     settings = runtime.current(session=session)
-    starting = settings.starting_balance_usd
     tables = summaries.load(session=session)
-    daily = tables.days(live=live_only)
+    whole = tables.days(live=live_only)
     active = queries.active_counts(session=session, live=live_only)
-    stats = tables.stats(starting_balance=starting, active=active, live=live_only)
-    curve, daily_curve = _curve(daily, starting, session=session, live_only=live_only)
+    ranged = since is not None or until is not None
+    daily, before = _days_between(whole, since, until)
+    with localcontext(EXACT_CONTEXT):
+        starting = settings.starting_balance_usd + before
+    ended = _ended_between(since, until, session=session, live_only=live_only) if ranged else tables.ended(live=live_only)
+    stats = _period_stats(daily, starting, active, ended, since)
+    curve, daily_curve = _curve(daily, starting, session=session, live_only=live_only, since=since, until=until)
 
     live_start = session.exec(select(sa.func.min(Trade.signal_time)).where(Trade.origin == Origin.LIVE)).one()
     live_start = pd.Timestamp(live_start).tz_convert("UTC").to_pydatetime() if live_start is not None else None
     periods = {"7 days": now - timedelta(days=7), "30 days": now - timedelta(days=30)}
     period_pnl = {name: float(summaries.pnl_since(since, daily, session=session, live=live_only))
                   for name, since in periods.items()}
-    period_pnl["all time"] = float(stats.total_pnl_usd)
-    signals_by_status = _signal_counts(tables, session=session)
-    ended = tables.ended(live=live_only)
+    period_pnl["all time"] = float(whole.tally.summary().total_pnl_usd)
+    signals_by_status = (_signal_counts(tables, session=session) if not ranged and not live_only
+                         else _signal_counts_between(since, until, session=session, live_only=live_only))
     outcomes: dict[str, int] = dict(active)
     for row in ended:
         outcomes[row.status] = outcomes.get(row.status, 0) + row.trades
-    first_day: date | None = daily.first_entry_day
+    first_day: date | None = _first_day(daily, since)
     monthly = pd.DataFrame([(y, m, float(p), _float(r)) for y, m, p, r in
                             (metrics.returns_by_month(daily.pnl_by_day, first_day, starting) if first_day else [])],
                            columns=["year", "month", "pnl_usd", "return_pct"])
     pnl_bins, duration_bins = _distributions(tables, stats.breakeven, live_only)
+    honest = _honest(stats, daily, starting, active, since=since, until=until, now=now, session=session)
+    record_return = curve[["time", "equity"]].assign(
+        **{"return": (curve["equity"] / float(starting) - 1) if starting > 0 else np.nan})[["time", "return"]]
+    benchmark_end = honest.benchmark[-1][0] if honest.benchmark else None
+    if benchmark_end is not None and len(record_return) and benchmark_end > record_return["time"].iloc[-1]:
+        # Open trades keep the record running after its last exit: its realized line runs on,
+        # flat, to where the benchmark's line ends, so both cover the same days.
+        last = pd.DataFrame({"time": [pd.Timestamp(benchmark_end)], "return": [record_return["return"].iloc[-1]]})
+        record_return = pd.concat([record_return, last], ignore_index=True)
+    benchmark = pd.DataFrame(honest.benchmark, columns=["time", "return"])
     return Snapshot(
         title=settings.site_title, description=settings.site_description,
         settings={k: runtime.public_value(k, v) for k, v in runtime.as_dict(settings).items()},
-        starting_balance=float(starting), stats=stats.to_json_dict(), curve=curve, daily_curve=daily_curve,
-        last_equity=float(starting + stats.total_pnl_usd), live_start=live_start, period_pnl=period_pnl,
-        recent=_recent(live_only=live_only, session=session),
+        starting_balance=float(settings.starting_balance_usd), stats=stats.to_json_dict(), curve=curve,
+        daily_curve=daily_curve, last_equity=float(starting + stats.total_pnl_usd), live_start=live_start,
+        period_pnl=period_pnl, recent=_recent(live_only=live_only, session=session, since=since, until=until),
         signal_counts={"received": sum(signals_by_status.values()),
                        **{k.lower(): v for k, v in signals_by_status.items()}},
         settings_changes=public_changes(session=session),
         per_symbol=_group_stats(ended, "symbol"), by_side=_group_stats(ended, "side"),
         exit_reasons=pd.DataFrame(sorted(outcomes.items()), columns=["status", "trades"]), monthly=monthly,
         pnl_bins=pnl_bins, duration_bins=duration_bins, streaks=daily.stretch.streaks(),
+        since=since, until=until, start_equity=float(starting), honest=honest,
+        daily_pnl=pd.DataFrame([(pd.Timestamp(day), float(pnl)) for day, pnl in daily.pnl_by_day.items()],
+                               columns=["day", "pnl_usd"]),
+        benchmark=benchmark, record_return=record_return, distributions_all_time=ranged,
     )
+
+
+# --- a period of the record: day rows inside it, breakdowns by SQL GROUP BY -------------------
+
+
+def _days_between(whole: summaries.Days, since: datetime | None,
+                  until: datetime | None) -> tuple[summaries.Days, Decimal]:
+    """The day rows of [since, until) (whole UTC days) and the P/L realized before `since`."""
+    if since is None and until is None:
+        return whole, Decimal(0)
+    first = since.date() if since is not None else date.min
+    last = until.date() if until is not None else date.max
+    inside = [row for row in whole.rows if first <= row.day < last]
+    before = exact_sum(row.pnl for row in whole.rows if row.day < first)
+    return summaries.Days(inside), before
+
+
+def _first_day(daily: summaries.Days, since: datetime | None) -> date | None:
+    first = daily.first_entry_day
+    if first is None or since is None:
+        return first
+    return max(first, since.date())
+
+
+def _period_stats(daily: summaries.Days, starting: Decimal, active: dict[str, int], ended: list[Any],
+                  since: datetime | None) -> metrics.Stats:
+    """`Summaries.stats` for a period: its day rows, from the equity at its start."""
+    tally = daily.tally
+    counts = metrics.Counts(
+        open_trades=active.get(TradeStatus.OPEN, 0), pending_trades=active.get(TradeStatus.PENDING, 0),
+        cancelled_trades=sum(r.trades for r in ended if r.status == TradeStatus.CANCELLED),
+        ambiguous_trades=tally.ambiguous)
+    first_day = _first_day(daily, since)
+    enough = tally.trades > 0 and tally.trades >= metrics.MIN_TRADES_FOR_RATIOS
+    returns = (metrics.returns_by_day(daily.pnl_by_day, first_day, starting)
+               if enough and first_day is not None else None)
+    return metrics.stats_of(tally.summary(), daily.stretch.drawdown(starting), returns, counts)
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A breakdown row for a period (the shape of TradeBreakdown)."""
+
+    origin: str
+    symbol: str
+    side: str
+    status: str
+    trades: int
+    wins: int
+    losses: int
+    pnl: Decimal
+    gross_profit: Decimal
+    gross_loss: Decimal
+    best: Decimal | None
+    worst: Decimal | None
+    ambiguous: int
+
+
+def _ended_between(since: datetime | None, until: datetime | None, *, session: Session,
+                   live_only: bool) -> list[_Ended]:
+    """Per origin, symbol, side and status, the tally of trades closed in [since, until) (by exit
+    time, through its index) and of cancelled ones (by signal time): one GROUP BY each."""
+    trade = Trade.__table__.c  # type: ignore[attr-defined]
+    pnl = trade.pnl_usd
+    zero = sa.literal(0)
+    keys = [trade.origin, trade.symbol, trade.side, trade.status]
+    closed = (sa.select(*keys, sa.func.count(), sa.func.sum(sa.case((pnl > 0, 1), else_=0)),
+                        sa.func.sum(sa.case((pnl < 0, 1), else_=0)), sa.func.sum(pnl),
+                        sa.func.sum(sa.case((pnl > 0, pnl), else_=zero)), sa.func.sum(sa.case((pnl < 0, pnl), else_=zero)),
+                        sa.func.max(pnl), sa.func.min(pnl), sa.func.sum(sa.case((trade.ambiguous, 1), else_=0)))
+              .where(trade.status.in_(CLOSED_STATUSES)).group_by(*keys))
+    cancelled = sa.select(*keys, sa.func.count()).where(trade.status == TradeStatus.CANCELLED).group_by(*keys)
+    closed, cancelled = _within(closed, trade.exit_time, since, until), _within(cancelled, trade.signal_time, since, until)
+    if live_only:
+        closed, cancelled = closed.where(trade.origin == Origin.LIVE), cancelled.where(trade.origin == Origin.LIVE)
+    rows = [_Ended(str(o), s, str(d), str(status), int(n), int(w or 0), int(lo or 0), _dec(p), _dec(gp), _dec(gl),
+                   None if b is None else _dec(b), None if wo is None else _dec(wo), int(a or 0))
+            for o, s, d, status, n, w, lo, p, gp, gl, b, wo, a in session.connection().execute(closed).all()]
+    rows += [_Ended(str(o), s, str(d), str(status), int(n), 0, 0, Decimal(0), Decimal(0), Decimal(0), None, None, 0)
+             for o, s, d, status, n in session.connection().execute(cancelled).all()]
+    return rows
+
+
+def _within(statement: Any, column: Any, since: datetime | None, until: datetime | None) -> Any:
+    if since is not None:
+        statement = statement.where(column >= since)
+    if until is not None:
+        statement = statement.where(column < until)
+    return statement
+
+
+def _dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+def _signal_counts_between(since: datetime | None, until: datetime | None, *, session: Session,
+                           live_only: bool) -> dict[str, int]:
+    """Signals per status whose own time is in [since, until) (live ones only, if asked)."""
+    statement = select(Signal.status, sa.func.count()).group_by(Signal.status)
+    if since is not None:
+        statement = statement.where(Signal.time >= since)
+    if until is not None:
+        statement = statement.where(Signal.time < until)
+    if live_only:
+        statement = statement.where(Signal.origin == Origin.LIVE)
+    counts = {str(status): int(count) for status, count in session.exec(statement).all()}
+    return {status.value: counts.get(status.value, 0) for status in SignalStatus if counts.get(status.value)}
+
+
+def _honest(stats: metrics.Stats, daily: summaries.Days, starting: Decimal, active: dict[str, int], *,
+            since: datetime | None, until: datetime | None, now: datetime, session: Session) -> Honest:
+    """The break-even win rate beside the observed one, CAGR, Calmar, the benchmark's period."""
+    first_entry = min((row.first_entry for row in daily.rows), default=None)
+    if first_entry is not None:
+        first_entry = _aware(first_entry)
+        if since is not None:
+            first_entry = max(first_entry, since)
+    end = max((_aware(row.last_exit) for row in daily.rows), default=None)
+    if end is not None and sum(active.values()) and (until is None or until > now):
+        end = now  # trades are still open: the record runs on
+    days = metrics.record_days(first_entry, end) if first_entry is not None and end is not None else 0.0
+    benchmark = _benchmark(first_entry, end, session=session)
+    growth = metrics.cagr(starting, stats.total_pnl_usd, days) if stats.closed_trades else None
+    return Honest(
+        win_rate=_float(stats.win_rate), interval=metrics.wilson_interval(stats.wins, stats.closed_trades),
+        breakeven_win_rate=metrics.breakeven_win_rate(stats.avg_win_usd, stats.avg_loss_usd),
+        payoff_ratio=metrics.payoff_ratio(stats.avg_win_usd, stats.avg_loss_usd), days=days,
+        first_entry=first_entry, end=end, cagr=growth, calmar=metrics.calmar(growth, stats.max_drawdown_pct),
+        trades_per_day=metrics.trades_per_day(stats.closed_trades, days) if stats.closed_trades else None,
+        benchmark=benchmark,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+BENCHMARK_CANDLE = timedelta(days=1)
+
+
+def _benchmark(first_entry: datetime | None, end: datetime | None, *,
+               session: Session) -> list[tuple[datetime, float]]:
+    """BTCUSDT bought at the daily close at or before the record's first entry (the close of
+    the day before it, at midnight UTC) and held to the last daily close at or before its end;
+    a point at each close time (a candle's open time + 1 day)."""
+    if first_entry is None or end is None:
+        return []
+    first_day = datetime.combine(first_entry.date(), time(), tzinfo=timezone.utc)
+    closes = candle_store.benchmark_closes(first_day - BENCHMARK_CANDLE, end - BENCHMARK_CANDLE, session=session)
+    return metrics.buy_and_hold([(_aware(at) + BENCHMARK_CANDLE, close) for at, close in closes])
 
 
 # --- the trade history, paged and filtered in SQL ----------------------------------------
@@ -422,10 +656,6 @@ def checkpoints(*, session: Session, newest: int | None = None) -> list[dict[str
 
 # --- one trade's page (app_pages/trade.py) -----------------------------------------------------
 
-from shared import candle_store  # noqa: E402  (the trade page's own imports, kept with its code)
-from shared.candles import INTERVALS  # noqa: E402
-from shared.exits import liquidation_price  # noqa: E402
-from shared.models import StoredCandle  # noqa: E402
 
 SAME_CANDLE = ("both the stop-loss and the take-profit were inside this candle; the order inside a candle is "
                "unknown, so the stop-loss was recorded")

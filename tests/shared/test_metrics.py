@@ -382,3 +382,76 @@ def test_curve_ends_at_balance_plus_total_and_returns_cover_every_day(
     if all(p.equity > 0 for p in curve):
         assert days == [first + timedelta(days=i) for i in range((last - first).days + 1)]
     assert sum(m[2] for m in monthly_returns(trades, D(balance))) == sum(t.pnl_usd for t in trades)
+
+
+# --- the honest statistics (docs/metrics.md "Statistics") ---------------------------------------
+
+def test_wilson_interval_by_hand() -> None:
+    """52 wins in 100 trades, z = 1.96: z²/n = 0.038415, centre = (0.52 + 0.0192075) / 1.038415
+    = 0.51926; half-width = 1.96 / 1.038415 · √(0.52·0.48/100 + 3.8415/40000) = 1.8875 · 0.050912
+    = 0.096094; so 0.4232 to 0.6154 (the plain normal interval would be 0.4221 to 0.6179)."""
+    low, high = metrics.wilson_interval(52, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4232, 0.6154)
+
+
+def test_wilson_interval_of_a_perfect_small_sample_is_not_certain() -> None:
+    """10 of 10: p = 1, centre = (1 + 0.19207) / 1.38415 = 0.86122, half = 1.96/1.38415 · √(0.0096037)
+    = 0.13877; so 0.7225 to 1 — a clean sheet of ten does not prove a 100 % win rate."""
+    low, high = metrics.wilson_interval(10, 10)
+    assert (round(low, 4), round(high, 10)) == (0.7225, 1.0)
+    assert metrics.wilson_interval(0, 0) is None
+
+
+@given(st.integers(0, 500), st.integers(1, 500))
+def test_wilson_interval_holds_the_observed_rate_inside_zero_and_one(wins: int, trades: int) -> None:
+    wins = min(wins, trades)
+    low, high = metrics.wilson_interval(wins, trades)
+    assert 0 <= low <= wins / trades + 1e-12 and wins / trades - 1e-12 <= high <= 1
+
+
+@pytest.mark.parametrize(("avg_win", "avg_loss", "breakeven", "payoff"), [
+    (D(3), D(-2), 0.4, 1.5),  # 2 / (3 + 2); 3 / 2
+    (D("1.5"), D("-4.5"), 0.75, 1 / 3),  # 4.5 / 6; 1.5 / 4.5
+    (None, D(-2), None, None),  # no win yet: no payoff to judge
+    (D(3), None, None, None),
+])
+def test_breakeven_win_rate_and_payoff_by_hand(avg_win: Decimal | None, avg_loss: Decimal | None,
+                                               breakeven: float | None, payoff: float | None) -> None:
+    assert metrics.breakeven_win_rate(avg_win, avg_loss) == (pytest.approx(breakeven) if breakeven else None)
+    assert metrics.payoff_ratio(avg_win, avg_loss) == (pytest.approx(payoff) if payoff else None)
+
+
+@given(st.decimals(D("0.01"), D(1000), places=2), st.decimals(D("0.01"), D(1000), places=2))
+def test_the_breakeven_win_rate_makes_the_expectancy_zero(avg_win: Decimal, loss: Decimal) -> None:
+    """At win rate b: b·win − (1 − b)·loss = 0 exactly when b = loss / (win + loss)."""
+    b = metrics.breakeven_win_rate(avg_win, -loss)
+    assert b * float(avg_win) - (1 - b) * float(loss) == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize(("starting", "pnl", "days", "expected"), [
+    (D(1000), D(100), 365, 0.1),  # one year, +10 %
+    (D(1000), D(100), 182.5, 0.21),  # half a year at +10 %: 1.1² − 1
+    (D(1000), D(-190), 730, -0.1),  # two years to 810: 0.81^(1/2) − 1
+    (D(1000), D(-1000), 30, -1.0),  # the bankroll is gone
+    (D(1000), D(50), 0, None),  # no length: nothing to annualise
+    (D(0), D(50), 10, None),  # no bankroll
+])
+def test_cagr_by_hand(starting: Decimal, pnl: Decimal, days: float, expected: float | None) -> None:
+    result = metrics.cagr(starting, pnl, days)
+    assert result == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_calmar_and_trades_per_day_by_hand() -> None:
+    """CAGR 21 % over a 7 % maximum drawdown: 3.0; 30 trades over 7.5 days: 4 a day."""
+    assert metrics.calmar(0.21, D("0.07")) == pytest.approx(3.0)
+    assert metrics.calmar(0.21, D(0)) is None and metrics.calmar(None, D("0.1")) is None
+    assert metrics.trades_per_day(30, 7.5) == 4.0 and metrics.trades_per_day(3, 0) is None
+    assert metrics.record_days(T0, T0 + timedelta(days=2, hours=12)) == 2.5
+
+
+def test_buy_and_hold_by_hand() -> None:
+    """Bought at 100: 110 is +10 %, 95 is −5 %."""
+    closes = [(T0 + timedelta(days=d), D(p)) for d, p in enumerate(("100", "110", "95"))]
+    assert [(at, round(r, 10)) for at, r in metrics.buy_and_hold(closes)] == [
+        (closes[0][0], 0.0), (closes[1][0], 0.1), (closes[2][0], -0.05)]
+    assert metrics.buy_and_hold([]) == []

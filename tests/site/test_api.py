@@ -33,7 +33,7 @@ from spreadsheet import formula_cells
 import local_server
 from local_server import free_port
 from tests.worker.test_robustness import many_signals
-from track_record.api import TRADES_CSV, download_url, history_filter
+from track_record.api import SIGNALS_CSV, TRADES_CSV, download_url, history_filter
 from track_record.record import HistoryFilter
 
 UTC = timezone.utc
@@ -120,6 +120,14 @@ def test_the_route_streams_the_export_and_refuses_bad_parameters(cli: Cli, engin
 
         status, _, _ = get(urllib.request.Request(site + TRADES_CSV, method="POST", data=b""))
         assert status == 405
+
+        # The signal log's download: `signalproof signals export` byte for byte, the same way.
+        status, headers, body = get(site + SIGNALS_CSV)
+        assert status == 200 and headers["Content-Type"].startswith("text/csv")
+        assert body.decode() == cli("signals", "export").stdout
+        status, headers, body = get(f"{site}{SIGNALS_CSV}?status=%3Cscript%3E")
+        assert status == 400 and headers["Content-Type"] == "application/json"
+        assert "status" in json.loads(body)["error"]
 
 
 @pytest.mark.slow

@@ -30,14 +30,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-q
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 README_SCREENSHOT = ROOT / "docs" / "screenshot-overview.png"
-VIEWPORT = {"width": 1280, "height": 900}
+PHONE_SCREENSHOT = ROOT / "docs" / "screenshot-phone.png"
+VIEWPORT = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
 SIGNALS = 150
 START_TIMEOUT_S = 30
 PAGE_TIMEOUT_MS = 20_000
 
 # URL path → the page's title heading. Streamlit's page URLs are the page titles lower-cased;
 # the Overview is the default page and shows the site title (the `site_title` setting).
-PAGES = {"": "signalproof", "trades": "Trades", "analytics": "Analytics", "methodology": "Methodology"}
+PAGES = {"": "signalproof", "trades": "Trades", "analytics": "Analytics", "signals": "Signals",
+         "methodology": "Methodology"}
+# The columns a trader reads first, by their headers, in the tables that show trades.
+KEY_HEADERS = {"": ("Trade", "Symbol", "Side", "P/L", "Outcome", "P/L of stake"),
+               "trades": ("Trade", "Symbol", "Side", "Unrealized", "Outcome"),  # open positions come first
+               "signals": ("Trade", "Signal (UTC)", "Status", "Reason")}
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -61,8 +68,45 @@ def filled_cli(postgres_url: str, exchange: FakeExchange, tmp_path: Path, candle
     signals = tmp_path / "signals.csv"
     signals.write_text(many_signals(candles_path, SIGNALS, seed=11))
     assert f"accepted {SIGNALS}" in cli("signals", "import", str(signals)).stdout
+    insert_hostile_signal(postgres_url)  # as a bot writing to the table directly could
     cli("worker", "--once")
+    store_btc_days(postgres_url)
     return cli
+
+
+def insert_hostile_signal(url: str) -> None:
+    """A NEW row with markup and a formula in its id, source, symbol and note: the worker rejects it."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from shared.database import make_engine, transaction
+    from shared.models import Signal
+
+    engine = make_engine(url)
+    with transaction(engine) as session:
+        session.add(Signal(source='=HYPERLINK("http://evil","x")', signal_id="<script>alert(1)</script>",
+                           time=datetime(2018, 1, 21, 10, tzinfo=timezone.utc), symbol="NOPE<b>", side="LONG",
+                           market="SPOT", take_profit="2", stop_loss=Decimal(1), note="**bold** [x](javascript:alert(1))"))
+    engine.dispose()
+
+
+def store_btc_days(url: str) -> None:
+    """BTCUSDT daily candles over the record's days, as the worker's candle store keeps them
+    (the recorded candles here have no BTCUSDT; these are made up, one a day)."""
+    from datetime import datetime, timedelta, timezone
+    from decimal import Decimal
+
+    from shared.database import make_engine, transaction
+    from shared.models import StoredCandle
+
+    engine = make_engine(url)
+    with transaction(engine) as session:
+        for day in range(-3, 14):
+            at = datetime(2018, 1, 20, tzinfo=timezone.utc) + timedelta(days=day)
+            close = Decimal(11000 + 180 * day - (day % 4) * 260)
+            session.add(StoredCandle(market="SPOT", symbol="BTCUSDT", interval="1d", open_time=at, open=close,
+                                     high=close, low=close, close=close))
+    engine.dispose()
 
 
 @contextmanager
@@ -122,18 +166,18 @@ def assert_no_error(page: Any, name: str) -> None:
         assert word not in text, f"{name}: {word!r} on the page:\n{text}"
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Any, name: str, viewport: dict[str, int] = VIEWPORT) -> Path:
     """The whole page: Streamlit scrolls inside its own container, so the viewport is grown to fit."""
     height = page.evaluate(
         """() => Math.max(...['[data-testid="stMain"]', '[data-testid="stAppViewContainer"]', 'section.main']
                  .map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight),
                  document.documentElement.scrollHeight)""")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), 12_000))})
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(int(height), 12_000))})
     page.wait_for_timeout(500)  # charts re-layout to the new size
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(VIEWPORT)
+    page.set_viewport_size(viewport)
     return path
 
 
@@ -144,6 +188,27 @@ def metric_value(page: Any, label: str) -> str:
     return card.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+def key_columns_visible(page: Any, headers: tuple[str, ...], widths: tuple[int, ...]) -> None:
+    """The first table starts with the columns `headers`, and they fit its visible width (their
+    fixed `widths`, set in the site's column configuration): no horizontal scrolling to read them.
+    The grid draws on a canvas; its accessible table gives the column order, its scroller the
+    visible width and the width of all columns together."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    order = [(cell.text_content() or "").strip() for cell in grid.locator('[role="columnheader"]').all()]
+    assert tuple(order[:len(headers)]) == headers, order
+    visible = grid.locator(".dvn-scroller").evaluate("e => e.clientWidth")
+    assert sum(widths) <= visible, f"{headers} need {sum(widths)} px of {visible}"
+
+
+def cards_two_per_row(page: Any) -> None:
+    cards = page.locator('.st-key-cards [data-testid="stMetric"]')
+    assert cards.count() >= 8
+    boxes = [cards.nth(n).bounding_box() for n in range(4)]
+    assert abs(boxes[0]["y"] - boxes[1]["y"]) < 2 and boxes[2]["y"] > boxes[0]["y"] + boxes[0]["height"] - 2
+    assert abs(boxes[2]["y"] - boxes[3]["y"]) < 2
+    assert all(b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"] + 1 for b in boxes), boxes
+
+
 def test_public_pages_render_and_agree_with_the_cli(chromium_path: Path, site: str, filled_cli: Cli,
                                                     tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
@@ -152,35 +217,96 @@ def test_public_pages_render_and_agree_with_the_cli(chromium_path: Path, site: s
     assert stats["closed_trades"] > 50, stats
     exported = tmp_path / "export.csv"
     filled_cli("trades", "export", "--output", str(exported))
+    signals_export = filled_cli("signals", "export").stdout
+    assert "'=HYPERLINK" in signals_export
 
     shots: dict[str, Path] = {}
+    dialogs: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-            page = context.new_page()
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            for path, heading in PAGES.items():
-                name = path or "overview"
-                page.goto(f"{site}/{path}", wait_until="domcontentloaded")
-                wait_until_rendered(page, heading)
-                assert_no_error(page, name)
-
-                if name == "overview":
-                    assert metric_value(page, "Win rate") == f"{stats['win_rate'] * 100:.1f}%"
-                    assert metric_value(page, "Total P/L") == usd(stats["total_pnl_usd"])
-                if name == "trades":
-                    # A link to the streamed export (site/track_record/api.py), fetched as the
-                    # browser would, with the page's cookies.
-                    link = page.get_by_role("link", name=re.compile(r"^Download .* as CSV"))
-                    response = page.request.get(site + link.get_attribute("href"))
-                    assert response.status == 200
-                    assert response.body() == exported.read_bytes()
-                shots[name] = screenshot(page, name)
-            context.close()
+            for viewport in (VIEWPORT, PHONE):
+                context = browser.new_context(viewport=viewport, accept_downloads=True)
+                page = context.new_page()
+                page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+                page.set_default_timeout(PAGE_TIMEOUT_MS)
+                for path, heading in PAGES.items():
+                    name = f"{path or 'overview'}-{viewport['width']}"
+                    page.goto(f"{site}/{path}", wait_until="domcontentloaded")
+                    wait_until_rendered(page, heading)
+                    assert_no_error(page, name)
+                    if viewport is VIEWPORT:
+                        check_desktop(page, path, site, stats, exported, signals_export)
+                    elif path == "":
+                        cards_two_per_row(page)
+                    shots[name] = screenshot(page, name, viewport)
+                context.close()
+            check_scope_survives_navigation(browser, site)
         finally:
             browser.close()
 
-    assert set(shots) == {"overview", "trades", "analytics", "methodology"}
+    assert not dialogs, f"hostile text ran as script: {dialogs}"
+    assert {"overview-1400", "signals-1400", "overview-390", "trades-390"} <= set(shots)
     README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shots["overview"], README_SCREENSHOT)
+    shutil.copyfile(shots["overview-1400"], README_SCREENSHOT)
+    shutil.copyfile(shots["overview-390"], PHONE_SCREENSHOT)
+
+
+def check_desktop(page: Any, path: str, site: str, stats: dict[str, Any], exported: Path,
+                  signals_export: str) -> None:
+    if path == "":
+        assert metric_value(page, "Win rate") == f"{stats['win_rate'] * 100:.1f}%"
+        assert metric_value(page, "Total P/L") == usd(stats["total_pnl_usd"])
+        assert "buying BTCUSDT and holding it returned" in page.locator("body").inner_text()
+        # The crosshair: hovering the curve shows the nearest point's date, equity and trade.
+        chart = page.locator('[data-testid="stVegaLiteChart"]').first
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        for fraction in (0.5, 0.55, 0.6):
+            page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] * 0.3, steps=5)
+            page.wait_for_timeout(300)
+        tooltip = page.locator("#vg-tooltip-element")
+        page.wait_for_function("() => (document.querySelector('#vg-tooltip-element') || {}).innerText",
+                               timeout=PAGE_TIMEOUT_MS)
+        words = tooltip.inner_text()
+        assert "time" in words and "equity" in words and "trade" in words, words
+        page.mouse.move(0, 0)
+    if path in KEY_HEADERS:
+        from track_record.display import KEY_WIDTHS
+
+        widths = {"": ("trade_id", "symbol", "side", "pnl_usd", "status", "pnl_pct"),
+                  "trades": ("trade_id", "symbol", "side", "unrealized_usd", "status")}
+        key_columns_visible(page, KEY_HEADERS[path], tuple(KEY_WIDTHS[c] for c in widths[path]) if path in widths
+                            else (64, 150, 80, 320))
+    if path == "trades":
+        # A link to the streamed export (site/track_record/api.py), fetched as the
+        # browser would, with the page's cookies.
+        link = page.get_by_role("link", name=re.compile(r"^Download .* as CSV"))
+        response = page.request.get(site + link.get_attribute("href"))
+        assert response.status == 200
+        assert response.body() == exported.read_bytes()
+    if path == "signals":
+        link = page.get_by_role("link", name=re.compile(r"^Download .* signal\(s\) as CSV"))
+        response = page.request.get(site + link.get_attribute("href"))
+        assert response.status == 200
+        assert response.body().decode() == signals_export  # byte for byte `signals export`
+        assert page.locator("script:not([src])").filter(has_text="alert(1)").count() == 0
+    assert page.locator('[data-testid="stDataFrame"] [data-testid="stElementToolbarButton"] '
+                        'button[aria-label*="ownload"]').count() == 0, "a second CSV download (the table's own)"
+
+
+def check_scope_survives_navigation(browser: Any, site: str) -> None:
+    """A period and the live-only switch set in the URL stay in it when the visitor moves on."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(f"{site}/?range=custom&from=2018-01-22&to=2018-01-25&live=0", wait_until="domcontentloaded")
+    wait_until_rendered(page, "signalproof")
+    assert "2018-01-22 to 2018-01-25" in page.locator("body").inner_text()
+    for path, heading in (("analytics", "Analytics"), ("trades", "Trades"), ("signals", "Signals")):
+        page.locator('[data-testid="stSidebarNav"] a', has_text=heading).first.click()
+        wait_until_rendered(page, heading)
+        page.wait_for_function("() => location.search.includes('range=custom')", timeout=PAGE_TIMEOUT_MS)
+        assert page.url.startswith(f"{site}/{path}?") and "from=2018-01-22" in page.url and "to=2018-01-25" in page.url
+        assert "2018-01-22 to 2018-01-25" in page.locator("body").inner_text()
+    context.close()

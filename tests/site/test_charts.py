@@ -1,6 +1,7 @@
 """Chart builders: serialized specs (validated by `to_dict()`), never a browser."""
 
 import time
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,9 +72,12 @@ def test_equity_optional_layers_appear_only_when_given() -> None:
         live_start=START + timedelta(hours=2),
         events=pd.DataFrame({"time": [START + timedelta(hours=3)], "label": ["stake changed 100 → 250"]}),
     ).to_dict()
-    assert mark_types(full) == ["line", "line", "point", "text", "rule", "text", "rule"]
+    # the event: a dashed rule through the panel, a tick on its edge, its label along the rule
+    assert mark_types(full) == ["line", "line", "point", "text", "rule", "text", "rule", "rule", "text"]
     texts = [data_of(full, layer)[0]["label"] for layer in layers(full) if layer["mark"]["type"] == "text"]
-    assert texts == ["now (mark-to-market)", "live tracking starts"]
+    assert texts == ["now (mark-to-market)", "live tracking starts", "stake changed 100 → 250"]
+    assert layers(full)[-1]["encoding"]["text"]["field"] == "word"
+    assert data_of(full, layers(full)[-1])[0]["word"] == "stake"
     dashed = layers(full)[1]
     assert dashed["mark"]["strokeDash"]
     segment = data_of(full, dashed)
@@ -131,13 +135,15 @@ def test_monthly_heatmap_months_in_calendar_order_diverging_around_zero() -> Non
     spec = charts.monthly_heatmap(monthly).to_dict()
     assert mark_types(spec) == ["rect", "text"]
     rect = layers(spec)[0]["encoding"]
-    assert rect["x"]["sort"] == ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    # only the months the record has, in calendar order: no grid of empty months
+    assert rect["x"]["sort"] == ["Jan", "Feb", "Dec"]
     assert rect["x"]["scale"]["domain"] == rect["x"]["sort"]
     assert rect["y"]["field"] == "year"
     assert rect["color"]["scale"]["domainMid"] == 0
     assert rect["color"]["scale"]["range"][0] == charts.RED and rect["color"]["scale"]["range"][-1] == charts.GREEN
-    assert rect["color"]["scale"]["domain"] == [-80.0, 80.0]
-    assert any(t["field"] == "pnl_usd" and t["format"].startswith("$") for t in rect["tooltip"])
+    # colour and text say the return (%), the tooltip adds the $
+    assert rect["color"]["field"] == "return_pct" and rect["color"]["scale"]["domain"] == [-0.04, 0.04]
+    assert any(t["field"] == "money" and t["title"] == "P/L" for t in rect["tooltip"])
     rows = data_of(spec, spec)
     assert [(r["year"], r["month"], r["label"]) for r in rows] == [
         ("2025", "Feb", "-4.0%"), ("2024", "Dec", "+1.2%"), ("2024", "Jan", "")]
@@ -290,3 +296,37 @@ def test_the_curve_chart_sends_the_curve_once_for_both_panels() -> None:
     # The panels split the plot's height: equity on top, drawdown below it, never overlapping.
     assert drawdown["encoding"]["y"]["scale"]["range"][0] == {"expr": "height"}
     assert equity["layer"][0]["encoding"]["y"]["scale"]["range"][1] == 0
+
+
+# -- the crosshair, the benchmark, daily P/L, outcome colours --------------------------------
+
+def test_the_curve_has_a_crosshair_on_the_nearest_point_with_date_equity_and_trade() -> None:
+    spec = charts.curve_chart(make_curve()).to_dict()
+    equity_panel = spec["layer"][0]["layer"]
+    [param] = spec["params"]  # Altair lifts a layer's selection to the top, naming its view
+    [hover] = [layer for layer in equity_panel if layer.get("name") in param["views"]]
+    assert param["select"]["nearest"] is True and param["select"]["on"] == "pointerover"
+    assert [t["field"] for t in hover["encoding"]["tooltip"]] == ["when", "equity", "drawdown_pct", "trade"]
+    rules = [layer for layer in equity_panel if layer["mark"]["type"] == "rule"]
+    assert any(r["encoding"]["y2"]["value"] == {"expr": "height"} for r in rules)  # through both panels
+
+
+def test_the_return_chart_draws_the_record_and_btc_in_percent() -> None:
+    record = pd.DataFrame({"time": [START, START + timedelta(days=1)], "return": [0.0, 0.02]})
+    btc = pd.DataFrame({"time": [START, START + timedelta(days=1)], "return": [0.0, -0.05]})
+    spec = charts.return_chart(record, btc).to_dict()
+    rows = spec["datasets"][spec["data"]["name"]]
+    assert {r["series"] for r in rows} == {"this record (realized)", "BTCUSDT buy-and-hold"}
+    assert spec["encoding"]["y"]["axis"]["format"].endswith("%")
+    assert charts.return_chart(pd.DataFrame(), pd.DataFrame()).to_dict()  # empty is still valid
+
+
+def test_daily_pnl_bars_are_coloured_by_sign_and_outcomes_by_outcome() -> None:
+    daily = pd.DataFrame({"day": [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02")], "pnl_usd": [3.0, -2.0]})
+    spec = charts.daily_pnl_chart(daily).to_dict()
+    colours = json.dumps(spec["encoding"]["color"])
+    assert charts.GREEN in colours and charts.RED in colours
+    outcomes = pd.DataFrame({"reason": ["Stop-loss", "Take-profit"], "trades": [4, 3]})
+    bars = charts.bar_by(outcomes, category="reason", value="trades", title="x", colours=charts.OUTCOME_BAR_COLOURS)
+    scale = bars.to_dict()["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"])) == {"Take-profit": charts.GREEN, "Stop-loss": charts.RED}

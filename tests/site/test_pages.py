@@ -28,7 +28,7 @@ from shared.queries import headline_stats
 from track_record import loaders
 
 SITE = Path(__file__).resolve().parents[2] / "site"
-PAGES = ("overview", "trades", "analytics", "methodology")
+PAGES = ("overview", "trades", "analytics", "signals", "methodology")
 SCRIPT = "<script>alert(1)</script>"
 IMAGE = "<img src=x onerror=alert(1)>"
 HOSTILE_TITLE = "<b>x</b> [link](http://evil)"
@@ -70,6 +70,16 @@ def frame_with(at: AppTest, column: str) -> pd.DataFrame:
     frames = [d.value for d in at.dataframe if column in d.value.columns]
     assert len(frames) == 1, f"expected one table with a {column!r} column, found {len(frames)}"
     return frames[0]
+
+
+def link_ids(values: Iterable[Any]) -> list[int]:
+    """Trade ids from a table's trade links (`trade?trade=ID`, the trade page's address)."""
+    found = []
+    for value in values:
+        match = re.fullmatch(r"trade\?trade=(\d+)", str(value))
+        assert match, f"not a trade link: {value!r}"
+        found.append(int(match.group(1)))
+    return found
 
 
 def widget(widgets: Iterable[Any], label: str) -> Any:
@@ -157,7 +167,8 @@ def test_every_page_renders_without_an_exception(scenario: str, seed: Any, rich:
         assert not charts(pages["overview"]) and not charts(pages["analytics"])
         assert [i.value for i in pages["analytics"].info] == ["Analytics appear once trades have closed."]
     else:
-        assert len(charts(pages["overview"])) == 1  # equity above its drawdown, one chart
+        # equity above its drawdown (one chart), then P/L per day (no benchmark: no BTC candles stored)
+        assert len(charts(pages["overview"])) == 2
         assert not pages["analytics"].info
     if scenario == "empty":
         assert [i.value for i in pages["overview"].info] == [
@@ -179,7 +190,8 @@ def test_the_whole_app_navigates_to_every_page(seeded_database: Any, monkeypatch
     st.cache_resource.clear()
     at = ok(AppTest.from_file(str(SITE / "streamlit_app.py"), default_timeout=60).run())
     assert "Total P/L" in metrics_of(at)  # the default page is the Overview
-    for page, title in (("trades", "Trades"), ("analytics", "Analytics"), ("methodology", "Methodology")):
+    for page, title in (("trades", "Trades"), ("analytics", "Analytics"), ("signals", "Signals"),
+                        ("methodology", "Methodology")):
         at = ok(at.switch_page(f"app_pages/{page}.py").run())
         assert at.title[0].value == title
 
@@ -205,8 +217,9 @@ def test_overview_cards_are_the_headline_stats(seeded_database: Any, app: App, d
     assert shown["Closed trades"] == (f"{stats.closed_trades:,}",
                                       f"{stats.pending_trades} pending · {stats.cancelled_trades} cancelled")
     assert shown["Open trades"] == (f"{len(open_trades)}", f"{usd(marked, signed=True)} unrealized")
-    assert shown["Signals: traded / rejected / skipped"] == (
-        f"{sum(signals.values())}", f"{signals['ACCEPTED']} / {signals['REJECTED']} / {signals['SKIPPED']}")
+    assert shown["Signals"] == (
+        f"{sum(signals.values())}",
+        f"{signals['ACCEPTED']} traded · {signals['REJECTED'] + signals['SKIPPED']} not")
     assert (signals["ACCEPTED"], signals["REJECTED"], signals["SKIPPED"], signals["NEW"]) == (len(seed.trades), 2, 1, 1)
     assert shown["all time"][0] == usd(total, signed=True)
     assert "PAPER TRADING" in at.markdown[0].value
@@ -239,7 +252,7 @@ def test_overview_empty_database_is_a_friendly_empty_state(app: App) -> None:
     shown = metrics_of(at)
     assert shown["Total P/L"][0] == "$0.00"
     assert shown["Win rate"][0] == shown["Profit factor"][0] == shown["Expectancy"][0] == "—"
-    assert shown["Signals: traded / rejected / skipped"] == ("0", "0 / 0 / 0")
+    assert shown["Signals"] == ("0", "0 traded · 0 not")
     assert [i.value for i in at.info] == ["No closed trades yet. The equity curve starts with the first closed trade."]
     assert not charts(at) and not at.dataframe
 
@@ -248,7 +261,8 @@ def test_overview_empty_database_is_a_friendly_empty_state(app: App) -> None:
 
 def test_trades_open_positions_are_marked_to_the_latest_price(seeded_database: Any, app: App) -> None:
     seed = seeded_database
-    positions = frame_with(ok(app("trades")), "unrealized_usd").set_index("trade_id")
+    positions = frame_with(ok(app("trades")), "unrealized_usd")
+    positions = positions.set_index(pd.Index(link_ids(positions["trade_id"])))
     active = {t.id: t for t in seed.trades if t.status in (TradeStatus.OPEN, TradeStatus.PENDING)}
     assert set(positions.index) == set(active)
     for trade_id, trade in active.items():
@@ -275,7 +289,7 @@ def test_trades_history_filters_change_the_rows(seeded_database: Any, app: App) 
     at = ok(app("trades"))
 
     def shown() -> set[int]:
-        return set(frame_with(at, "signal_id")["id"])
+        return set(link_ids(frame_with(at, "signal_id")["id"]))
 
     assert shown() == {t.id for t in trades}
     assert [b.proto.label for b in at.get("link_button")] == [f"Download {len(trades)} trade(s) as CSV"]
@@ -286,12 +300,12 @@ def test_trades_history_filters_change_the_rows(seeded_database: Any, app: App) 
     assert shown() == btc and len(btc) == 4
     assert [b.proto.label for b in at.get("link_button")] == [f"Download {len(btc)} trade(s) as CSV"]
 
-    widget(at.multiselect, "Status").set_value(["CLOSED_TP"])
+    widget(at.multiselect, "Outcome").set_value(["CLOSED_TP"])
     ok(at.run())
     assert shown() == {t.id for t in trades if t.symbol == "BTCUSDT" and t.status == "CLOSED_TP"}
 
     widget(at.multiselect, "Symbol").set_value([])
-    widget(at.multiselect, "Status").set_value(["CLOSED_SL"])
+    widget(at.multiselect, "Outcome").set_value(["CLOSED_SL"])
     ok(at.run())
     assert shown() == {t.id for t in trades if t.status == "CLOSED_SL"} and len(shown()) == 3
 
@@ -299,7 +313,7 @@ def test_trades_history_filters_change_the_rows(seeded_database: Any, app: App) 
     ok(at.run())
     assert shown() == {t.id for t in trades if t.status == "CLOSED_SL" and t.origin == "live"} and len(shown()) == 2
 
-    widget(at.multiselect, "Status").set_value(["CLOSED_EXPIRED"])
+    widget(at.multiselect, "Outcome").set_value(["CLOSED_EXPIRED"])
     widget(at.multiselect, "Symbol").set_value(["ADABTC"])
     ok(at.run())
     assert "signal_id" not in {c for d in at.dataframe for c in d.value.columns}
@@ -331,10 +345,10 @@ def test_analytics_per_symbol_and_same_candle_count(seeded_database: Any, app: A
         mine = [t for t in closed if t.symbol == symbol]
         wins, losses = sum(t.pnl_usd > 0 for t in mine), sum(t.pnl_usd < 0 for t in mine)
         assert (row["trades"], row["wins"], row["losses"]) == (len(mine), wins, losses)
-        assert row["win_rate"] == pytest.approx(wins / len(mine))
+        assert row["win_rate"] == pytest.approx(100 * wins / len(mine))  # shown in percentage points
         assert row["pnl_usd"] == pytest.approx(float(sum(t.pnl_usd for t in mine)), abs=1e-9)
     sides = frame_with(at, "side").set_index("side")
-    assert sides.loc["SHORT", "trades"] == sum(t.side == "SHORT" for t in closed)
+    assert sides.loc["Short", "trades"] == sum(t.side == "SHORT" for t in closed)
 
     ambiguous = sum(t.ambiguous for t in seeded_database.trades)
     assert ambiguous == 1
@@ -400,7 +414,8 @@ def test_methodology_without_changes_says_the_defaults_always_applied(app: App) 
 
 # --- hostile data -------------------------------------------------------------------------------
 
-UNESCAPED_MARKUP = re.compile(r"(?<!\\)<\s*/?\s*(script|img|b)\b|(?<!\\)\]\((?!\s)", re.IGNORECASE)
+# (The Overview's own links to the signal log, `](signals?…)`, carry only counts and enum values.)
+UNESCAPED_MARKUP = re.compile(r"(?<!\\)<\s*/?\s*(script|img|b)\b|(?<!\\)\]\((?!\s|signals\?)", re.IGNORECASE)
 
 
 def test_hostile_text_in_the_data_stays_text(seed: Any, rich: Any, app: App) -> None:
