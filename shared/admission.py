@@ -49,6 +49,7 @@ class AdmissionSettings(Protocol):
     take_profit_target: int
     tp_split: str
     stop_after_tp: str
+    futures_funding: bool
     fee_rate_spot: Decimal
     fee_rate_futures: Decimal
     slippage_bps: Decimal
@@ -116,6 +117,7 @@ def terms_for(signal: ValidSignal, settings: AdmissionSettings) -> TradeTerms:
         # With one portion nothing is left after the target: `stop_after_tp` has nothing to move.
         split=() if settings.tp_split == SINGLE else split,
         stop_after_tp=StopRule.NONE if settings.tp_split == SINGLE else StopRule(settings.stop_after_tp),
+        funding=signal.market is Market.FUTURES and settings.futures_funding,
     )
 
 

@@ -4,17 +4,24 @@ This module is the methodology in code (docs/trade-rules.md); read them side by 
 It is pure: terms, state and candles in, new state out. No clock, no database, no HTTP.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
+from typing import Protocol
 
 from shared.candles import Candle
 from shared.money import MONEY_CONTEXT, settle
 from shared.kinds import EntryMode, Side, TradeStatus
+from shared import funding, tape as tape_rules
+from shared.funding import FundingEvent, FundingPayment
+from shared.tape import AggTrade, InconsistentTape, TapeVerdict
 from shared.targets import Portion, StopRule
 
 BEYOND_LEVELS = "entry beyond stop-loss/take-profit"
+# How a trade's deciding candle was read: the candle alone, the exchange's trade tape (when the
+# candle reached the adverse level and a target), or the stop-loss assumed (no usable tape).
+CANDLE, TRADES, ASSUMED = "candle", "trades", "assumed"
 ENTRY_NOT_REACHED = "entry not reached"
 
 
@@ -37,6 +44,7 @@ class TradeTerms:
     stop_loss: Decimal
     split: tuple[Portion, ...] = ()  # several targets (`tp_split`); empty: all of it at `take_profit`
     stop_after_tp: StopRule = StopRule.NONE
+    funding: bool = False  # a futures trade opened with `futures_funding` on: it pays or gets funding
 
     @property
     def portions(self) -> tuple[Portion, ...]:
@@ -95,6 +103,10 @@ class TradeState:
     ambiguous: bool = False
     last_candle_time: datetime | None = None  # open time of the last candle looked at
     fills: tuple[Fill, ...] = ()  # every exit so far, in order
+    resolution: str = CANDLE  # how its deciding candle was read: candle, trades or assumed
+    tape: TapeVerdict | None = None  # the tape's verdict, when it decided
+    funding_usd: Decimal = Decimal(0)  # futures funding, part of pnl_usd (`with_funding`)
+    funding: tuple[FundingPayment, ...] = ()  # each funding payment, in time order
 
     @property
     def targets_hit(self) -> int:
@@ -201,7 +213,16 @@ def next_targets(terms: TradeTerms, state: TradeState) -> tuple[Portion, ...]:
     return terms.portions[state.targets_hit:]
 
 
-def decide_exit(terms: TradeTerms, state: TradeState, candle: Candle, *, take_profit_allowed: bool = True) -> TradeState:
+class Tape(Protocol):
+    """The exchange's trades inside a candle, read only where one candle reaches both the adverse
+    level and a target: `trades` gives them in order (already checked against the candle), or
+    None when they cannot be had (the stop-loss is then assumed). It may raise to abort the walk."""
+
+    def trades(self, candle: Candle) -> Sequence[AggTrade] | None: ...
+
+
+def decide_exit(terms: TradeTerms, state: TradeState, candle: Candle, *, take_profit_allowed: bool = True,
+                tape: Tape | None = None) -> TradeState:
     """Check one candle against an open trade, in the order of the methodology."""
     assert state.entry_price is not None and state.entry_time is not None
     long = terms.side is Side.LONG
@@ -220,30 +241,63 @@ def decide_exit(terms: TradeTerms, state: TradeState, candle: Candle, *, take_pr
     reached = [p for p in next_targets(terms, state)
                if take_profit_allowed and (candle.high >= p.target if long else candle.low <= p.target)]
 
+    if adverse_hit and reached:
+        # 4. Both in one candle: the exchange's trades inside it say which came first. Targets
+        # they reach before the adverse level fill; the adverse level closes the rest.
+        verdict = _read_tape(terms, candle, adverse, reached, tape)
+        if verdict is not None:
+            state = replace(_fill_targets(terms, state, candle, reached[:len(verdict.targets)]),
+                            resolution=TRADES, tape=verdict)
+            if state.status is not TradeStatus.OPEN:
+                return state  # every target filled before the adverse level
+            return _adverse(terms, state, candle, adverse, liquidation, ambiguous=False)
+        # Only when the trades cannot be had: the stop-loss wins for all that is still open. We
+        # cannot know the order of the moves inside the candle, so the pessimistic outcome is
+        # recorded and the trade is flagged ambiguous.
+        return _adverse(terms, replace(state, resolution=ASSUMED), candle, adverse, liquidation, ambiguous=True)
     if adverse_hit:
-        # 4. Both in one candle: the adverse level wins for all that is still open. We cannot know
-        # the order of the moves inside a candle, so the pessimistic outcome is recorded and the
-        # trade is flagged ambiguous.
-        ambiguous = bool(reached)
-        # A candle that opens through the level fills at its open, not at the level.
-        raw_exit = min(candle.open, adverse) if long else max(candle.open, adverse)
-        if liquidation is not None and _beyond(terms, raw_exit, liquidation):
-            return _close(terms, state, TradeStatus.LIQUIDATED, candle, liquidation, ambiguous=ambiguous)
-        return _close(terms, state, TradeStatus.CLOSED_SL, candle, worsen(terms, raw_exit, opening=False),
-                      ambiguous=ambiguous)
+        return _adverse(terms, state, candle, adverse, liquidation, ambiguous=False)
     if reached:
-        # Each portion exits at exactly its target; several can fill in one candle.
-        first = state.targets_hit + 1
-        fills = state.fills + tuple(_fill(terms, state, candle.open_time, f"tp{first + i}", p.target, p.share)
-                                    for i, p in enumerate(reached))
-        if len(reached) == len(next_targets(terms, state)):
-            return _closed(terms, state, TradeStatus.CLOSED_TP, candle.open_time, fills,
-                           last_candle_time=candle.open_time)
-        return replace(state, fills=fills, last_candle_time=candle.open_time)
+        return _fill_targets(terms, state, candle, reached)
     return replace(state, last_candle_time=candle.open_time)
 
 
-def _enter(terms: TradeTerms, state: TradeState, candle: Candle) -> TradeState:
+def _fill_targets(terms: TradeTerms, state: TradeState, candle: Candle, reached: Sequence[Portion]) -> TradeState:
+    """Each portion exits at exactly its target; several can fill in one candle. The last one
+    closes the trade (CLOSED_TP)."""
+    first = state.targets_hit + 1
+    fills = state.fills + tuple(_fill(terms, state, candle.open_time, f"tp{first + i}", p.target, p.share)
+                                for i, p in enumerate(reached))
+    if len(reached) == len(next_targets(terms, state)):
+        return _closed(terms, state, TradeStatus.CLOSED_TP, candle.open_time, fills, last_candle_time=candle.open_time)
+    return replace(state, fills=fills, last_candle_time=candle.open_time)
+
+
+def _adverse(terms: TradeTerms, state: TradeState, candle: Candle, adverse: Decimal, liquidation: Decimal | None, *,
+             ambiguous: bool) -> TradeState:
+    """The adverse level closes all that is still open: at the level, or at the candle's open when
+    the candle opened through it; liquidated when that is at or beyond the liquidation price."""
+    raw_exit = min(candle.open, adverse) if terms.side is Side.LONG else max(candle.open, adverse)
+    if liquidation is not None and _beyond(terms, raw_exit, liquidation):
+        return _close(terms, state, TradeStatus.LIQUIDATED, candle, liquidation, ambiguous=ambiguous)
+    return _close(terms, state, TradeStatus.CLOSED_SL, candle, worsen(terms, raw_exit, opening=False),
+                  ambiguous=ambiguous)
+
+
+def _read_tape(terms: TradeTerms, candle: Candle, adverse: Decimal, reached: Sequence[Portion],
+               tape: Tape | None) -> TapeVerdict | None:
+    """The tape's verdict on a candle reaching both the adverse level and targets, or None when
+    there is no usable tape (none given, none to be had, or one the candle contradicts)."""
+    trades = tape.trades(candle) if tape is not None else None
+    if not trades:
+        return None
+    try:
+        return tape_rules.verdict(candle, terms.side, adverse, [p.target for p in reached], trades)
+    except InconsistentTape:
+        return None
+
+
+def _enter(terms: TradeTerms, state: TradeState, candle: Candle, tape: Tape | None = None) -> TradeState:
     """A PENDING trade meets a candle at or after its signal time."""
     if terms.entry_mode is EntryMode.MARKET:
         # The start candle: the first one opening at or after the signal time.
@@ -253,7 +307,8 @@ def _enter(terms: TradeTerms, state: TradeState, candle: Candle) -> TradeState:
         if _beyond(terms, entry, terms.stop_loss) or past_target:
             return replace(state, status=TradeStatus.CANCELLED, reason=BEYOND_LEVELS, last_candle_time=candle.open_time)
         # Exits are checked from the start candle itself.
-        return decide_exit(terms, replace(state, status=TradeStatus.OPEN, entry_time=candle.open_time, entry_price=entry), candle)
+        return decide_exit(terms, replace(state, status=TradeStatus.OPEN, entry_time=candle.open_time, entry_price=entry),
+                           candle, tape=tape)
 
     # limit: fill in the first candle that trades through the entry price, before the deadline.
     if candle.open_time >= terms.pending_deadline:
@@ -270,13 +325,15 @@ def _enter(terms: TradeTerms, state: TradeState, candle: Candle) -> TradeState:
     return decide_exit(terms, filled, candle, take_profit_allowed=False)
 
 
-def advance(terms: TradeTerms, state: TradeState, candles: Iterable[Candle], *, complete_until: datetime) -> TradeState:
+def advance(terms: TradeTerms, state: TradeState, candles: Iterable[Candle], *, complete_until: datetime,
+            tape: Tape | None = None) -> TradeState:
     """Walk closed candles in time order until the trade is decided or the candles run out.
 
     `complete_until`: every closed candle opening at or before this instant has been given now or
     before (missing ones are exchange gaps). It lets a limit order expire without a candle after
     its deadline. Candles already looked at (by `last_candle_time`) are skipped, so feeding the
-    same candles twice is harmless.
+    same candles twice is harmless. `tape`: the exchange's trades, for a candle reaching both the
+    adverse level and a target (without it, the stop-loss is assumed there).
     """
     for candle in candles:
         if not state.status.is_active:
@@ -286,13 +343,45 @@ def advance(terms: TradeTerms, state: TradeState, candles: Iterable[Candle], *, 
         if state.last_candle_time is not None and candle.open_time <= state.last_candle_time:
             continue
         if state.status is TradeStatus.PENDING:
-            state = _enter(terms, state, candle)
+            state = _enter(terms, state, candle, tape)
         else:
-            state = decide_exit(terms, state, candle)
+            state = decide_exit(terms, state, candle, tape=tape)
     if (state.status is TradeStatus.PENDING and terms.entry_mode is EntryMode.LIMIT
             and complete_until >= terms.pending_deadline):
         state = replace(state, status=TradeStatus.CANCELLED, reason=ENTRY_NOT_REACHED)
     return state
+
+
+def funding_payments(terms: TradeTerms, state: TradeState, events: Iterable[FundingEvent],
+                     until: datetime) -> tuple[FundingPayment, ...]:
+    """What a futures position paid or received at each funding event t with entry time < t ≤
+    `until` (its exit, or now while it is open): −s·(open notional/entry)·markPrice_t·rate_t,
+    the open notional being what is still open at t (a part that exited in a candle opening
+    before t pays no more)."""
+    if state.entry_price is None or state.entry_time is None:
+        return ()
+    paid = []
+    for event in sorted(events, key=lambda e: e.time):
+        if not funding.applies(event.time, entry_time=state.entry_time, until=until):
+            continue
+        with localcontext(MONEY_CONTEXT):
+            gone = sum((f.share for f in state.fills if f.time < event.time), Decimal(0))
+            notional = terms.stake_usd * terms.leverage * (1 - gone)
+        if notional:
+            paid.append(funding.payment(side_sign=terms.sign, notional=notional, entry=state.entry_price,
+                                        event=event))
+    return tuple(paid)
+
+
+def with_funding(terms: TradeTerms, state: TradeState, events: Iterable[FundingEvent]) -> TradeState:
+    """A closed futures trade with its funding: `funding_usd` (the payments' sum) is part of
+    `pnl_usd` and shown on its own."""
+    assert state.exit_time is not None and state.pnl_usd is not None
+    paid = funding_payments(terms, state, events, state.exit_time)
+    amount = funding.total(paid)
+    with localcontext(MONEY_CONTEXT):
+        pnl = state.pnl_usd + amount
+        return replace(state, funding=paid, funding_usd=amount, pnl_usd=pnl, pnl_pct=pnl / terms.stake_usd)
 
 
 class ManualActionRefused(ValueError):

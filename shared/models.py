@@ -108,6 +108,10 @@ class Trade(SQLModel, table=True):
     pnl_pct: Decimal | None = _money(default=None)
     ambiguous: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     targets_hit: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    resolution: str = Field(default="candle", sa_column_kwargs={"server_default": "candle"})  # candle, trades, assumed
+    # Futures funding (docs/trade-rules.md): whether it applies to this trade (the `futures_funding`
+    # setting when it opened), and what it paid (+) or cost (−), part of pnl_usd.
+    futures_funding: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     funding_usd: Decimal = _money(default=Decimal(0), sa_column_kwargs={"server_default": "0"})
     last_candle_time: datetime | None = _utc(default=None)  # open time of the last candle checked
     created_at: datetime = _utc()
@@ -163,6 +167,7 @@ class RuntimeSettings(SQLModel, table=True):
     take_profit_target: int = 1
     tp_split: str = Field(default="single", sa_column_kwargs={"server_default": "single"})
     stop_after_tp: str = Field(default="none", sa_column_kwargs={"server_default": "none"})
+    futures_funding: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     fee_rate_spot: Decimal = _money(default=Decimal("0.001"))
     fee_rate_futures: Decimal = _money(default=Decimal("0.0005"))
     slippage_bps: Decimal = _money(default=Decimal("0"))

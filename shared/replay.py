@@ -15,7 +15,7 @@ replay checks the rules had not decided the trade before it, and keeps the recor
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -39,7 +39,7 @@ from shared.trade_rows import split_of
 CandleSource = Callable[[str, str, str, datetime, datetime], list[Candle]]
 TOLERANCE = Decimal("1e-9")
 # Settings added after the first ledgers were written: a ledger from before has them at their defaults.
-LATER_SETTINGS = ("tp_split", "stop_after_tp")
+LATER_SETTINGS = ("tp_split", "stop_after_tp", "futures_funding")
 DEFAULT_SETTINGS = RuntimeSettings()
 COMPARED = ("status", "reason", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd", "pnl_usd",
             "pnl_pct", "ambiguous", "targets_hit")
@@ -144,6 +144,7 @@ def terms_of(data: dict[str, Any]) -> TradeTerms:
         **split_of(str(data.get("tp_split", SINGLE)), str(data.get("stop_after_tp", "none")),
                    [decimal(t, "targets") for t in _list(data.get("targets"))],
                    [decimal(t, "shares") for t in _list(data.get("shares"))]),
+        funding=data.get("futures_funding") is True,
     )
 
 
@@ -206,6 +207,8 @@ class AdmissionReplay:
                                                            f"give {decision.verdict.value} ({decision.reason})"))
             return
         recorded = terms_of(data)
+        if "futures_funding" not in data:  # opened before funding was recorded: none applied
+            decision = replace(decision, terms=replace(decision.terms, funding=False))
         if recorded != decision.terms or data.get("candle_interval") != settings.candle_interval:
             names = [n for n in TradeTerms.__slots__ if getattr(recorded, n) != getattr(decision.terms, n)]
             if data.get("candle_interval") != settings.candle_interval:

@@ -152,6 +152,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "stop_after_tp": (_choice(tuple(r.value for r in StopRule)),
                       "none, breakeven (stop to entry after target 1) or trailing (to target k−1 after target k); "
                       "no effect with tp_split=single"),
+    "futures_funding": (_boolean, "futures trades pay or receive funding every 8 h (part of their P/L)"),
     "fee_rate_spot": (_decimal(Decimal(0), Decimal("0.1")), "fee per side, fraction of notional (spot)"),
     "fee_rate_futures": (_decimal(Decimal(0), Decimal("0.1")), "fee per side, fraction of notional (futures)"),
     "slippage_bps": (_decimal(Decimal(0), Decimal(1000)), "basis points applied to fills at market"),

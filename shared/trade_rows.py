@@ -22,9 +22,9 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from shared import events, summaries
-from shared.exits import Fill, TradeState, TradeTerms, open_trade
+from shared.exits import CANDLE, Fill, TradeState, TradeTerms, open_trade
 from shared.kinds import ACTIVE_STATUSES, TradeStatus
-from shared.models import Trade, TradeFill
+from shared.models import Market, Trade, TradeFill
 from shared.signals import ValidSignal
 from shared.targets import SINGLE, Portion, StopRule
 
@@ -58,6 +58,7 @@ def terms_of(trade: Trade) -> TradeTerms:
         max_trade_hours=trade.max_trade_hours, signal_time=trade.signal_time, signal_entry=trade.signal_entry,
         take_profit=trade.take_profit, stop_loss=trade.stop_loss,
         **split_of(trade.tp_split, trade.stop_after_tp, _listed(trade.targets), _listed(trade.shares)),
+        funding=bool(trade.futures_funding),
     )
 
 
@@ -66,7 +67,7 @@ def state_of(trade: Trade, fills: Sequence[Fill] = ()) -> TradeState:
         status=TradeStatus(trade.status), entry_time=trade.entry_time, entry_price=trade.entry_price,
         exit_time=trade.exit_time, exit_price=trade.exit_price, fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd,
         pnl_pct=trade.pnl_pct, reason=trade.reason, ambiguous=trade.ambiguous, last_candle_time=trade.last_candle_time,
-        fills=tuple(fills),
+        fills=tuple(fills), resolution=trade.resolution or CANDLE, funding_usd=trade.funding_usd or Decimal(0),
     )
 
 
@@ -95,7 +96,7 @@ def new_trade(signal_pk: int, signal: ValidSignal, terms: TradeTerms, *, candle_
         entry_mode=terms.entry_mode, slippage_bps=terms.slippage_bps,
         maintenance_margin_rate=terms.maintenance_margin_rate, pending_expiry_hours=terms.pending_expiry_hours,
         max_trade_hours=terms.max_trade_hours, candle_interval=candle_interval,
-        tp_split=split_name, stop_after_tp=terms.stop_after_tp.value,
+        tp_split=split_name, stop_after_tp=terms.stop_after_tp.value, futures_funding=terms.funding,
         targets=";".join(format(p.target, "f") for p in terms.split) or None,
         shares=";".join(format(p.share, "f") for p in terms.split) or None,
         status=state.status, entry_time=state.entry_time, entry_price=state.entry_price,
@@ -110,6 +111,8 @@ def record_opened(trade: Trade, *, session: Session, now: datetime) -> None:
     session.flush()  # the id
     summaries.note_trade(trade.id, session=session)
     data = {name: getattr(trade, "id" if name == "trade_id" else name) for name in TERM_COLUMNS}
+    if trade.market == Market.FUTURES:
+        data["futures_funding"] = trade.futures_funding
     if trade.tp_split != SINGLE:
         data.update(tp_split=trade.tp_split, stop_after_tp=trade.stop_after_tp, targets=_listed(trade.targets),
                     shares=_listed(trade.shares))
@@ -132,6 +135,13 @@ def state_data(state: TradeState) -> dict[str, Any]:
         data["ambiguous"] = state.ambiguous
     if state.status.is_closed:
         data["targets_hit"] = state.targets_hit
+        if state.resolution != CANDLE:  # a candle that reached both the adverse level and a target
+            data["resolution"] = state.resolution
+        if state.tape is not None:
+            data["tape"] = state.tape.ledger_data()
+        if state.funding or state.funding_usd:
+            data["funding_usd"] = state.funding_usd
+            data["funding"] = [payment.ledger_data() for payment in state.funding]
     return data
 
 
@@ -173,7 +183,8 @@ def save_decision(trade: Trade, before: TradeState, after: TradeState, *, sessio
         status=after.status, reason=after.reason, entry_time=after.entry_time, entry_price=after.entry_price,
         exit_time=after.exit_time, exit_price=after.exit_price, fees_usd=after.fees_usd, pnl_usd=after.pnl_usd,
         pnl_pct=after.pnl_pct, ambiguous=after.ambiguous, last_candle_time=after.last_candle_time,
-        targets_hit=after.targets_hit, updated_at=now, version=version + 1,
+        targets_hit=after.targets_hit, resolution=after.resolution, funding_usd=after.funding_usd,
+        updated_at=now, version=version + 1,
     ))
     if result.rowcount != 1:
         return False

@@ -624,6 +624,11 @@ class TapeReader:
         self.sleep = sleep
         self._tapes: dict[tuple[Market, str, datetime], list[AggTrade] | ExchangeError] = {}
 
+    @property
+    def reads(self) -> int:
+        """Candles whose tape was read (or tried) in this reader's life."""
+        return len(self._tapes)
+
     def tape(self, market: Market, symbol: str, candle: Candle) -> list[AggTrade]:
         """The checked tape of `candle`, or `ExchangeError` (`BadTape` for a bad tape)."""
         key = (Market(market), symbol, candle.open_time)

@@ -34,7 +34,7 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,11 +50,15 @@ from shared import candle_store, queries
 from shared.candles import Candle, interval_length
 from shared.clock import EPOCH
 from shared.database import transaction
-from shared.exits import Fill, TradeState, TradeTerms, adverse_level, advance, next_targets
+from shared import funding_store
+from shared.exits import Fill, Tape, TradeState, TradeTerms, adverse_level, advance, next_targets, with_funding
 from shared.kinds import EntryMode, Side, TradeStatus
 from shared.models import LatestPrice, Market, Trade
 from shared.trade_rows import fills_of, one_of, save_decision, save_progress, state_of, terms_of
-from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, RequestRefused, UnknownSymbol
+from shared.tape import AggTrade
+from worker.market_data import (
+    BadTape, ExchangeError, ExchangeUnreachable, MarketData, RequestRefused, TapeReader, UnknownSymbol,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,8 @@ class MonitorReport:
     stuck: int = 0  # active trades in those groups: not updated by this pass
     unreachable: bool = False  # a host did not resolve or refused connections (retrying soon won't help)
     behind_seconds: float | None = None
+    tape_reads: int = 0  # candles whose trade tape was read: one per (symbol, candle), however many trades
+    waiting_funding: int = 0  # futures trades decided, left open until their funding history is known
 
 
 # --- the screen: which candles may change a trade -------------------------------------------
@@ -187,7 +193,7 @@ class Followed:
         return signal_time if self.checked is None else max(self.checked + interval, signal_time)
 
     def feed(self, candles: Sequence[Candle], times: Sequence[datetime], interval: timedelta,
-             complete_until: datetime) -> None:
+             complete_until: datetime, tape: Tape | None = None) -> None:
         """Exactly `advance(terms, state, candles, complete_until=...)`, with the candles the
         screen clears passed over for a couple of comparisons each."""
         state = self.state
@@ -200,7 +206,7 @@ class Followed:
             if self.screen.may_act(candles[index], times[index] + interval):
                 # The candles before this one are cleared: it is the next one `advance` looks at.
                 status, fills = state.status, state.fills
-                state = advance(self.terms, state, (candles[index],), complete_until=times[index])
+                state = advance(self.terms, state, (candles[index],), complete_until=times[index], tape=tape)
                 if not state.status.is_active:
                     self.state, self.checked = state, times[index]
                     return
@@ -245,7 +251,8 @@ FOLLOWED_COLUMNS = (_TRADE.id, _TRADE.version, *(_TRADE[name] for name in (
     "side", "leverage", "stake_usd", "fee_rate", "entry_mode", "slippage_bps", "maintenance_margin_rate",
     "pending_expiry_hours", "max_trade_hours", "signal_time", "signal_entry", "take_profit", "stop_loss",
     "status", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd", "pnl_usd", "pnl_pct", "reason",
-    "ambiguous", "last_candle_time", "tp_split", "stop_after_tp", "targets", "shares", "targets_hit")))
+    "ambiguous", "last_candle_time", "tp_split", "stop_after_tp", "targets", "shares", "targets_hit", "resolution",
+    "futures_funding", "funding_usd")))
 
 
 class TradeBook:
@@ -297,6 +304,27 @@ def trade_book(engine: Engine) -> TradeBook:
 # --- one group: fetch and decide --------------------------------------------------------------
 
 
+class ExchangeTape:
+    """The tape of a candle that reaches both a trade's adverse level and a target, read from the
+    exchange once per candle however many trades need it (`TapeReader`). A tape the exchange
+    cannot give whole and consistent, after retries, is None: the stop-loss is assumed there. An
+    exchange that cannot be reached raises, and the group is retried at the next pass."""
+
+    def __init__(self, reader: TapeReader, market: Market, symbol: str) -> None:
+        self.reader, self.market, self.symbol = reader, market, symbol
+        self.reads = 0
+
+    def trades(self, candle: Candle) -> Sequence[AggTrade] | None:
+        self.reads += 1
+        try:
+            return self.reader.tape(self.market, self.symbol, candle)
+        except BadTape as exc:
+            log.warning("%s %s: no usable trade tape for the candle of %s (%s): the stop-loss is assumed",
+                        self.market, self.symbol, candle.open_time.isoformat(), exc)
+            return None
+
+
+
 class GroupWalk:
     """One (market, symbol, interval) group through the closed candles up to `now`; the states it
     works out are in its trades' `state`, so a group the exchange fails half way keeps what it did."""
@@ -311,6 +339,7 @@ class GroupWalk:
         self.report = report
         self.page = market_data.page_limit(Market(self.market))
         self.latest: Candle | None = None  # the newest candle seen: the symbol's latest price
+        self.tape = ExchangeTape(TapeReader(market_data, self.interval_name), Market(self.market), self.symbol)
         self.fetched: list[candle_store.StoredRow] = []  # every closed candle fetched, coarse ones too
 
     def run(self, stop: StopFlag | None) -> None:
@@ -335,7 +364,7 @@ class GroupWalk:
     def _feed(self, candles: list[Candle], complete_until: datetime) -> None:
         times = [c.open_time for c in candles]
         for trade in self.trades:
-            trade.feed(candles, times, self.interval, complete_until)
+            trade.feed(candles, times, self.interval, complete_until, self.tape)
         if candles and (self.latest is None or candles[-1].open_time > self.latest.open_time):
             self.latest = candles[-1]
 
@@ -422,7 +451,10 @@ class GroupWalk:
 class Writes:
     """What passes over groups have worked out and not yet written."""
 
-    def __init__(self) -> None:
+    def __init__(self, funding_known: Mapping[str, datetime] | None = None) -> None:
+        self.funding_known = funding_known
+        self.symbols: dict[int, str] = {}  # the symbol of each decision (for its funding)
+        self.held = 0  # decided, but its funding history is not known through its exit yet
         self.decisions: list[Followed] = []
         self.progress: list[Followed] = []
         self.prices: dict[tuple[str, str], Candle] = {}
@@ -436,13 +468,28 @@ class Writes:
     def add(self, walk: GroupWalk) -> None:
         for trade in walk.trades:
             if trade.state.status is not trade.stored.status or trade.state.fills is not trade.stored.fills:
+                if self._funding_unknown(trade, walk.symbol):
+                    self.held += 1  # left as it is: the next pass decides it again, with its funding
+                    continue
                 self.decisions.append(trade)
+                self.symbols[trade.id] = walk.symbol
             elif trade.checked != trade.stored_checked:
                 self.progress.append(trade)
         self.candles += walk.fetched
         latest, key = walk.latest, (walk.market, walk.symbol)
         if latest is not None and (key not in self.prices or self.prices[key].open_time < latest.open_time):
             self.prices[key] = latest
+
+    def _funding_unknown(self, trade: Followed, symbol: str) -> bool:
+        """A futures trade that pays funding closes only once every funding event up to its exit
+        is stored (worker/funding.py keeps the history; `funding_known` says how far)."""
+        exit_time = trade.state.exit_time
+        if not trade.terms.funding or trade.state.status.is_active or exit_time is None:
+            return False
+        if self.funding_known is None:
+            return False  # no funding job in this run (tests of the monitor alone): the store as it is
+        known = self.funding_known.get(symbol)
+        return known is None or known < exit_time
 
     def due(self) -> bool:
         return len(self.decisions) >= FLUSH_DECISIONS or time.monotonic() - self.since >= FLUSH_SECONDS
@@ -456,6 +503,9 @@ class Writes:
                 rows = _rows([trade.id for trade in self.decisions], session=session)
                 for trade in self.decisions:
                     row, after = rows.get(trade.id), trade.decided()
+                    if trade.terms.funding and not after.status.is_active and after.entry_time is not None:
+                        after = with_funding(trade.terms, after, funding_store.events(
+                            self.symbols[trade.id], after.entry_time, after.exit_time, session=session))
                     if (row is not None and (row.version, row.status) == (trade.version, trade.stored.status)
                             and save_decision(row, trade.stored, after, now=now, session=session)):
                         trade.version, trade.state = row.version, after
@@ -516,8 +566,13 @@ def _store_prices(prices: list[tuple[str, str, Decimal, datetime]], *, session: 
 
 
 def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, stop: StopFlag | None = None,
-                   progress: Callable[[], None] | None = None) -> MonitorReport:
+                   progress: Callable[[], None] | None = None,
+                   funding_known: Mapping[str, datetime] | None = None) -> MonitorReport:
     """One pass over all active trades, as far as closed candles allow.
+
+    `funding_known`: per futures symbol, the time through which its funding history is stored
+    (worker/funding.py). A futures trade that pays funding and closes after that stays open
+    until the history is known (counted in `waiting_funding`).
 
     `progress` is called after each (market, symbol) group, served or refused by the exchange:
     a long pass through an exchange outage is still a worker at work (the systemd watchdog).
@@ -526,7 +581,8 @@ def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, st
     book = trade_book(engine)
     with book.lock:
         try:
-            _pass(engine, market_data, book, report, now=now, stop=stop, progress=progress)
+            _pass(engine, market_data, book, report, now=now, stop=stop, progress=progress,
+                  funding_known=funding_known)
         except BaseException:
             book.trades.clear()  # what was written is unknown: read every row again next pass
             raise
@@ -535,8 +591,9 @@ def monitor_trades(engine: Engine, market_data: MarketData, *, now: datetime, st
 
 
 def _pass(engine: Engine, market_data: MarketData, book: TradeBook, report: MonitorReport, *, now: datetime,
-          stop: StopFlag | None, progress: Callable[[], None] | None) -> None:
-    writes = Writes()
+          stop: StopFlag | None, progress: Callable[[], None] | None,
+          funding_known: Mapping[str, datetime] | None = None) -> None:
+    writes = Writes(funding_known)
     for key, trades in sorted(book.load(engine).items()):
         if stop is not None and stop.is_set():
             break
@@ -549,11 +606,13 @@ def _pass(engine: Engine, market_data: MarketData, book: TradeBook, report: Moni
             report.stuck += len(trades)
             report.unreachable = report.unreachable or isinstance(exc, ExchangeUnreachable)
         writes.add(walk)  # what it worked out before a failure holds too
+        report.tape_reads += walk.tape.reader.reads
         if writes.due():
             report.changed += writes.flush(engine, book, now=now)
         if progress is not None:
             progress()
     report.changed += writes.flush(engine, book, now=now)
+    report.waiting_funding = writes.held
 
 
 def store_prices(engine: Engine, market_data: MarketData, *, now: datetime) -> int:

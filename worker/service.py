@@ -36,6 +36,7 @@ from shared.database import ensure_summaries, transaction
 from shared.kinds import Market
 from worker.checkpoints import CheckpointPolicy, checkpoint_job
 from worker.feed import poll_feed
+from worker.funding import FundingState, refresh_funding
 from worker.intake import process_new_signals
 from worker.market_data import ExchangeError, ExchangeUnreachable, MarketData, UnknownSymbol
 from worker.monitor import MonitorReport, monitor_trades, store_prices
@@ -71,6 +72,7 @@ class Worker:
         self._intake_reported: tuple[int, str] | None = None  # (waiting, error) last written
         self.benchmark_day: date | None = None  # the UTC day of the last benchmark request answered
         self.benchmark_behind = False  # … which was a full page: more days to read at the next run
+        self.funding_state = FundingState()  # how far each futures symbol's funding history is known
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -92,11 +94,20 @@ class Worker:
             poll_feed(self.engine, url, now=self.clock(), timeout=self.http_timeout, stop=self.stop)
 
     def monitor(self) -> MonitorReport:
-        report = monitor_trades(self.engine, self.market_data, now=self.clock(), stop=self.stop,
-                                progress=self._working)
+        """The funding history of active futures symbols first (a futures trade closes with its
+        funding, so only once that is known through its exit), then every active trade."""
+        now = self.clock()
+        funding = refresh_funding(self.engine, self.market_data, now=now, state=self.funding_state)
+        report = monitor_trades(self.engine, self.market_data, now=now, stop=self.stop, progress=self._working,
+                                funding_known=funding.known_through)
+        if funding.message:
+            report.failed.append(funding.message)
+        if report.waiting_funding:
+            report.failed.append(f"{report.waiting_funding} futures trade(s) reached their exit but stay open until "
+                                 "their funding history is known")
         if report.changed or report.failed:
-            log.info("monitor: %d trade(s) changed, %d request(s), %d symbol(s) failed",
-                     report.changed, report.requests, len(report.failed))
+            log.info("monitor: %d trade(s) changed, %d request(s), %d tape read(s), %d problem(s)",
+                     report.changed, report.requests, report.tape_reads, len(report.failed))
         return report
 
     def checkpoint(self) -> None:

@@ -1,4 +1,5 @@
-"""several targets: the split and stop rule of each trade, its fills, and the funding column
+"""several targets, trade tape and funding: the split and stop rule of each trade, its fills,
+how its deciding candle was read (resolution), and its futures funding
 
 Every trade closed before this migration gets its one fill (the whole position at its exit), so
 `trades fills` lists every exit ever recorded.
@@ -36,7 +37,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column('targets', sa.String(), nullable=True))
         batch.add_column(sa.Column('shares', sa.String(), nullable=True))
         batch.add_column(sa.Column('targets_hit', sa.Integer(), nullable=False, server_default='0'))
+        batch.add_column(sa.Column('resolution', sa.String(), nullable=False, server_default='candle'))
+        batch.add_column(sa.Column('futures_funding', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column('funding_usd', shared.columns.Money(), nullable=False, server_default='0'))
+    with op.batch_alter_table('runtime_settings') as batch:
+        batch.add_column(sa.Column('futures_funding', sa.Boolean(), nullable=False, server_default=sa.true()))
     op.create_table(
         'trade_fill',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -63,8 +68,9 @@ def downgrade() -> None:
     op.drop_index('ix_trade_fill_trade_id', table_name='trade_fill')
     op.drop_table('trade_fill')
     with op.batch_alter_table('trade') as batch:
-        for column in ('funding_usd', 'targets_hit', 'shares', 'targets', 'stop_after_tp', 'tp_split'):
+        for column in ('funding_usd', 'futures_funding', 'resolution', 'targets_hit', 'shares', 'targets',
+                       'stop_after_tp', 'tp_split'):
             batch.drop_column(column)
     with op.batch_alter_table('runtime_settings') as batch:
-        for column in ('stop_after_tp', 'tp_split'):
+        for column in ('futures_funding', 'stop_after_tp', 'tp_split'):
             batch.drop_column(column)

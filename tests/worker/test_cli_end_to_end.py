@@ -11,12 +11,14 @@ from collections.abc import Callable
 import io
 import json
 import socket
+from datetime import datetime, timezone
 from decimal import Decimal as D
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from conftest import Cli
+from demo.tape import LOW_FIRST
 from fake_exchange import FakeExchange
 from shared.database import make_engine
 
@@ -50,8 +52,9 @@ FUTURES_5M = HEADER + "liquidated,2021-11-16T00:00:00Z,XRPUSDT,LONG,FUTURES,,1.3
 # signal id → (status, entry_time, entry_price, exit_time, exit_price, ambiguous, stake, fee, leverage, side)
 EXPECTED = {
     # 11:08 candle o 0.08913002 h 0.0919 l 0.08913: low <= SL and high >= TP → stop-loss wins, at
-    # min(open, SL) = SL; flagged ambiguous.
-    "same-candle": ("CLOSED_SL", "2018-01-20T11:08:00Z", "0.08913002", "2018-01-20T11:08:00Z", "0.08913001", True),
+    # min(open, SL) = SL. The exchange's trade tape of that candle (the fake's, made to dip
+    # first: SAME_CANDLE_ORDER) says the stop was reached first: settled, not ambiguous.
+    "same-candle": ("CLOSED_SL", "2018-01-20T11:08:00Z", "0.08913002", "2018-01-20T11:08:00Z", "0.08913001", False),
     # 00:17 and 00:18 are missing: the start candle is 00:19 (open 0.00141536); first touch of
     # a level is the 04:46 candle (o 0.00140274 l 0.00139676) → SL at 0.0014.
     "gap": ("CLOSED_SL", "2019-10-11T00:19:00Z", "0.00141536", "2019-10-11T04:46:00Z", "0.0014", False),
@@ -73,6 +76,8 @@ EXPECTED = {
     # nearer than SL 1.00; the 00:10 candle (o 1.1588 l 1.125) reaches it.
     "liquidated": ("LIQUIDATED", "2021-11-16T00:00:00Z", "1.1728", "2021-11-16T00:10:00Z", "1.1540352", False),
 }
+# The 11:08 candle's trades: down to its low first, then up to its high.
+SAME_CANDLE_ORDER = {int(datetime(2018, 1, 20, 11, 8, tzinfo=timezone.utc).timestamp() * 1000): LOW_FIRST}
 REJECTED = {
     "unknown": "unknown symbol", "bad-levels": "take_profit", "spot-leverage": "leverage",
     "future": "future", "not-a-price": "take_profit", "limit-no-entry": "entry",
@@ -108,7 +113,8 @@ def exported_trades(cli: Cli) -> dict[str, dict[str, str]]:
     return {row["signal_id"]: row for row in rows}
 
 
-def test_scenario_on_real_candles(cli: Cli, database_url: str, tmp_path: Path) -> None:
+def test_scenario_on_real_candles(cli: Cli, database_url: str, tmp_path: Path, exchange: FakeExchange) -> None:
+    exchange.tape_orders = SAME_CANDLE_ORDER
     (tmp_path / "market.csv").write_text(MARKET_1M)
     first = cli("signals", "import", str(tmp_path / "market.csv")).stdout
     assert first.splitlines()[0] == "accepted 6, rejected 4, duplicate 1", first
@@ -147,7 +153,7 @@ def test_scenario_on_real_candles(cli: Cli, database_url: str, tmp_path: Path) -
     assert stats["closed_trades"] == len(closed) == 6
     assert stats["wins"] == sum(D(t["pnl_usd"]) > 0 for t in closed)
     assert abs(D(str(stats["total_pnl_usd"])) - sum(D(t["pnl_usd"]) for t in closed)) < D("1e-9")
-    assert (stats["open_trades"], stats["cancelled_trades"], stats["ambiguous_trades"]) == (1, 2, 1)
+    assert (stats["open_trades"], stats["cancelled_trades"], stats["ambiguous_trades"]) == (1, 2, 0)
     assert_event_sequences(database_url)
 
 
@@ -188,6 +194,7 @@ def test_exchange_faults_change_nothing(cli: Cli, another_cli: Callable[[str], C
                                         tmp_path: Path) -> None:
     """The same scenario with one response in five failing (5xx, 429, timeouts, garbage) ends
     with exactly the trades of the clean run."""
+    exchange.tape_orders = SAME_CANDLE_ORDER
     run_scenario(cli, tmp_path)
     clean = exported_trades(cli)
     faulty = another_cli("faulty")
