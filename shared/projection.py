@@ -80,6 +80,7 @@ class ProjectedTrade:
     decided_time: str | None = None
     decided_actor: str | None = None
     fills: list[dict[str, str]] = field(default_factory=list)  # `trades fills` rows, as text
+    closed: dict[str, Any] | None = None  # its trade.closed data (the tape's verdict, the funding)
 
     @property
     def split(self) -> bool:
@@ -175,15 +176,20 @@ class Projection:
             raise BadValue(f"trade {trade.trade_id} closed while {trade.status}")
         self._apply(trade, entry)
         self._decided(trade, entry)
+        trade.closed = dict(entry.data)
         hit = entry.data.get("targets_hit", 1 if status == TradeStatus.CLOSED_TP.value else 0)  # older ledgers
         trade.row["targets_hit"] = str(_int(hit, "targets_hit"))
+        trade.row["funding_usd"] = cell("funding_usd", entry.data.get("funding_usd", "0"))
+        self._check_funding(trade, entry)
         if trade.split:
             self._check_fills(trade, entry.seq)
         else:
             self._check_money(trade, entry.seq)
             trade.fills = [{"trade_id": str(trade.trade_id), "time": trade.row["exit_time"],
                             "kind": WHOLE_FILL_KINDS[status], "price": trade.row["exit_price"], "share": "1",
-                            "fees_usd": trade.row["fees_usd"], "pnl_usd": trade.row["pnl_usd"]}]
+                            "fees_usd": trade.row["fees_usd"],
+                            "pnl_usd": plain_decimal(Decimal(trade.row["pnl_usd"] or "0")
+                                                     - Decimal(trade.row["funding_usd"]))}]
 
     def _partial(self, entry: Entry) -> None:
         """One exit of a part of a split position: a target reached, or the rest closed."""
@@ -213,12 +219,47 @@ class Projection:
         trade.row["targets_hit"] = str(_int(data.get("targets_hit"), "targets_hit"))
         trade.last_seq = entry.seq
 
+    def _check_funding(self, trade: ProjectedTrade, entry: Entry) -> None:
+        """Each funding payment recomputed from its event (rate, mark price) and what was open at
+        its time, inside entry < t ≤ exit; their sum is `funding_usd`."""
+        payments = entry.data.get("funding", [])
+        if not isinstance(payments, list):
+            raise BadValue(f"trade {trade.trade_id}: funding is not a list")
+        if payments and trade.terms.get("futures_funding") is not True:
+            self.problems.append(Problem(entry.seq, f"trade {trade.trade_id} paid funding it was not opened with"))
+        side = 1 if trade.terms.get("side") == "LONG" else -1
+        notional = decimal(trade.terms.get("stake_usd"), "stake_usd") * _int(trade.terms.get("leverage"), "leverage")
+        entry_price = Decimal(trade.row["entry_price"] or "1")
+        total = Decimal(0)
+        for payment in payments:
+            if not isinstance(payment, dict):
+                raise BadValue(f"trade {trade.trade_id}: a funding payment is not an object")
+            at = parse_time(payment.get("funding_time"))
+            if not trade.row["entry_time"] or not (trade.row["entry_time"] < cell("entry_time", payment.get("funding_time"))
+                                                   <= trade.row["exit_time"]):
+                self.problems.append(Problem(entry.seq, f"trade {trade.trade_id}: funding at {iso_utc(at)} is outside "
+                                                        "its entry and exit"))
+            gone = sum((Decimal(f["share"]) for f in trade.fills if f["time"] < iso_utc(at)), Decimal(0))
+            rate = decimal(payment.get("funding_rate"), "funding_rate")
+            mark = payment.get("mark_price")
+            price = entry_price if mark is None else decimal(mark, "mark_price")
+            expected = -side * notional * (1 - gone) * price * rate / entry_price
+            amount = decimal(payment.get("funding_usd"), "funding_usd")
+            if abs(amount - expected) > MONEY_TOLERANCE:
+                self.problems.append(Problem(entry.seq, f"trade {trade.trade_id}: funding at {iso_utc(at)} is {amount}, "
+                                                        f"its rate and mark price give {plain_decimal(expected)}"))
+            total += amount
+        recorded = Decimal(trade.row["funding_usd"])
+        if abs(recorded - total) > MONEY_TOLERANCE:
+            self.problems.append(Problem(entry.seq, f"trade {trade.trade_id}: funding_usd {recorded} is not the sum of "
+                                                    f"its payments ({plain_decimal(total)})"))
+
     def _check_fills(self, trade: ProjectedTrade, seq: int) -> None:
         """A split trade's close is the sum of its partial exits: fees, P/L, the mean exit, all of it."""
         fills = trade.fills
         total = sum((Decimal(f["share"]) for f in fills), Decimal(0))
         expected = {"fees_usd": sum((Decimal(f["fees_usd"]) for f in fills), Decimal(0)),
-                    "pnl_usd": sum((Decimal(f["pnl_usd"]) for f in fills), Decimal(0)),
+                    "pnl_usd": sum((Decimal(f["pnl_usd"]) for f in fills), Decimal(trade.row["funding_usd"])),
                     "exit_price": sum((Decimal(f["share"]) * Decimal(f["price"]) for f in fills), Decimal(0))}
         if not fills or abs(total - 1) > MONEY_TOLERANCE:
             self.problems.append(Problem(seq, f"trade {trade.trade_id} closed with exits for {plain_decimal(total)} "
@@ -262,8 +303,10 @@ class Projection:
                        leverage=_int(terms.get("leverage"), "leverage"),
                        fee_rate=decimal(terms.get("fee_rate"), "fee_rate"), entry=Decimal(row["entry_price"]),
                        exit=Decimal(row["exit_price"]), liquidated=row["status"] == TradeStatus.LIQUIDATED.value)
-        for column, expected in (("fees_usd", money.fees_usd), ("pnl_usd", money.pnl_usd),
-                                 ("pnl_pct", money.pnl_pct)):
+        funding = Decimal(row["funding_usd"] or "0")  # part of the P/L (futures funding)
+        stake = decimal(terms.get("stake_usd"), "stake_usd")
+        for column, expected in (("fees_usd", money.fees_usd), ("pnl_usd", money.pnl_usd + funding),
+                                 ("pnl_pct", (money.pnl_usd + funding) / stake)):
             recorded = Decimal(row[column]) if row[column] else None
             if recorded is None or abs(recorded - expected) > MONEY_TOLERANCE:
                 self.problems.append(Problem(seq, f"trade {trade.trade_id}: {column} {row[column] or '(none)'} is not "
@@ -329,6 +372,9 @@ def compare_fills(projection: Projection, table: Iterable[list[str]]) -> Iterato
             continue
         for number, (row, fill) in enumerate(zip(mine, told), start=1):
             for column in FILL_EXPORT_COLUMNS[1:]:
+                if column in DECIMAL_COLUMNS and row[column] and fill[column]:
+                    if abs(Decimal(row[column]) - Decimal(fill[column])) <= MONEY_TOLERANCE:
+                        continue
                 if row[column] != fill[column]:
                     where = projected.last_seq if projected is not None else 0
                     yield (f"seq {where}: trade {trade_id} fill {number} {column} is {row[column]!r} in the fill "

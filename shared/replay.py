@@ -24,7 +24,9 @@ from typing import Any
 from shared import metrics
 from shared.admission import Verdict, admit
 from shared.candles import Candle, interval_length
-from shared.exits import TradeState, TradeTerms, advance, open_trade
+from shared.exits import CANDLE, TradeState, TradeTerms, advance, open_trade, with_funding
+from shared.funding import FundingEvent
+from shared.tape import AggTrade
 from shared.kinds import EntryMode, Market, Origin, Side, TradeStatus
 from shared.ledger import Entry, Problem, parse_time
 from shared.projection import Projection, ProjectedTrade, cell, decimal
@@ -42,8 +44,8 @@ TOLERANCE = Decimal("1e-9")
 LATER_SETTINGS = ("tp_split", "stop_after_tp", "futures_funding")
 DEFAULT_SETTINGS = RuntimeSettings()
 COMPARED = ("status", "reason", "entry_time", "entry_price", "exit_time", "exit_price", "fees_usd", "pnl_usd",
-            "pnl_pct", "ambiguous", "targets_hit")
-MONEY = frozenset({"fees_usd", "pnl_usd", "pnl_pct", "exit_price"})  # a split trade's exit price is a mean
+            "pnl_pct", "ambiguous", "targets_hit", "funding_usd")
+MONEY = frozenset({"fees_usd", "pnl_usd", "pnl_pct", "exit_price", "funding_usd"})  # a split trade's exit price is a mean
 
 
 @dataclass
@@ -254,9 +256,54 @@ def _replay_group(result: ReplayResult, market: str, symbol: str, interval: str,
         # The candles the worker could have seen when it recorded the decision: closed by then.
         first = bisect_left(opens, term.signal_time)
         last = bisect_left(opens, at - length + timedelta(microseconds=1))
-        state = advance(term, open_trade(term), series[first:last], complete_until=at - length)
+        closed = trade.closed or {}
+        state = advance(term, open_trade(term), series[first:last], complete_until=at - length,
+                        tape=RecordedTape(closed.get("tape"), length))
+        if term.funding and state.status.is_closed:
+            state = with_funding(term, state, recorded_funding(closed.get("funding")))
         result.replayed_trades += 1
         _compare(result, trade, state, at)
+        if state.resolution != closed.get("resolution", CANDLE) and state.status.is_closed:
+            result.problems.append(Problem(trade.decided_seq or trade.last_seq,
+                                           f"trade {trade.trade_id}: its deciding candle was read by "
+                                           f"{closed.get('resolution', CANDLE)} in the ledger, by {state.resolution} "
+                                           "in the replay"))
+
+
+class RecordedTape:
+    """The trades a ledger recorded as deciding a candle (its `tape` verdict: the trade that
+    reached each target, then the one that reached the adverse level), given back in that order
+    for the candle they lie in. The replay walks them with the same rule; each must lie inside
+    the candle, in time and in price. A candle without a recorded verdict has no tape (the
+    stop-loss is assumed there, as the worker did)."""
+
+    def __init__(self, verdict: Any, length: timedelta) -> None:
+        self.length = length
+        self.recorded: list[AggTrade] = []
+        if isinstance(verdict, dict):
+            for item in [*verdict.get("tape_targets", []), verdict.get("tape_adverse")]:
+                if isinstance(item, dict):
+                    self.recorded.append(AggTrade(int(item["trade_id"]), decimal(item["trade_price"], "trade_price"),
+                                                  Decimal(0), parse_time(item["trade_time"])))
+
+    def trades(self, candle: Candle) -> list[AggTrade] | None:
+        inside = [t for t in self.recorded if candle.open_time <= t.time < candle.open_time + self.length]
+        if not inside or len(inside) != len(self.recorded):
+            return None
+        if any(not candle.low <= t.price <= candle.high for t in inside):
+            return None
+        return sorted(inside, key=lambda t: (t.time, t.id))
+
+
+def recorded_funding(payments: Any) -> list[FundingEvent]:
+    """The funding events a ledger recorded with a trade's payments (time, rate, mark price)."""
+    if payments is None:
+        return []
+    if not isinstance(payments, list):
+        raise ValueError("funding is not a list")
+    return [FundingEvent(parse_time(p["funding_time"]), decimal(p["funding_rate"], "funding_rate"),
+                         None if p.get("mark_price") is None else decimal(p["mark_price"], "mark_price"))
+            for p in payments]
 
 
 def _compare(result: ReplayResult, trade: ProjectedTrade, state: TradeState, at: datetime) -> None:
@@ -276,6 +323,7 @@ def _compare(result: ReplayResult, trade: ProjectedTrade, state: TradeState, at:
               "ambiguous": state.ambiguous}
     row = dict(recorded)
     row["targets_hit"] = str(state.targets_hit)
+    row["funding_usd"] = cell("funding_usd", format(state.funding_usd, "f"))
     for column, value in values.items():
         row[column] = cell(column, value if not isinstance(value, Decimal) else format(value, "f"))
     result.decisions[trade.trade_id] = Decision(trade.trade_id, row, replayed=True)

@@ -8,6 +8,7 @@ Decimals in a 34-digit context, like the money rules say.
 Candles are `(open_time, open, high, low, close)`, in time order.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Context, Decimal, localcontext
@@ -34,6 +35,9 @@ class Setup:
     tp_split: str = "single"
     take_profit_target: int = 1
     stop_after_tp: str = "none"
+    # The order inside a candle the exchange's trades show ("high_first" / "low_first"), or None
+    # when they cannot be had; no function at all: no tape (the stop-loss is assumed).
+    tape: Callable[[tuple[datetime, Decimal, Decimal, Decimal, Decimal]], str | None] | None = None
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Outcome:
     fees: Decimal | None = None
     pnl: Decimal | None = None
     ambiguous: bool = False
+    resolution: str = "candle"
     fills: list[tuple[datetime, str, Decimal, Decimal, Decimal, Decimal]] = field(default_factory=list)
 
     @property
@@ -123,8 +128,26 @@ def simulate(setup: Setup, candles: list[tuple[datetime, Decimal, Decimal, Decim
         adverse = l <= level if long else h >= level
         waiting = portions[out.targets_hit:]
         reached = [p for p in waiting if targets_allowed and (h >= p[0] if long else l <= p[0])]
+        order = setup.tape(candle) if adverse and reached and setup.tape is not None else None
+        if order is not None:
+            # "the first trade at or beyond either level decides": the trades walk open → first
+            # extreme → second extreme → close. A candle opening through the adverse level meets
+            # it first; otherwise the targets on the way to the favourable extreme fill first,
+            # when that extreme comes first.
+            out.resolution = "trades"
+            opened_through = o <= level if long else o >= level
+            favourable_first = (order == "high_first") == long
+            if not opened_through and favourable_first:
+                for target, share in reached:
+                    fill(t, f"tp{out.targets_hit + 1}", target, share)
+                if out.targets_hit == len(portions):
+                    finish("CLOSED_TP", t)
+                    return
+            reached = []  # the adverse level closes what is left
+        elif adverse and reached:
+            out.resolution = "assumed"
         if adverse:
-            out.ambiguous = bool(reached)
+            out.ambiguous = bool(reached) and out.resolution == "assumed"
             raw = min(o, level) if long else max(o, level)
             if liq is not None and (raw <= liq if long else raw >= liq):
                 fill(t, "liquidated", liq, rest())

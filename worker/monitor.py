@@ -86,6 +86,7 @@ class MonitorReport:
     behind_seconds: float | None = None
     tape_reads: int = 0  # candles whose trade tape was read: one per (symbol, candle), however many trades
     waiting_funding: int = 0  # futures trades decided, left open until their funding history is known
+    funding_problems: list[str] = field(default_factory=list)  # the funding history's, for the heartbeat
 
 
 # --- the screen: which candles may change a trade -------------------------------------------

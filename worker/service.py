@@ -101,10 +101,10 @@ class Worker:
         report = monitor_trades(self.engine, self.market_data, now=now, stop=self.stop, progress=self._working,
                                 funding_known=funding.known_through)
         if funding.message:
-            report.failed.append(funding.message)
+            report.funding_problems.append(funding.message)
         if report.waiting_funding:
-            report.failed.append(f"{report.waiting_funding} futures trade(s) reached their exit but stay open until "
-                                 "their funding history is known")
+            report.funding_problems.append(f"{report.waiting_funding} futures trade(s) reached their exit but stay "
+                                           "open until their funding history is known")
         if report.changed or report.failed:
             log.info("monitor: %d trade(s) changed, %d request(s), %d tape read(s), %d problem(s)",
                      report.changed, report.requests, report.tape_reads, len(report.failed))
@@ -178,7 +178,8 @@ class Worker:
                 heartbeat.record_tick(now=self.clock(), session=session)
             else:
                 heartbeat.record_tick(now=self.clock(), behind_seconds=report.behind_seconds,
-                                      monitor_errors=report.failed, stuck_trades=report.stuck, session=session)
+                                      monitor_errors=report.failed + report.funding_problems, stuck_trades=report.stuck,
+                                      session=session)
         self.last_tick = monotonic()
 
     def record_intake(self, waiting: int, error: str) -> None:
@@ -234,6 +235,7 @@ class Worker:
             # A host that does not resolve or refuses connections will not in the next second either.
             if report.unreachable or any(isinstance(e, ExchangeUnreachable) for e in self.intake_errors):
                 break
+        problems += report.funding_problems  # not retried here: the next run asks again
         try:
             self.store_prices()
         except Exception as exc:  # prices only mark open trades to market; never fail the pass for them

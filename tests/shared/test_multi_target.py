@@ -10,6 +10,7 @@ so per $1 of notional: at 110 → 0.1 − 0.0021 = 0.0979, at 120 → 0.2 − 0.
 at 130 → 0.3 − 0.0023 = 0.2977, at 100 → −0.002, at 90 → −0.1 − 0.0019 = −0.1019.
 """
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
@@ -22,6 +23,8 @@ from shared.exits import TradeState, TradeTerms, advance, close_manually, open_t
 from shared.kinds import EntryMode, Side, TradeStatus
 from shared.money import exact_sum
 from shared.targets import SplitError, StopRule, parse_split, portions
+from demo.tape import HIGH_FIRST, LOW_FIRST, candle_prices, natural_order
+from shared.tape import AggTrade
 from tests.reference_rules import Setup, simulate
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -303,3 +306,67 @@ def test_portions_always_sum_to_the_whole_position(steps: list[int], split: str,
     parts = portions(split, targets, target)
     assert exact_sum(p.share for p in parts) == 1 and all(p.share > 0 for p in parts)
     assert [p.target for p in parts] == sorted(p.target for p in parts)
+
+
+class MadeUpTape:
+    """Trades inside a candle as the fake exchange makes them (demo/tape.py): open → first
+    extreme → second extreme → close, in the order `order_of` picks (None: no tape to be had)."""
+
+    def __init__(self, order_of: Callable[[Candle], str | None]) -> None:
+        self.order_of = order_of
+
+    def trades(self, candle: Candle) -> list[AggTrade] | None:
+        order = self.order_of(candle)
+        if order is None:
+            return None
+        row = (0, candle.open, candle.high, candle.low, candle.close, D(0))
+        return [AggTrade(i, price, D(1), candle.open_time + timedelta(seconds=i))
+                for i, price in enumerate(candle_prices(row, 8, order))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), st.sampled_from([HIGH_FIRST, LOW_FIRST, None]), st.booleans())
+def test_the_tape_decides_as_the_independent_implementation(history: tuple[TradeTerms, Setup, list[Candle]],
+                                                            fixed: str | None, by_candle: bool) -> None:
+    """"the first trade at or beyond either level decides": on random histories, with every
+    candle's trades going high first, low first, the candle's own way, or not to be had."""
+    t, setup, candles = history
+    order_of = (lambda c: natural_order((0, c.open, c.high, c.low, c.close, D(0)))) if by_candle else (lambda c: fixed)
+    state = advance(t, open_trade(t), candles, complete_until=END, tape=MadeUpTape(order_of))
+    reference = simulate(replace(setup, tape=lambda c: order_of(Candle(*c))),
+                         [(c.open_time, c.open, c.high, c.low, c.close) for c in candles], END)
+    expected = (reference.status, reference.entry_time, reference.entry_price, reference.exit_time,
+                reference.exit_price, reference.fees, reference.pnl, reference.ambiguous, reference.fills)
+    assert _as_reference(state) == expected
+    assert state.resolution == reference.resolution
+
+
+def test_a_tape_settles_the_same_candle_case() -> None:
+    """Both the stop (90) and the targets (110, 120) in one candle, its trades going up first:
+    both targets fill, the trade closes CLOSED_TP, settled by the tape, not ambiguous. Going down
+    first: the stop at 90 closes it all, settled too. No tape: the stop, flagged ambiguous."""
+    both = candle(0, "100", "125", "89")
+    up = run_with_tape(terms("110", "120"), both, HIGH_FIRST)
+    assert up.status is TradeStatus.CLOSED_TP and up.resolution == "trades" and not up.ambiguous
+    assert up.tape is not None and [f.index for f in up.tape.targets] == [0, 1]
+    down = run_with_tape(terms("110", "120"), both, LOW_FIRST)
+    assert down.status is TradeStatus.CLOSED_SL and down.resolution == "trades" and not down.ambiguous
+    assert fills(down) == [(0, "sl", D(90), D(1))]
+    none = run_with_tape(terms("110", "120"), both, None)
+    assert none.status is TradeStatus.CLOSED_SL and none.resolution == "assumed" and none.ambiguous
+
+
+def test_a_tape_the_candle_contradicts_is_not_used() -> None:
+    """A tape whose trades never reach the stop the candle reaches is refused: assumed."""
+    both = candle(0, "100", "125", "89")
+
+    class Short:
+        def trades(self, candle: Candle) -> list[AggTrade]:
+            return [AggTrade(1, D(100), D(1), at(0)), AggTrade(2, D(125), D(1), at(0) + timedelta(seconds=5))]
+
+    state = advance(terms("110", "120"), open_trade(terms("110", "120")), [both], complete_until=at(0), tape=Short())
+    assert state.resolution == "assumed" and state.ambiguous and state.status is TradeStatus.CLOSED_SL
+
+
+def run_with_tape(t: TradeTerms, c: Candle, order: str | None) -> TradeState:
+    return advance(t, open_trade(t), [c], complete_until=c.open_time, tape=MadeUpTape(lambda _: order))
