@@ -130,6 +130,9 @@ class SyntheticMarket:
         existing = max(0, min(len(prices), (now_ms - self.start_ms) // step + 1))  # the forming one included
         return _Rows(self.start_ms, step, self._walk(symbol).exponent, prices, existing)
 
+    def native_interval(self, market: Market, symbol: str) -> str:
+        return "1m"  # the walks are per minute (the trade tape and funding are made from these)
+
     def last_price(self, market: Market, symbol: str, now_ms: int) -> Decimal:
         rows = self.rows(market, symbol, "1m", now_ms)
         assert rows is not None

@@ -20,10 +20,14 @@ from sqlmodel import Session, select
 
 from shared import candle_store, metrics, queries, settings as runtime, summaries
 from shared.columns import plain_on_postgres
+from shared import funding_store
+from shared.clock import utcnow
 from shared.candles import INTERVALS
 from shared.exits import (
-    Fill as ExitFill, TradeState, TradeTerms, liquidation_price, next_targets, stop_in_force, unrealized_pnl,
+    Fill as ExitFill, TradeState, TradeTerms, funding_payments, liquidation_price, next_targets, stop_in_force,
+    unrealized_pnl,
 )
+from shared.funding import FundingEvent
 from shared.money import EXACT_CONTEXT, exact_sum
 from shared.owner import OWNER
 from shared.models import (
@@ -226,6 +230,27 @@ def _signal_counts(tables: summaries.Summaries, *, session: Session) -> dict[str
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
+def _funding_events(found: Sequence[Any], now: datetime, *, session: Session) -> dict[str, list[FundingEvent]]:
+    """The stored funding events of the futures symbols of these open trades that pay funding."""
+    since: dict[str, datetime] = {}
+    for trade, _ in found:
+        if trade.futures_funding and trade.entry_time is not None:
+            since[trade.symbol] = min(since.get(trade.symbol, trade.entry_time), trade.entry_time)
+    return {symbol: funding_store.events(symbol, start, now, session=session) for symbol, start in since.items()}
+
+
+def _marked(terms: TradeTerms, state: TradeState, price: Decimal | None, events: Sequence[FundingEvent],
+            now: datetime) -> Decimal | None:
+    """Unrealized P/L at `price`, with the funding paid or received so far (futures)."""
+    if price is None:
+        return None
+    unrealized = unrealized_pnl(terms, state, price)
+    if unrealized is None or not terms.funding or not events:
+        return unrealized
+    with localcontext(EXACT_CONTEXT):
+        return unrealized + exact_sum(p.amount_usd for p in funding_payments(terms, state, events, now))
+
+
 def _levels_now(terms: TradeTerms, state: TradeState) -> tuple[Decimal, Decimal]:
     """The next target and the stop in force of an active trade (its own, while pending)."""
     target = next_targets(terms, state)[0].target if next_targets(terms, state) else terms.take_profit
@@ -241,9 +266,10 @@ def open_positions(now: datetime, *, session: Session, live_only: bool = False) 
     rows = []
     found = session.exec(statement).all()
     fills = fills_of([trade.id for trade, _ in found if trade.targets_hit], session=session)
+    funding = _funding_events(found, now, session=session)
     for trade, price in found:
         terms, state = terms_of(trade), state_of(trade, fills.get(trade.id, ()))
-        unrealized = unrealized_pnl(terms, state, price) if price is not None else None
+        unrealized = _marked(terms, state, price, funding.get(trade.symbol, ()), now)
         entry = trade.entry_price or trade.signal_entry
         target, stop = _levels_now(terms, state)
         rows.append({
@@ -565,9 +591,11 @@ def open_trades(*, session: Session) -> list[dict[str, Any]]:
     rows = []
     found = session.exec(statement).all()
     fills = fills_of([trade.id for trade, _, _ in found if trade.targets_hit], session=session)
+    now = utcnow()
+    funding = _funding_events([(trade, price) for trade, price, _ in found], now, session=session)
     for trade, price, price_time in found:
         terms, state = terms_of(trade), state_of(trade, fills.get(trade.id, ()))
-        unrealized = unrealized_pnl(terms, state, price) if price is not None else None
+        unrealized = _marked(terms, state, price, funding.get(trade.symbol, ()), now)
         rows.append({
             "trade_id": trade.id, "source": trade.source, "signal_id": trade.signal_id, "origin": _text(trade.origin),
             "symbol": trade.symbol, "side": _text(trade.side), "market": _text(trade.market),
@@ -657,8 +685,11 @@ def checkpoints(*, session: Session, newest: int | None = None) -> list[dict[str
 # --- one trade's page (app_pages/trade.py) -----------------------------------------------------
 
 
-SAME_CANDLE = ("both the stop-loss and the take-profit were inside this candle; the order inside a candle is "
-               "unknown, so the stop-loss was recorded")
+SAME_CANDLE = ("both the stop-loss and the take-profit were inside this candle, and the exchange's trades inside "
+               "it could not be had: the order is unknown, so the stop-loss was recorded")
+TAPE_SETTLED = ("Same candle, settled by the trade tape: this candle reached both the stop-loss and a take-profit, so "
+                "the exchange's own trades inside it were read; the first at or beyond either level decided. The "
+                "deciding trades are in the ledger's trade.closed entry.")
 
 
 @dataclass(frozen=True)
@@ -764,10 +795,14 @@ def how_decided(trade: Trade, candle: Any, liquidation: Decimal | None) -> list[
     name = f"the {interval} candle opening {_when(at)}"
     prices = (f" (open {_price(candle.open)}, high {_price(candle.high)}, low {_price(candle.low)}, "
               f"close {_price(candle.close)})") if candle is not None else ""
+    tape = [TAPE_SETTLED] if trade.resolution == "trades" else []
     if status is TradeStatus.CLOSED_TP:
         touch = "high" if long else "low"
+        if trade.targets_hit > 1:
+            return [f"Take-profit: {name}{prices} filled the last of its {trade.targets_hit} targets; each part of "
+                    "the position closed at exactly its target (see the fills)."] + tape
         return [f"Take-profit: {name}{prices} was the first whose {touch} reached the take-profit "
-                f"{_price(trade.take_profit)}; the trade closed at exactly that price."]
+                f"{_price(trade.take_profit)}; the trade closed at exactly that price."] + tape
     if status in (TradeStatus.CLOSED_SL, TradeStatus.LIQUIDATED):
         touch = "low" if long else "high"
         if status is TradeStatus.LIQUIDATED:
@@ -785,7 +820,7 @@ def how_decided(trade: Trade, candle: Any, liquidation: Decimal | None) -> list[
         if trade.ambiguous:
             words.append(f"Same candle: {SAME_CANDLE}" + (" (here its fill was at or beyond the liquidation price)."
                                                           if status is TradeStatus.LIQUIDATED else "."))
-        return words
+        return words + tape
     if status is TradeStatus.CLOSED_EXPIRED:
         return [f"Expiry: {name}{prices} was the first opening at or after the entry time + "
                 f"{_price(trade.max_trade_hours)} h; the trade closed at its open, {_price(trade.exit_price)} "
@@ -881,6 +916,7 @@ def trade_detail(trade_id: int, *, session: Session, now: datetime) -> TradeDeta
         deciding_candle=deciding, decision=how_decided(trade, deciding, liquidation), chart=series,
         latest_price=latest.price if latest is not None else None,
         latest_price_time=latest.updated_at if latest is not None else None,
-        unrealized_usd=unrealized_pnl(terms, state_of(trade, exits), latest.price)
+        unrealized_usd=_marked(terms, state_of(trade, exits), latest.price,
+                               _funding_events([(trade, None)], now, session=session).get(trade.symbol, ()), now)
         if status is TradeStatus.OPEN and latest is not None else None,
     )

@@ -214,8 +214,8 @@ def test_the_same_candle_case_is_said_in_words(seed: Any, page: Page) -> None:
     at = page(trade.id)
     (warning,) = at.warning
     words = re.sub(r"\\(.)", r"\1", warning.value)
-    assert ("both the stop-loss and the take-profit were inside this candle; the order inside a candle is unknown, "
-            "so the stop-loss was recorded") in words
+    assert ("both the stop-loss and the take-profit were inside this candle, and the exchange's trades inside it "
+            "could not be had: the order is unknown, so the stop-loss was recorded") in words
     decided = re.sub(r"\\(.)", r"\1", " ".join(m.value for m in at.markdown))
     assert "the 1m candle opening 2024-05-01 10:40 UTC (open 0.05, high 0.06, low 0.04, close 0.05)" in decided
 
