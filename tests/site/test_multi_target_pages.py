@@ -163,6 +163,7 @@ def test_every_trade_table_says_targets_hit_of_parts(seed: Any, page: Run) -> No
     positions = frame_with(at, "unrealized_usd")
     open_split = seeded[6]
     assert dict(zip(ids(positions["trade_id"]), positions["targets_hit"])) == {open_split.trade.id: "1/3"}
+    assert list(positions["entry_price"]) == [64000] and list(positions["take_profit"]) == [66000]  # the next target
 
     recent = frame_with(page("overview"), "exit_time")
     recent_shown = dict(zip(ids(recent["trade_id"]), recent["targets_hit"]))
@@ -263,3 +264,60 @@ def test_the_rules_document_has_the_several_targets_section() -> None:
     for words in ("`tp_split`", "`single`", "`even`", "`50,30,20`", "`stop_after_tp`", "`breakeven`", "`trailing`",
                   "changes nothing", "not the win rate"):
         assert words in section, words
+
+
+# --- in Chromium, at desktop and phone widths ---------------------------------------------------
+
+@pytest.mark.slow
+def test_split_trades_in_chromium(seed: Any, database_url: str, exchange: Any, tmp_path: Path) -> None:
+    """The served site (`signalproof site`) on a record with split trades: the Trades history has
+    its "Targets hit" column, Analytics its hit-rate table and the warning that it is not the win
+    rate, Methodology its section; no page shows an error, and each is saved as a screenshot
+    (tests/artifacts/multi-target-*.png)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("once, on PostgreSQL")
+    from conftest import Cli
+    from tests.site.test_browser import (
+        CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, PHONE, VIEWPORT, assert_no_error, running_site, screenshot,
+        wait_until_rendered,
+    )
+
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    seeded = record_with_splits(seed)
+    expected = expected_rates(seeded)
+    cli = Cli(database_url, exchange.url, tmp_path)
+    with running_site(cli, tmp_path / "site.log") as site, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for viewport in (VIEWPORT, PHONE):
+                page = browser.new_page(viewport=viewport)
+                page.set_default_timeout(PAGE_TIMEOUT_MS)
+                for path, heading in (("trades", "Trades"), ("analytics", "Analytics"), ("methodology", "Methodology")):
+                    page.goto(f"{site}/{path}", wait_until="domcontentloaded")
+                    wait_until_rendered(page, heading)
+                    name = f"multi-target-{path}-{viewport['width']}"
+                    assert_no_error(page, name)
+                    body = page.locator("body").inner_text()
+                    if path == "trades":
+                        # (a phone's grid lists only the columns in view: the header is checked at 1400 px)
+                        headers = [(c.text_content() or "").strip() for c in
+                                   page.locator('[data-testid="stDataFrame"]').nth(1).locator('[role="columnheader"]').all()]
+                        assert "Targets hit" in headers or viewport is not VIEWPORT, headers
+                    elif path == "analytics":
+                        assert "Targets reached" in body and "This is not the win rate" in body
+                        grid = page.locator('[data-testid="stDataFrame"]').filter(
+                            has=page.locator('[role="columnheader"]', has_text="Reached, still lost"))
+                        cells = [(c.text_content() or "").strip() for c in grid.locator('[role="gridcell"]').all()]
+                        first = expected.loc[0]  # (the grid's accessible cells carry raw values)
+                        assert cells[:3] + cells[4:5] == ["Target 1", str(first["trades"]), str(first["reached"]),
+                                                          str(first["reached_lost"])], cells
+                        assert float(cells[3]) == pytest.approx(first["rate"]), cells
+                    else:
+                        assert "Several targets" in body and "does nothing" in body
+                    screenshot(page, name, viewport)
+                page.close()
+        finally:
+            browser.close()
