@@ -92,6 +92,28 @@ else:
     st.altair_chart(charts.bar_by(reasons, category="reason", value="trades", title="Trades by outcome",
                                   value_format=",d", colours=charts.OUTCOME_BAR_COLOURS), width="stretch")
 
+hits = snap.target_hits
+if hits is not None and len(hits) > 1:  # only when some trade of the period was split over several targets
+    st.subheader("Targets reached", anchor=False)
+    st.markdown("How often each target was reached, of the closed trades whose position was split over at least "
+                "that many targets. **This is not the win rate**: a trade can reach its first target and still "
+                "lose overall, when the stop closes the rest of the position.")
+    shown = hits.assign(target=[f"Target {k}" for k in hits["target"]], rate=hits["rate"] * 100)
+    st.dataframe(shown[["target", "trades", "reached", "rate", "reached_lost"]], hide_index=True, width="stretch",
+                 placeholder=display.PLACEHOLDER, column_config={
+        "target": st.column_config.TextColumn("Target"),
+        "trades": st.column_config.NumberColumn("Trades with it", format="%d",
+                                                help="closed trades with at least this many targets"),
+        "reached": st.column_config.NumberColumn("Reached", format="%d"),
+        "rate": st.column_config.NumberColumn("Hit rate", format="%.1f%%"),
+        "reached_lost": st.column_config.NumberColumn(
+            "Reached, still lost", format="%d", help="trades that reached this target and still lost money overall"),
+    })
+    first = hits.iloc[0]
+    st.caption(f"Target 1 was reached by {display.pct(first['rate'])} of {int(first['trades']):,} trades; the win "
+               f"rate of the period is {display.pct(honest.win_rate)}. Targets count in each trade's own order "
+               "(with the split *single*, its one target is target 1). Rules: Methodology, *Several targets*.")
+
 st.subheader("Monthly returns", anchor=False)
 st.altair_chart(charts.monthly_heatmap(snap.monthly), width="stretch")
 st.caption("Colour and text: the month's return = its P/L ÷ the equity at the end of the month before "

@@ -81,6 +81,39 @@ Each of these, like every settings change, is listed below with its time.
 settings filter out (pause, markets, symbol lists, confidence, open-trade limits) as *skipped*.
 Nothing is dropped silently, and no setting can edit or delete a recorded signal or trade.
 """)
+SPLIT_NOW = {"single": "*single*: one exit, at one target", "even": "*even*: split equally over all the targets"}
+split_now = SPLIT_NOW.get(snap.settings.get("tp_split", "single"),
+                          f"the percentages {settings.get('tp_split', '')} over the first targets")
+st.subheader("Several targets", anchor=False)
+st.markdown(f"""
+A signal may give several take-profit targets. How the position is split over them is the setting
+`tp_split` (now **{split_now}**):
+- *single* (the default): the whole position exits at target {settings['take_profit_target']} (the
+  `take_profit_target` setting), or at the signal's last target when it has fewer.
+- *even*: the position is split equally over all the signal's targets.
+- percentages such as *50,30,20* (summing to 100): parts over the first targets, in order; a signal
+  with fewer targets gives the rest to its last one.
+
+Each part closes at exactly its target in the first candle whose high (low for a short) reaches it;
+several targets can fill in one candle. In each candle: expiry first, then the stop-loss (or
+liquidation) for everything still open, then the targets — a stop-loss and a target not yet filled
+in one candle is the same-candle case above, for all that is still open. A market entry already at or
+beyond the stop-loss or the *first* target is cancelled; a limit entry's fill candle fills no target.
+
+Where the stop goes once a target has filled is the setting `stop_after_tp` (now
+**{settings['stop_after_tp']}**):
+- *none* (the default): it stays where the signal put it;
+- *breakeven*: after the first target fills, the stop moves to the entry price;
+- *trailing*: after target k fills, the stop moves to target k − 1 (the entry price for k = 1).
+
+A moved stop applies from the next candle on; liquidation stays computed from the entry.
+**With *single*, `stop_after_tp` does nothing**: nothing is left open after the one target.
+Fees are charged per fill on its part, and the P/L is the sum over the parts. A trade ends as
+*take-profit* when its last part closed at a target, *stop-loss* when the rest closed at the (possibly
+moved) stop. The trade tables say how many targets a split trade reached ("2/3"), and the Analytics
+page how often each target was reached — which is not the win rate: a trade can reach its first
+target and still lose when the stop closes the rest.
+""")
 st.caption("The complete rules, word for word, are in the project's repository: `docs/trade-rules.md` (with `docs/signals.md`, `docs/metrics.md` and `docs/export-schema.md` beside it).")
 
 st.subheader("Statistics", anchor=False)

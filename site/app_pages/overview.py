@@ -145,8 +145,9 @@ def charts_and_tables() -> None:
                f"starting balance (\\${snap.starting_balance:,.0f}).")
 
     st.subheader("Recent closed trades", anchor=False)
-    recent = snap.recent[["trade_id", "symbol", "side", "status", "pnl_usd", "pnl_pct", "origin", "entry_time",
-                          "exit_time", "ambiguous"]]
+    recent = snap.recent[["trade_id", "symbol", "side", "status", "pnl_usd", "pnl_pct"]
+                         + (["targets_hit"] if snap.split_trades else [])
+                         + ["origin", "entry_time", "exit_time", "ambiguous"]]
     display.table(recent)
 
 

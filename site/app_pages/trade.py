@@ -75,7 +75,11 @@ def show(detail: record.TradeDetail) -> None:
     back_link()
 
     left, middle, right, last = st.columns(4)
-    left.metric("Outcome", SHORT_STATUS.get(status, str(status)), help=record.STATUS_WORDS.get(status))
+    parts = record.portions_of(trade["tp_split"], trade["shares"])
+    hit = record.targets_label(trade["targets_hit"], trade["tp_split"], trade["shares"], status) if parts > 1 else None
+    # A split position: how many of its targets it reached ("2/3 targets hit"), under the outcome.
+    left.metric("Outcome", SHORT_STATUS.get(status, str(status)), f"{hit} targets hit" if hit else None,
+                delta_color="off", delta_arrow="off", help=record.STATUS_WORDS.get(status))
     if detail.unrealized_usd is not None:
         middle.metric("Unrealized P/L", money(detail.unrealized_usd, signed=True),
                       help="Marked to the latest price the worker stored, fees on both sides included")

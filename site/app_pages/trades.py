@@ -5,13 +5,13 @@ import streamlit as st
 
 from shared.clock import utcnow
 from shared.models import Market, Side, TradeStatus
-from track_record import display, loaders, scope
+from track_record import display, loaders, record, scope
 from track_record.record import HISTORY_ORDER, HistoryFilter
 
 URL = loaders.database_url()
 PAGE_SIZE = 100
 # The columns a trader reads first lead (display.readable puts trade, symbol, side, outcome, P/L first).
-HISTORY_COLUMNS = ["id", "symbol", "side", "status", "pnl_usd", "pnl_pct", "reason", "market", "leverage", "origin",
+HISTORY_COLUMNS = ["id", "symbol", "side", "status", "pnl_usd", "pnl_pct", "targets_hit", "reason", "market", "leverage", "origin",
                    "signal_time", "entry_time", "entry_price", "take_profit", "stop_loss", "exit_time", "exit_price",
                    "fees_usd", "ambiguous", "ledger_seq", "source", "signal_id"]
 
@@ -35,6 +35,8 @@ def open_positions() -> None:
                "age_hours"]
     if positions["limit_price"].isna().all():
         columns.remove("limit_price")  # only pending limit orders have one
+    if loaders.split_trades(URL, loaders.version(URL)):
+        columns.insert(columns.index("take_profit"), "targets_hit")  # "1/3": targets reached / parts
     display.table(positions[columns])
     st.caption("Unrealized P/L is marked to the latest price the worker stored, fees on both sides included.")
 
@@ -64,7 +66,11 @@ if not rows:
     display.empty("No trade matches these filters." if total == 0 and any(
         (flt.symbols, flt.sides, flt.markets, flt.statuses, flt.since, flt.live_only)) else "No trades yet.")
 else:
-    frame = pd.DataFrame(rows)[HISTORY_COLUMNS]
+    frame = pd.DataFrame(rows)
+    frame["targets_hit"] = [record.targets_label(hit, split, shares, status) for hit, split, shares, status
+                            in zip(frame["targets_hit"], frame["tp_split"], frame["shares"], frame["status"])]
+    # "2/3" only for a record that ever split a position: with one target per trade it says nothing.
+    frame = frame[[c for c in HISTORY_COLUMNS if c != "targets_hit" or loaders.split_trades(URL, version)]]
     frame["reason"] = frame["reason"].fillna("")  # an empty cell, not the word "None"
     for column in ("entry_price", "take_profit", "stop_loss", "exit_price", "fees_usd", "pnl_usd", "pnl_pct"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)

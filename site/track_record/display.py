@@ -246,6 +246,8 @@ def trade_columns(columns: "list[str] | pd.Index") -> dict[str, object]:
         "unrealized_usd": st.column_config.NumberColumn("Unrealized", format="dollar", width=width["unrealized_usd"]),
         "stake_usd": st.column_config.NumberColumn("Stake", format="dollar"),
         "age_hours": st.column_config.NumberColumn("Age (h)", format="%.1f"),
+        "targets_hit": st.column_config.TextColumn(
+            "Targets hit", help="targets reached / parts the position was split into (Methodology: Several targets)"),
         "ambiguous": st.column_config.CheckboxColumn(
             "Same-candle", help="stop-loss and take-profit in one candle: stop-loss recorded"),
     }

@@ -127,6 +127,13 @@ def history(url: str, data_version: tuple[int, str], flt: record.HistoryFilter, 
 
 
 @st.cache_data(ttl=300, show_spinner=False)
+def split_trades(url: str, data_version: tuple[int, str]) -> bool:
+    """Whether any trade was split over several targets (the trade tables then say "2/3")."""
+    with _session(url) as session:
+        return record.has_split_trades(session=session)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
 def symbols(url: str, data_version: tuple[int, str]) -> list[str]:
     with _session(url) as session:
         return record.symbols(session=session)

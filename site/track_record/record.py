@@ -31,10 +31,11 @@ from shared.funding import FundingEvent
 from shared.money import EXACT_CONTEXT, exact_sum
 from shared.owner import OWNER
 from shared.models import (
-    CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, SignalStatus, StoredCandle, Trade, TradeStatus,
+    CLOSED_STATUSES, Event, LatestPrice, Origin, Signal, SignalStatus, StoredCandle, Trade, TradeFill, TradeStatus,
     WorkerHeartbeat,
 )
 from shared.rollup import Tally
+from shared.targets import SINGLE
 from shared.trade_rows import fills_of, state_of, terms_of
 
 CURVE_POINTS = 2_000  # up to this many closed trades the curve has a point per exit, then per day
@@ -74,6 +75,10 @@ class Snapshot:
     benchmark: pd.DataFrame | None = None  # time, return (BTCUSDT buy-and-hold from the period's start)
     record_return: pd.DataFrame | None = None  # time, return (the realized equity, as the benchmark)
     distributions_all_time: bool = False  # the histograms are of the whole record, whatever the period
+    # Several targets (docs/trade-rules.md): whether any trade of the record was split over more
+    # than one target (the tables then show "targets hit"), and the period's hit rate per target.
+    split_trades: bool = False
+    target_hits: pd.DataFrame | None = None  # target, trades, reached, reached_lost (`target_hit_rates`)
 
 
 @dataclass(frozen=True)
@@ -192,16 +197,83 @@ def _group_stats(ended: list[Any], by: str) -> pd.DataFrame:
 def _recent(*, session: Session, live_only: bool, limit: int = 10, since: datetime | None = None,
             until: datetime | None = None) -> pd.DataFrame:
     statement = (select(Trade.id, Trade.symbol, Trade.side, Trade.status, Trade.origin, Trade.entry_time,
-                        Trade.exit_time, Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous).where(queries.is_closed()))
+                        Trade.exit_time, Trade.pnl_usd, Trade.pnl_pct, Trade.ambiguous, Trade.targets_hit,
+                        Trade.tp_split, Trade.shares).where(queries.is_closed()))
     if since is not None:
         statement = statement.where(Trade.exit_time >= since)
     if until is not None:
         statement = statement.where(Trade.exit_time < until)
     statement = queries.live_only(statement.order_by(Trade.exit_time.desc(), Trade.id.desc()).limit(limit), live_only)
-    frame = pd.DataFrame(session.exec(statement).all(),
+    rows = session.exec(statement).all()
+    frame = pd.DataFrame([row[:10] for row in rows],
                          columns=["trade_id", "symbol", "side", "status", "origin", "entry_time", "exit_time",
                                   "pnl_usd", "pnl_pct", "ambiguous"])
+    frame["targets_hit"] = [targets_label(hit, split, shares, status)
+                            for (*_, hit, split, shares), status in zip(rows, frame["status"])]
     return frame.astype({"pnl_usd": float, "pnl_pct": float})
+
+
+# --- several targets: targets hit per trade, hit rates per target -----------------------------
+
+
+def portions_of(tp_split: str | None, shares: str | None) -> int:
+    """How many parts a trade's position was split into: 1 with `single`, else its shares."""
+    if not tp_split or tp_split == SINGLE or not shares:
+        return 1
+    return shares.count(";") + 1
+
+
+def targets_label(targets_hit: int | None, tp_split: str | None, shares: str | None, status: Any) -> str | None:
+    """"2/3": targets reached / parts of the position; None for a trade never entered."""
+    if str(status) == TradeStatus.CANCELLED:
+        return None
+    return f"{targets_hit or 0}/{portions_of(tp_split, shares)}"
+
+
+def _portions_column(trade: Any) -> Any:
+    """`portions_of` in SQL: 1 with `single` (or no shares), else the shares' ";" count + 1."""
+    semicolons = sa.func.length(trade.shares) - sa.func.length(sa.func.replace(trade.shares, ";", ""))
+    return sa.case((sa.and_(trade.tp_split != SINGLE, trade.shares.is_not(None)), semicolons + 1), else_=1)
+
+
+def has_split_trades(*, session: Session) -> bool:
+    """Whether any trade of the record has a position split over more than one target."""
+    trade = Trade.__table__.c  # type: ignore[attr-defined]
+    found = sa.exists().where(trade.tp_split != SINGLE, trade.shares.like("%;%"))
+    return bool(session.connection().execute(sa.select(found)).scalar())
+
+
+def target_hit_rates(*, session: Session, live_only: bool = False, since: datetime | None = None,
+                     until: datetime | None = None) -> pd.DataFrame:
+    """Per target number k: the closed trades of [since, until) (by exit time) whose position had
+    at least k parts, how many of them reached target k (a `tpK` fill), and how many of those
+    still lost overall. Two GROUP BYs; one row per target up to the most parts any trade had."""
+    trade = Trade.__table__.c  # type: ignore[attr-defined]
+    fill = TradeFill.__table__.c  # type: ignore[attr-defined]
+
+    def scoped(statement: Any) -> Any:
+        statement = _within(statement.where(trade.status.in_(CLOSED_STATUSES)), trade.exit_time, since, until)
+        return statement.where(trade.origin == Origin.LIVE) if live_only else statement
+
+    parts = _portions_column(trade)
+    each = scoped(sa.select(parts.label("parts"))).subquery()
+    by_parts = dict(session.connection().execute(sa.select(each.c.parts, sa.func.count()).group_by(each.c.parts)).all())
+    reached = scoped(sa.select(fill.kind, sa.func.count(sa.distinct(fill.trade_id)),
+                               sa.func.count(sa.distinct(sa.case((trade.pnl_usd < 0, fill.trade_id)))))
+                     .select_from(sa.join(Trade.__table__, TradeFill.__table__, fill.trade_id == trade.id))  # type: ignore[attr-defined]
+                     .where(fill.kind.like("tp%")).group_by(fill.kind))
+    hits: dict[int, tuple[int, int]] = {}
+    for kind, count, lost in session.connection().execute(reached).all():
+        if str(kind)[2:].isdigit():
+            hits[int(str(kind)[2:])] = (int(count), int(lost))
+    most = max((int(k) for k in by_parts), default=0)
+    rows = []
+    for k in range(1, most + 1):
+        trades = sum(int(n) for p, n in by_parts.items() if int(p) >= k)
+        done, lost = hits.get(k, (0, 0))
+        rows.append({"target": k, "trades": trades, "reached": done, "reached_lost": lost,
+                     "rate": done / trades if trades else None})
+    return pd.DataFrame(rows, columns=["target", "trades", "reached", "reached_lost", "rate"])
 
 
 def _distributions(tables: summaries.Summaries, breakeven: int, live_only: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -360,6 +432,8 @@ def build_snapshot(*, session: Session, now: datetime, live_only: bool = False, 
         daily_pnl=pd.DataFrame([(pd.Timestamp(day), float(pnl)) for day, pnl in daily.pnl_by_day.items()],
                                columns=["day", "pnl_usd"]),
         benchmark=benchmark, record_return=record_return, distributions_all_time=ranged,
+        split_trades=has_split_trades(session=session),
+        target_hits=target_hit_rates(session=session, live_only=live_only, since=since, until=until),
     )
 
 

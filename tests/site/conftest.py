@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 from shared import events, settings as runtime, summaries
 from shared.database import make_engine, transaction
 from shared.money import settle
-from shared.models import LatestPrice, Side, Signal, SignalStatus, Trade, TradeStatus, WorkerHeartbeat
+from shared.models import LatestPrice, Side, Signal, SignalStatus, Trade, TradeFill, TradeStatus, WorkerHeartbeat
 
 UTC = timezone.utc
 PAGES = ("overview", "trades", "analytics", "methodology")
@@ -91,7 +91,69 @@ def make_trade(**over: Any) -> Trade:
     values.setdefault("fees_usd", money.fees_usd)
     values.setdefault("pnl_usd", money.pnl_usd)
     values.setdefault("pnl_pct", values["pnl_usd"] / values["stake_usd"])
+    values.setdefault("targets_hit", 1 if status is TradeStatus.CLOSED_TP else 0)
     return Trade(**values)
+
+
+# The fill a one-target trade's close writes (shared.exits: tp1, sl, liquidated, expired, manual).
+SINGLE_FILL = {TradeStatus.CLOSED_TP: "tp1", TradeStatus.CLOSED_SL: "sl", TradeStatus.LIQUIDATED: "liquidated",
+               TradeStatus.CLOSED_EXPIRED: "expired", TradeStatus.CLOSED_MANUAL: "manual"}
+
+
+def single_fills(trade: Trade) -> list[TradeFill]:
+    """A closed one-target trade's one fill: its whole position, with the trade's fees and P/L."""
+    status = TradeStatus(trade.status)
+    if status not in SINGLE_FILL:
+        return []
+    return [TradeFill(time=trade.exit_time, kind=SINGLE_FILL[status], price=trade.exit_price, share=D(1),
+                      fees_usd=trade.fees_usd, pnl_usd=trade.pnl_usd)]
+
+
+def split_trade(targets: list[str], shares: list[str], exits: list[tuple[str, str]], *, tp_split: str = "even",
+                stop_after_tp: str = "none", **over: Any) -> tuple[Trade, list[TradeFill]]:
+    """An unsaved trade split over several targets and its fills, as the worker writes them.
+
+    `exits` are (kind, price) in order: tp1, tp2 … at their targets, then optionally the rest
+    (sl, liquidated, expired, manual) at its price. Each fill is settled as a trade of its own
+    of its share (shared.exits); the trade's fees and P/L are their sums, its exit price their
+    quantity-weighted mean, its status CLOSED_TP when the last part closed at a target, else the
+    rest's status; OPEN while parts are still open (unless `status` says otherwise).
+    """
+    parts = [D(s) for s in shares]
+    assert len(parts) == len(targets) and sum(parts) == 1, "shares must cover the targets and sum to 1"
+    kinds = {"sl": TradeStatus.CLOSED_SL, "liquidated": TradeStatus.LIQUIDATED, "expired": TradeStatus.CLOSED_EXPIRED,
+             "manual": TradeStatus.CLOSED_MANUAL}
+    hit = sum(1 for kind, _ in exits if kind.startswith("tp"))
+    rest = exits[-1][0] if exits and not exits[-1][0].startswith("tp") else None
+    status = over.pop("status", None) or (kinds[rest] if rest else TradeStatus.CLOSED_TP if hit == len(parts)
+                                          else TradeStatus.OPEN)
+    base = make_trade(status=TradeStatus.OPEN if TradeStatus(status) is not TradeStatus.CANCELLED else status,
+                      take_profit=D(targets[0]), **over)
+    base.tp_split, base.stop_after_tp = tp_split, stop_after_tp
+    base.targets, base.shares = ";".join(targets), ";".join(shares)
+    if TradeStatus(status) is TradeStatus.CANCELLED:
+        return base, []
+    fills: list[TradeFill] = []
+    left = D(1)
+    for n, (kind, price) in enumerate(exits):
+        share = parts[n] if kind.startswith("tp") else left
+        left -= share
+        money = settle(side_sign=Side(base.side).sign, stake=base.stake_usd * share, leverage=base.leverage,
+                       fee_rate=base.fee_rate, entry=base.entry_price, exit=D(price), liquidated=kind == "liquidated")
+        fills.append(TradeFill(time=base.entry_time + timedelta(hours=n + 1), kind=kind, price=D(price), share=share,
+                               fees_usd=money.fees_usd, pnl_usd=money.pnl_usd))
+    base.targets_hit = hit
+    base.status = TradeStatus(status).value
+    if TradeStatus(status).is_closed:
+        base.exit_time = fills[-1].time
+        base.last_candle_time = base.exit_time
+        base.exit_price = sum(f.price * f.share for f in fills)
+        base.fees_usd = sum(f.fees_usd for f in fills)
+        base.pnl_usd = sum(f.pnl_usd for f in fills)
+        base.pnl_pct = base.pnl_usd / base.stake_usd
+    elif fills:
+        base.last_candle_time = fills[-1].time
+    return base, fills
 
 
 @dataclass
@@ -104,9 +166,26 @@ class Seeder:
     prices: dict[tuple[str, str], str] = field(default_factory=dict)  # (market, symbol) → latest price
 
     def trade(self, **over: Any) -> Trade:
-        """A trade (see `make_trade`) with its ACCEPTED signal and its events."""
+        """A trade (see `make_trade`) with its ACCEPTED signal, its events and, once closed, its
+        fill (the `trade_fill` row every close writes)."""
         note = over.pop("note", None)
         trade = make_trade(**over)
+        return self._store(trade, single_fills(trade), note)
+
+    def split(self, targets: list[str], shares: list[str], exits: list[tuple[str, str]], **over: Any) -> Trade:
+        """A trade split over several targets with its fills (see `split_trade`), stored like `trade`."""
+        note = over.pop("note", None)
+        trade, fills = split_trade(targets, shares, exits, **over)
+        return self._store(trade, fills, note)
+
+    def fills(self, trade_id: int) -> list[TradeFill]:
+        """The fill rows stored for this trade, in order."""
+        from sqlmodel import Session, select
+
+        with Session(self.engine) as session:
+            return list(session.exec(select(TradeFill).where(TradeFill.trade_id == trade_id).order_by(TradeFill.id)))
+
+    def _store(self, trade: Trade, fills: list[TradeFill], note: str | None) -> Trade:
         with transaction(self.engine) as session:
             signal = Signal(
                 source=trade.source, signal_id=trade.signal_id, time=trade.signal_time,
@@ -130,6 +209,9 @@ class Seeder:
             if trade.exit_time is not None:
                 events.record(kind="trade.closed", at=trade.exit_time, trade_id=trade.id,
                               message=f"trade {trade.id} {trade.status}", session=session)
+            for fill in fills:
+                fill.trade_id = trade.id
+                session.add(fill)
             summaries.note_trade(trade.id, session=session)  # as record_opened does
             if not TradeStatus(trade.status).is_active:  # counted in the summary tables, as save_decision does
                 summaries.count_end(trade, status=TradeStatus(trade.status), pnl=trade.pnl_usd,

@@ -79,6 +79,8 @@ def rebuilt_trades(entries: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 
 def same(column: str, csv_value: str, ledger_value: Any) -> bool:
+    if column in ("funding_usd", "targets_hit") and ledger_value is None:
+        ledger_value = "0"  # no entry says any: none paid, none reached (as shared/projection.py reads a ledger)
     if csv_value == "" or ledger_value is None:
         return csv_value == "" and ledger_value in (None, "")
     if column.endswith("_time"):
@@ -86,7 +88,7 @@ def same(column: str, csv_value: str, ledger_value: Any) -> bool:
     if column == "ambiguous":
         return csv_value == str(ledger_value).lower()
     if column in ("entry_price", "take_profit", "stop_loss", "exit_price", "fees_usd", "pnl_usd", "pnl_pct",
-                  "stake_usd"):
+                  "stake_usd", "funding_usd"):
         return Decimal(csv_value) == Decimal(ledger_value)
     return csv_value == str(ledger_value)
 
