@@ -58,8 +58,11 @@ st.caption("Sharpe and Sortino use one return per UTC day (the day's realized P/
 if not enough:
     st.caption(f"Sharpe and Sortino are shown from {RATIO_MINIMUM} closed trades on "
                f"({stats['closed_trades']} so far): below that they say more about luck than about the signals.")
-st.caption(f"{stats['ambiguous_trades']} trade(s) hit the stop-loss and the take-profit inside the same candle; the "
-           "order inside a candle is unknown, so the stop-loss was recorded (the pessimistic outcome).")
+same = loaders.same_candle_counts(URL, loaders.version(URL))
+st.caption(f"Same-candle cases (a candle reaching both the stop-loss and a take-profit), all time: "
+           f"{same['trades']:,} settled by the exchange's own trades inside the candle (the first trade at or beyond "
+           f"a level decides), {same['assumed']:,} with the stop-loss assumed because those trades could not be had "
+           "(the pessimistic outcome, flagged ambiguous).")
 
 
 

@@ -55,9 +55,16 @@ decides. The **start candle** is the first candle opening at or after the signal
    whole stake plus the entry fee.
 3. *Take-profit*: at exactly the take-profit price (target {settings['take_profit_target']} of a
    multi-target signal, or its last).
-4. **If one candle reaches both the stop-loss and the take-profit, the stop-loss is recorded**:
-   the order of moves inside a candle cannot be known, so we take the pessimistic outcome and
-   mark the trade "same-candle" ({snap.stats['ambiguous_trades']} so far).
+4. **If one candle reaches both the stop-loss and a take-profit, the exchange's own trades inside
+   that candle decide**: the first trade at or beyond either level wins (a take-profit at exactly
+   its price; the stop as in 2). Only when those trades cannot be had is the stop-loss recorded,
+   the pessimistic outcome, and the trade marked "same-candle"
+   ({snap.stats['ambiguous_trades']} so far).
+
+**Funding.** Futures trades pay or receive funding every 8 hours
+(`futures_funding` = {settings.get('futures_funding', 'true')}): for each funding event after the
+entry and up to the exit, −side × (open notional ÷ entry) × mark price × funding rate, from the
+exchange's funding-rate history. It is part of the P/L and shown on its own.
 
 **Money.** With stake S, leverage L, fee rate f per side ({settings['fee_rate_spot']} spot,
 {settings['fee_rate_futures']} futures) and notional N = S·L:

@@ -182,6 +182,12 @@ def receipt_delays(url: str, data_version: tuple[int, str]) -> list[record.Recei
 
 
 @st.cache_data(ttl=30, show_spinner=False)
+def same_candle_counts(url: str, data_version: tuple[int, str]) -> dict[str, int]:
+    with _session(url) as session:
+        return record.same_candle_counts(session=session)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
 def checkpoints(url: str, data_version: tuple[int, str], newest: int = 20) -> list[dict[str, object]]:
     with _session(url) as session:
         return record.checkpoints(newest=newest, session=session)

@@ -323,6 +323,14 @@ def _marked(terms: TradeTerms, state: TradeState, price: Decimal | None, events:
         return unrealized + exact_sum(p.amount_usd for p in funding_payments(terms, state, events, now))
 
 
+def same_candle_counts(*, session: Session) -> dict[str, int]:
+    """Closed trades whose deciding candle reached both the adverse level and a target: settled
+    by the exchange's trades (`trades`) or with the stop-loss assumed (`assumed`)."""
+    rows = session.execute(sa.select(Trade.resolution, sa.func.count()).where(  # type: ignore[call-overload]
+        Trade.resolution.in_(("trades", "assumed"))).group_by(Trade.resolution))  # type: ignore[attr-defined]
+    return {"trades": 0, "assumed": 0, **{str(how): int(count) for how, count in rows}}
+
+
 def _levels_now(terms: TradeTerms, state: TradeState) -> tuple[Decimal, Decimal]:
     """The next target and the stop in force of an active trade (its own, while pending)."""
     target = next_targets(terms, state)[0].target if next_targets(terms, state) else terms.take_profit
