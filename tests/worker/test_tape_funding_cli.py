@@ -9,8 +9,6 @@ fake exchange's `aggTrades` and `fundingRate` (tests/fake_exchange.py, demo/tape
   exchange serves (read over HTTP), −s·(notional/entry)·markPrice·rate for entry < t ≤ exit.
 """
 
-import csv
-import io
 import json
 import random
 import urllib.request
@@ -29,10 +27,10 @@ from fake_exchange import FakeExchange, read_candles
 from shared.database import make_engine
 from shared.kinds import Market
 from tests.reference_rules import Setup, simulate
+from tests.worker.test_multi_target_cli import close, exported
 
 HEADER = "id,time,symbol,side,market,entry,take_profit,stop_loss,leverage,confidence,source,note"
 START = datetime(2018, 1, 20, 6, 0, tzinfo=timezone.utc)
-TOLERANCE = D("1e-9")
 
 pytestmark = pytest.mark.slow
 
@@ -56,16 +54,6 @@ def tight_signals(candles_dir: Path, count: int = 60, seed: int = 15) -> tuple[s
         lines.append(f"t{n},{when.isoformat()},{symbol},{side},SPOT,,{';'.join(map(str, targets))},{stop},,,,")
         specs[f"t{n}"] = {"symbol": symbol, "side": side, "targets": targets, "stop": stop, "time": when}
     return "\n".join(lines) + "\n", specs
-
-
-def exported(cli: Cli, *args: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(cli(*args).stdout)))
-
-
-def close(mine: str, theirs: object) -> bool:
-    if theirs is None:
-        return mine == ""
-    return mine != "" and abs(D(mine) - D(theirs)) <= TOLERANCE  # type: ignore[arg-type]
 
 
 def resolutions(database_url: str) -> dict[str, str]:
