@@ -348,6 +348,8 @@ def compare(projection: Projection, table: Iterable[list[str]]) -> Iterator[str]
             yield f"trade {trade_id}: in the trade table but no trade.opened in the ledger"
             continue
         for column in TRADE_COLUMNS:
+            if column == "funding_usd" and projected.status == TradeStatus.OPEN.value:
+                continue  # an open trade's funding so far is a mark to market, not a recorded state
             if row.get(column, "") != projected.row[column]:
                 where = projected.last_seq if column in STATE_COLUMNS or column == "ambiguous" else projected.opened_seq
                 yield (f"seq {where}: trade {trade_id} {column} is {row.get(column, '')!r} in the trade table, "

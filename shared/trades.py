@@ -76,16 +76,42 @@ def _row(values: dict[str, Any], columns: Sequence[str], text_columns: frozenset
     return [text_cell(values[c]) if c in text_columns else _cell(values[c]) for c in columns]
 
 
-def trade_export_row(trade: Trade) -> list[str]:
+def trade_export_row(trade: Trade, funding: "OpenFunding | None" = None) -> list[str]:
     values = {"trade_id": trade.id, **{c: getattr(trade, c) for c in TRADE_COLUMNS if c != "trade_id"}}
+    if funding is not None:
+        values["funding_usd"] = funding.so_far(trade)
     return _row(values, TRADE_COLUMNS, TRADE_TEXT_COLUMNS)
 
 
-def export_trades(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:
+class OpenFunding:
+    """An open futures trade's `funding_usd`: the funding paid or received so far, from the stored
+    history (a mark to market, like its unrealized P/L; a closed trade's is the one it closed with)."""
+
+    def __init__(self, *, session: Session, now: datetime) -> None:
+        self.session, self.now = session, now
+        self.events: dict[str, list[Any]] = {}
+
+    def so_far(self, trade: Trade) -> Decimal:
+        if trade.status != "OPEN" or not trade.futures_funding or trade.entry_time is None:
+            return trade.funding_usd
+        from shared import funding, funding_store
+        from shared.exits import funding_payments
+        from shared.trade_rows import fills_of, state_of, terms_of
+
+        if trade.symbol not in self.events:  # the symbol's whole stored history, once per export
+            self.events[trade.symbol] = funding_store.events(trade.symbol, datetime.min.replace(tzinfo=timezone.utc),
+                                                             self.now, session=self.session)
+        fills = fills_of([trade.id], session=self.session).get(trade.id, ()) if trade.targets_hit else ()
+        paid = funding_payments(terms_of(trade), state_of(trade, fills), self.events[trade.symbol], self.now)
+        return funding.total(paid)
+
+
+def export_trades(*, session: Session, chunk: int = 5000, now: datetime | None = None) -> Iterator[list[str]]:
     """Every trade in the export schema, by id, streamed (fine for a million rows)."""
+    funding = OpenFunding(session=session, now=now or datetime.now(timezone.utc))
     statement = select(Trade).order_by(Trade.id).execution_options(yield_per=chunk)
     for trade in session.exec(statement):
-        yield trade_export_row(trade)
+        yield trade_export_row(trade, funding)
 
 
 def export_fills(*, session: Session, chunk: int = 5000) -> Iterator[list[str]]:

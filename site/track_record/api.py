@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared.models import Market, Side, TradeStatus
-from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, export_signals, trade_export_row, write_csv
+from shared.trades import SIGNAL_COLUMNS, TRADE_COLUMNS, OpenFunding, export_signals, trade_export_row, write_csv
 from track_record import deployment
 from track_record.record import HistoryFilter, filtered_trades
 from track_record.signal_log import ORIGINS, STATUSES, SignalFilter
@@ -179,8 +179,9 @@ def csv_chunks(engine: Engine, flt: HistoryFilter, rows_per_chunk: int = ROWS_PE
     write_csv(buffer, TRADE_COLUMNS, [])
     writer = csv.writer(buffer, lineterminator="\n")  # the dialect of `write_csv`
     with Session(engine) as session:
+        funding = OpenFunding(session=session, now=datetime.now(timezone.utc))
         for n, trade in enumerate(filtered_trades(flt, chunk=rows_per_chunk, session=session), start=1):
-            writer.writerow(trade_export_row(trade))
+            writer.writerow(trade_export_row(trade, funding))
             if n % rows_per_chunk == 0:
                 yield _drain(buffer)
     yield _drain(buffer)
