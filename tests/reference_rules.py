@@ -137,8 +137,11 @@ def simulate(setup: Setup, candles: list[tuple[datetime, Decimal, Decimal, Decim
             out.resolution = "trades"
             opened_through = o <= level if long else o >= level
             favourable_first = (order == "high_first") == long
-            if not opened_through and favourable_first:
-                for target, share in reached:
+            if not opened_through:
+                # The first trade is the open: targets it reaches fill first; then, when the
+                # favourable extreme comes first, every target on the way to it.
+                first = [p for p in reached if (o >= p[0] if long else o <= p[0])]
+                for target, share in reached if favourable_first else first:
                     fill(t, f"tp{out.targets_hit + 1}", target, share)
                 if out.targets_hit == len(portions):
                     finish("CLOSED_TP", t)

@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from conftest import Cli
+from fake_exchange import FakeExchange
 from shared.database import transaction
 from shared.trades import text_cell
 from spreadsheet import formula_cells
+from tests.worker.test_cli_end_to_end import SAME_CANDLE_ORDER
 
 HEADER = "id,time,symbol,side,market,entry,take_profit,stop_loss,leverage,confidence,source,note\n"
 # Real candles (see tests/worker/test_cli_end_to_end.py): the first closes at its take-profit,
@@ -39,7 +41,8 @@ def test_a_text_cell_that_starts_like_a_formula_gets_a_quote(value: str | None, 
 
 
 def test_hostile_text_reaches_no_spreadsheet_as_a_formula_and_numbers_stay_numbers(
-        cli: Cli, engine: Engine, tmp_path: Path) -> None:
+        cli: Cli, engine: Engine, tmp_path: Path, exchange: FakeExchange) -> None:
+    exchange.tape_orders = SAME_CANDLE_ORDER  # the second's candle goes down to its stop first
     (tmp_path / "hostile.csv").write_text(HOSTILE)
     cli("signals", "import", str(tmp_path / "hostile.csv"))
     cli("worker", "--once")
