@@ -92,6 +92,7 @@ def make_trade(**over: Any) -> Trade:
     values.setdefault("pnl_usd", money.pnl_usd)
     values.setdefault("pnl_pct", values["pnl_usd"] / values["stake_usd"])
     values.setdefault("targets_hit", 1 if status is TradeStatus.CLOSED_TP else 0)
+    values.setdefault("resolution", "assumed" if values.get("ambiguous") else "candle")  # no tape had
     return Trade(**values)
 
 

@@ -352,8 +352,9 @@ def test_analytics_per_symbol_and_same_candle_count(seeded_database: Any, app: A
 
     ambiguous = sum(t.ambiguous for t in seeded_database.trades)
     assert ambiguous == 1
-    assert any(c.value.startswith(f"{ambiguous} trade(s) hit the stop-loss and the take-profit inside the same candle")
-               for c in at.caption)
+    assert any(c.value.startswith("Same-candle cases (a candle reaching both the stop-loss and a take-profit), all "
+                                  f"time: 0 settled by the exchange's own trades") and
+               f"{ambiguous} with the stop-loss assumed" in c.value for c in at.caption)
 
     widget(at.sidebar.toggle, "Live signals only").set_value(True)
     ok(at.run())
