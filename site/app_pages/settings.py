@@ -159,7 +159,7 @@ def widget(key: str, current: str, widget_key: str) -> str:
         chosen = st.multiselect(label, [m.value for m in Market], default=current.split(","), help=help_text,
                                 key=widget_key)
         value = ",".join(chosen)
-    elif key == "one_per_symbol_side":
+    elif key in ("one_per_symbol_side", "futures_funding"):
         value = "true" if st.checkbox(label, value=current == "true", help=help_text, key=widget_key) else "false"
     elif key == "site_description":
         value = st.text_area(label, current, help=help_text, key=widget_key, max_chars=1000)
