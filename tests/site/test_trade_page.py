@@ -347,18 +347,7 @@ def test_the_whole_app_serves_the_page(seed: Any, monkeypatch: pytest.MonkeyPatc
 WIDTHS = {"desktop": 1400, "phone": 390}
 
 
-@pytest.fixture
-def chromium_path() -> Path:
-    from conftest import unavailable
-    from tests.site.test_browser import CHROMIUM
-
-    if not CHROMIUM.is_file():
-        unavailable(f"no Chromium at {CHROMIUM}")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        unavailable("playwright (python) is not installed")
-    return CHROMIUM
+from tests.site.test_browser import chromium_path  # noqa: E402,F401  (the one Chromium fixture)
 
 
 @pytest.mark.postgres
